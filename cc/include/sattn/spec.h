@@ -1,0 +1,82 @@
+// sattn spec contract in C++: the five attention specs of docs/contract.md.
+//
+// This header is the C++ mirror of python/sattn/specs.py; docs/contract.md is the single
+// source of truth for what each field means. Portable C++17, no host assumptions: the CPU,
+// RVV and RoCC targets all compile it.
+#ifndef SATTN_SPEC_H_
+#define SATTN_SPEC_H_
+
+#include <cstdint>
+#include <string>
+
+namespace sattn {
+
+enum class SpecKind : int32_t {
+  kDense = 0,
+  kSlidingWindow = 1,
+  kBlockTopK = 2,
+  kBigBird = 3,
+  kTopKPerQuery = 4,
+};
+
+enum class BlockScore : int32_t { kMean = 0, kMax = 1 };
+
+// One flat struct for every spec; fields that a kind does not use are ignored.
+struct Spec {
+  SpecKind kind = SpecKind::kDense;
+  bool causal = false;
+  // SlidingWindow
+  int32_t window = 0;
+  int32_t dilation = 1;
+  int32_t global_tokens = 0;
+  // BlockTopK and BigBird
+  int32_t block = 64;
+  double keep = 0.125;
+  int32_t global_blocks = 1;
+  int32_t local_blocks = 1;
+  BlockScore score = BlockScore::kMean;
+  int32_t window_blocks = 3;
+  int32_t random_blocks = 2;
+  uint64_t seed = 0;
+  // TopKPerQuery
+  int32_t topk = 64;
+};
+
+// Problem shape: q is (B, Hq, Lq, D); k and v are (B, Hkv, Lk, D), all row-major contiguous.
+// Query row i sits at absolute position i + Lk - Lq.
+struct Shape {
+  int32_t B = 1, Hq = 1, Hkv = 1, Lq = 1, Lk = 1, D = 1;
+};
+
+// Error status: code 0 is success; `message` names the offending argument and what was expected.
+enum class ErrorCode : int32_t {
+  kOk = 0,
+  kInvalidArgument = 1,  // bad spec field or shape
+  kInternal = 2,
+};
+
+struct Status {
+  ErrorCode code = ErrorCode::kOk;
+  std::string message;
+  bool ok() const { return code == ErrorCode::kOk; }
+  static Status Ok() { return {}; }
+  static Status Invalid(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
+};
+
+// Validates spec fields and shape (block in [1, 4096], keep in (0, 1], window >= 1, counts >= 0,
+// Hq % Hkv == 0, 1 <= Lq <= Lk, D >= 1, ...). Returns the first problem found.
+Status ValidateSpec(const Spec& spec);
+Status ValidateShape(const Shape& shape);
+
+// True iff key position j is visible from query position p under the closed-form token rules
+// (causal, and for SlidingWindow the window/dilation/global rule). Block-level selection
+// (BlockTopK, BigBird, TopKPerQuery) is the planner's job, not this function's.
+bool TokenRuleVisible(const Spec& spec, int64_t p, int64_t j);
+
+// BigBird's counter-based generator (docs/contract.md, "BigBird random blocks"): a 64-bit
+// splitmix64 finalizer over (seed, query block, draw index). RVV and RTL reproduce it bit for bit.
+uint64_t BigBirdMix(uint64_t seed, uint64_t row, uint64_t draw);
+
+}  // namespace sattn
+
+#endif  // SATTN_SPEC_H_

@@ -1,0 +1,35 @@
+"""Build macros for sattn's Python layer: pybind11 extensions and pytest-driven tests."""
+
+load("@rules_cc//cc:defs.bzl", "cc_binary")
+load("@rules_python//python:defs.bzl", "py_test")
+
+def pybind_extension(name, srcs = [], deps = [], copts = [], **kwargs):
+    """A pybind11 extension module `<name>.so`, importable as the last component of `name`.
+
+    `name` may contain a package path (e.g. "sattn/_cc") so the module lands inside the Python
+    package directory of the BUILD file. Depend on the `.so` from a py_library's `data`.
+    """
+    cc_binary(
+        name = name + ".so",
+        srcs = srcs,
+        deps = deps + ["@sattn_python//:pybind11_headers"],
+        copts = copts + ["-fvisibility=hidden", "-fno-strict-aliasing"],
+        linkshared = True,
+        linkstatic = True,
+        **kwargs
+    )
+
+def sattn_py_test(name, srcs, deps = [], data = [], args = [], size = "small", **kwargs):
+    """A py_test that runs its test file under pytest (quiet, fail-fast reporting)."""
+    py_test(
+        name = name,
+        srcs = srcs + ["//tools/bazel:pytest_main.py"],
+        main = "//tools/bazel:pytest_main.py",
+        args = ["$(location %s)" % srcs[0]] + args,
+        deps = deps,
+        data = data,
+        size = size,
+        python_version = "PY3",
+        srcs_version = "PY3",
+        **kwargs
+    )

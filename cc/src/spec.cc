@@ -1,0 +1,86 @@
+// Validation and token rules of the spec contract (docs/contract.md).
+#include "sattn/spec.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+namespace sattn {
+namespace {
+
+Status Bad(const std::string& field, const std::string& expected, const std::string& got) {
+  return Status::Invalid(field + ": expected " + expected + ", got " + got);
+}
+
+}  // namespace
+
+Status ValidateSpec(const Spec& s) {
+  switch (s.kind) {
+    case SpecKind::kDense:
+      return Status::Ok();
+    case SpecKind::kSlidingWindow:
+      if (s.window < 1) return Bad("window", "an integer >= 1", std::to_string(s.window));
+      if (s.dilation < 1) return Bad("dilation", "an integer >= 1", std::to_string(s.dilation));
+      if (s.global_tokens < 0)
+        return Bad("global_tokens", "an integer >= 0", std::to_string(s.global_tokens));
+      return Status::Ok();
+    case SpecKind::kBlockTopK:
+      if (s.block < 1 || s.block > 4096) return Bad("block", "1..4096", std::to_string(s.block));
+      if (!(s.keep > 0.0 && s.keep <= 1.0)) return Bad("keep", "a value in (0, 1]", std::to_string(s.keep));
+      if (s.global_blocks < 0)
+        return Bad("global_blocks", "an integer >= 0", std::to_string(s.global_blocks));
+      if (s.local_blocks < 0)
+        return Bad("local_blocks", "an integer >= 0", std::to_string(s.local_blocks));
+      if (s.score != BlockScore::kMean && s.score != BlockScore::kMax)
+        return Bad("score", "mean or max", std::to_string(int(s.score)));
+      return Status::Ok();
+    case SpecKind::kBigBird:
+      if (s.block < 1 || s.block > 4096) return Bad("block", "1..4096", std::to_string(s.block));
+      if (s.window_blocks < 0)
+        return Bad("window_blocks", "an integer >= 0", std::to_string(s.window_blocks));
+      if (s.global_blocks < 0)
+        return Bad("global_blocks", "an integer >= 0", std::to_string(s.global_blocks));
+      if (s.random_blocks < 0)
+        return Bad("random_blocks", "an integer >= 0", std::to_string(s.random_blocks));
+      return Status::Ok();
+    case SpecKind::kTopKPerQuery:
+      if (s.topk < 1) return Bad("k", "an integer >= 1", std::to_string(s.topk));
+      return Status::Ok();
+  }
+  return Bad("kind", "one of Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery",
+             std::to_string(int(s.kind)));
+}
+
+Status ValidateShape(const Shape& sh) {
+  if (sh.B < 1) return Bad("B", "batch >= 1", std::to_string(sh.B));
+  if (sh.Hq < 1) return Bad("Hq", "query heads >= 1", std::to_string(sh.Hq));
+  if (sh.Hkv < 1) return Bad("Hkv", "kv heads >= 1", std::to_string(sh.Hkv));
+  if (sh.Hq % sh.Hkv != 0)
+    return Bad("Hq", "a multiple of Hkv=" + std::to_string(sh.Hkv), std::to_string(sh.Hq));
+  if (sh.Lk < 1) return Bad("Lk", "key length >= 1", std::to_string(sh.Lk));
+  if (sh.Lq < 1 || sh.Lq > sh.Lk)
+    return Bad("Lq", "1 <= Lq <= Lk=" + std::to_string(sh.Lk), std::to_string(sh.Lq));
+  if (sh.D < 1) return Bad("D", "head_dim >= 1", std::to_string(sh.D));
+  return Status::Ok();
+}
+
+bool TokenRuleVisible(const Spec& s, int64_t p, int64_t j) {
+  if (s.causal && j > p) return false;
+  if (s.kind != SpecKind::kSlidingWindow) return true;
+  if (j < s.global_tokens || p < s.global_tokens) return true;
+  const int64_t d = p - j;
+  const int64_t span = int64_t(s.window) * s.dilation;
+  return std::llabs(d) < span && d % s.dilation == 0;
+}
+
+uint64_t BigBirdMix(uint64_t seed, uint64_t row, uint64_t draw) {
+  // splitmix64 finalizer of a counter made from (seed, row, draw): no state, so any target can
+  // draw row a's numbers independently and in any order.
+  uint64_t z = seed ^ (row << 32) ^ draw;
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace sattn

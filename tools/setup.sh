@@ -19,6 +19,7 @@ DEB_PACKAGES=(
   "clang-$LLVM_MAJOR" "lld-$LLVM_MAJOR" "llvm-$LLVM_MAJOR" "llvm-$LLVM_MAJOR-dev" "llvm-$LLVM_MAJOR-tools"
   "libmlir-$LLVM_MAJOR-dev" "mlir-$LLVM_MAJOR-tools"
   libc6-dev-riscv64-cross libgcc-12-dev-riscv64-cross   # riscv64 sysroot for clang --target
+  libstdc++-12-dev-riscv64-cross      # riscv64 C++ headers/libstdc++.a: the planner (C++17) runs on target
   qemu-user                           # qemu-riscv64 7.2 (RVV 1.0, TCG plugins)
   verilator                           # 5.006
   python3-dev zip unzip
@@ -84,6 +85,7 @@ check_tools() {
   chk lld "LLD $LLVM_MAJOR." "ld.lld-$LLVM_MAJOR" --version
   chk riscv64-libc "ok" bash -c 'test -f /usr/riscv64-linux-gnu/lib/libc.a && test -f /usr/riscv64-linux-gnu/include/stdio.h && echo ok' 
   chk riscv64-libgcc "ok" bash -c 'ls /usr/lib/gcc-cross/riscv64-linux-gnu/12/libgcc.a >/dev/null && echo ok'
+  chk riscv64-libstdc++ "ok" bash -c 'ls /usr/lib/gcc-cross/riscv64-linux-gnu/12/libstdc++.a /usr/riscv64-linux-gnu/include/c++/12/vector >/dev/null && echo ok'
   chk qemu-riscv64 "version 7.2" qemu-riscv64 --version
   chk verilator "Verilator 5.006" verilator --version
   chk mlir-tblgen "version $LLVM_MAJOR." "mlir-tblgen-$LLVM_MAJOR" --version

@@ -1,0 +1,235 @@
+"""Forward kernel: one program per (query tile, batch*query head, key split).
+
+The same kernel serves every spec. How it finds its key tiles is a compile-time MODE:
+  MODE_PLAN     walks the CSR row of its query block (row_ptr/col_idx/mask_idx, plan.h layout);
+  MODE_DENSE    walks [0, Lk) (causal: up to the diagonal), computed from program ids;
+  MODE_SLIDING  walks the global-token tiles plus the window band, computed from program ids,
+so Dense and SlidingWindow never need a plan. Decode (few queries, long KV) splits the key tiles
+of one query tile over NUM_SPLITS programs; each writes a partial (out, lse) and `combine_splits`
+merges them by LSE. Softmax runs in base 2 (exp2) with the scale folded into qk_scale.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sattn_triton.common import (LN2, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
+                                 dot_in_fp32, interpreting, key_tile_full, num_sms,
+                                 padded_head_dim, token_visible)
+
+
+@triton.jit
+def key_tile_range(p_lo, p_hi, Lk, MODE: tl.constexpr, CAUSAL: tl.constexpr, BLOCK_N: tl.constexpr,
+                   span, gtok):
+    """Planless modes: (n_g, lo_t, total) so virtual tile t maps to t (t < n_g) or lo_t + t - n_g."""
+    hi = Lk - 1
+    if CAUSAL:
+        hi = tl.minimum(p_hi, Lk - 1)
+    lo = 0
+    n_g = 0
+    if MODE == MODE_SLIDING:
+        if p_lo >= gtok:
+            lo = tl.maximum(p_lo - span + 1, 0)
+            if not CAUSAL:
+                hi = tl.minimum(p_hi + span - 1, Lk - 1)
+            n_g = tl.minimum(tl.cdiv(gtok, BLOCK_N), lo // BLOCK_N)
+    lo_t = lo // BLOCK_N
+    total = n_g + tl.maximum(hi // BLOCK_N - lo_t + 1, 0)
+    if p_hi < p_lo:
+        total = 0
+    return n_g, lo_t, total
+
+
+@triton.jit
+def _fwd_kernel(
+    Q, K, V, O, LSE,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sos, slb, slh, sls,
+    ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
+    Hq, group, Lk, q_first, qk_scale, span, dilation, gtok,
+    D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
+):
+    pid_t = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    b = pid_bh // Hq
+    h = pid_bh % Hq
+    hk = h // group
+    TPB: tl.constexpr = BLK // BLOCK_M
+    r = pid_t // TPB
+    a = r + q_block_begin
+    m0 = a * BLK + (pid_t % TPB) * BLOCK_M
+    p_lo = tl.maximum(m0, q_first)
+    p_hi = tl.minimum(m0 + BLOCK_M, Lk) - 1
+
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, DP)
+    pos = m0 + offs_m
+    row_ok = (pos >= q_first) & (pos < Lk)
+    d_ok = offs_d < D
+    q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
+    k_base = K + b.to(tl.int64) * skb + hk.to(tl.int64) * skh
+    v_base = V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh
+    q = tl.load(q_base + (pos - q_first)[:, None].to(tl.int64) * sqm + offs_d[None, :],
+                mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+    if DOT_F32:
+        q = q.to(tl.float32)
+
+    # The key tiles of this program: a range of "virtual tiles" [ts, te) of this split.
+    NSUB: tl.constexpr = BLK // BLOCK_N
+    if MODE == MODE_PLAN:
+        row = b * plan_sb + h * plan_sh + r
+        e0 = tl.load(ROW_PTR + row)
+        total = (tl.load(ROW_PTR + row + 1) - e0) * NSUB
+        if p_hi < p_lo:
+            total = 0
+        n_g = 0
+        lo_t = 0
+    else:
+        n_g, lo_t, total = key_tile_range(p_lo, p_hi, Lk, MODE, CAUSAL, BLOCK_N, span, gtok)
+        e0 = 0
+    chunk = tl.cdiv(total, NUM_SPLITS)
+    ts = pid_s * chunk
+    te = tl.minimum(ts + chunk, total)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, DP], tl.float32)
+    for t in range(ts, te):
+        if MODE == MODE_PLAN:
+            e = e0 + t // NSUB
+            c = tl.load(COL_IDX + e)
+            mi = tl.load(MASK_IDX + e)
+            n0 = c * BLK + (t % NSUB) * BLOCK_N
+            need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
+        else:
+            n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
+            mi = 0
+            need_mask = key_tile_full(p_lo, p_hi, n0, Lk, BLOCK_N, CAUSAL, SW, span, dilation, gtok) == 0
+        j = n0 + offs_n
+        kv_ok = (j < Lk)[:, None] & d_ok[None, :]
+        k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
+        v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
+        if DOT_F32:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
+        s = tl.dot(q, tl.trans(k)) * qk_scale
+        if need_mask:
+            if BITMAP:
+                # mask_idx -1 reaches here only for the ragged last key tile: bounds mask only.
+                vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
+                                     (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
+                vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
+            else:
+                vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
+            s = tl.where(vis, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        # Rows with nothing visible yet keep m = -inf; shift by 0 so exp2 gives 0, not NaN.
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m_i - m_use)
+        p = tl.exp2(s - m_use[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+
+    has = l_i > 0.0
+    out = acc / tl.where(has, l_i, 1.0)[:, None]
+    lse = tl.where(has, (m_i + tl.log2(tl.where(has, l_i, 1.0))) * LN2, float("-inf"))
+    o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + h.to(tl.int64) * soh
+    tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
+             out.to(O.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+    l_ptr = LSE + pid_s.to(tl.int64) * sls + b.to(tl.int64) * slb + h.to(tl.int64) * slh
+    tl.store(l_ptr + (pos - q_first), lse, mask=row_ok)
+
+
+def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_warps, num_stages) for a launch; tile edges divide the plan block.
+
+    H100 choices follow FlashAttention-2's Triton configs (128x64 tiles, 8 warps for D=128);
+    under the interpreter small tiles keep CI fast. Decode (Lq <= 16) uses 16-row tiles.
+    """
+    if interpreting():
+        bm = 16
+        return bm, 16, 4, 1
+    bm = 16 if Lq <= 16 else (64 if head_dim > 128 else 128)
+    bn = 32 if head_dim > 128 else 64
+    bm = min(bm, block)
+    bn = min(bn, block)
+    warps = 4 if (bm <= 64 or head_dim <= 64) else 8
+    stages = 2 if head_dim > 128 else 3
+    return bm, bn, warps, stages
+
+
+def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, dilation: int = 1,
+            global_tokens: int = 0, plan=None, num_splits: int | None = None):
+    """Runs the forward kernel; returns (out (B,Hq,Lq,D) in q.dtype, lse (B,Hq,Lq) float32)."""
+    B, Hq, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    q_first = Lk - Lq
+    DP = padded_head_dim(D)
+    if mode == MODE_PLAN:
+        blk = plan.block
+        bm, bn, warps, stages = fwd_tiles(D, blk, Lq, q.dtype, mode)
+        q_block_begin, n_q_blocks = plan.q_block_begin, plan.n_q_blocks
+        row_ptr, col_idx, mask_idx = plan.row_ptr, plan.col_idx, plan.mask_idx
+        bitmaps = plan.bitmaps if plan.bitmaps is not None and plan.bitmaps.numel() else col_idx
+        plan_sb = plan.plan_h * n_q_blocks if plan.plan_b > 1 else 0
+        plan_sh = n_q_blocks if plan.plan_h > 1 else 0
+        use_bitmap = plan.bitmap_masks
+        words = plan.words_per_row
+        kv_tiles = plan.n_k_blocks * (blk // bn)
+    else:
+        bm, bn, warps, stages = fwd_tiles(D, 1 << 30, Lq, q.dtype, mode)
+        blk = bm  # planless: a "block" is one query tile
+        q_block_begin = q_first // blk
+        n_q_blocks = triton.cdiv(Lk, blk) - q_block_begin
+        row_ptr = col_idx = mask_idx = bitmaps = q  # unused pointers
+        plan_sb = plan_sh = 0
+        use_bitmap = False
+        words = 1
+        kv_tiles = triton.cdiv(Lk, bn)
+    n_prog = n_q_blocks * (blk // bm)
+    if num_splits is None:
+        # Split the keys only when the query tiles alone cannot fill the GPU (decode).
+        want = 2 * num_sms(q.device)
+        num_splits = 1
+        if n_prog * B * Hq < want:
+            num_splits = max(1, min(64, triton.cdiv(want, n_prog * B * Hq), kv_tiles // 4))
+    if num_splits == 1:
+        out = torch.empty(B, Hq, Lq, D, dtype=q.dtype, device=q.device)
+        lse = torch.empty(B, Hq, Lq, dtype=torch.float32, device=q.device)
+        so = (out.stride(0), out.stride(1), out.stride(2), 0)
+        sl = (lse.stride(0), lse.stride(1), 0)
+    else:
+        out = torch.empty(num_splits, B, Hq, Lq, D, dtype=torch.float32, device=q.device)
+        lse = torch.empty(num_splits, B, Hq, Lq, dtype=torch.float32, device=q.device)
+        so = (out.stride(1), out.stride(2), out.stride(3), out.stride(0))
+        sl = (lse.stride(1), lse.stride(2), lse.stride(0))
+    assert q.stride(3) == 1 and k.stride(3) == 1 and v.stride(3) == 1
+    grid = (n_prog, B * Hq, num_splits)
+    _fwd_kernel[grid](
+        q, k, v, out, lse,
+        q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
+        v.stride(0), v.stride(1), v.stride(2), so[0], so[1], so[2], so[3], sl[0], sl[1], sl[2],
+        row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, q_block_begin,
+        Hq, Hq // Hkv, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens,
+        D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal,
+        SW=(mode == MODE_SLIDING) or (mode == MODE_PLAN and window > 0), BITMAP=use_bitmap,
+        WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype),
+        num_warps=warps, num_stages=stages,
+    )
+    if num_splits > 1:
+        out, lse = combine_splits(out, lse, q.dtype)
+    return out, lse
+
+
+def combine_splits(out_s, lse_s, dtype):
+    """Merges per-split (out, lse) by LSE weights; rows no split saw stay 0 / -inf. No host sync."""
+    lse = torch.logsumexp(lse_s, dim=0)
+    w = torch.exp(lse_s - torch.where(torch.isinf(lse), 0.0, lse).unsqueeze(0))
+    w = torch.where(torch.isinf(lse_s), 0.0, w)
+    out = (out_s * w.unsqueeze(-1)).sum(0)
+    return out.to(dtype), lse

@@ -1,0 +1,309 @@
+"""Block plans on the device: the plan.h CSR layout as torch tensors, plus device planners.
+
+`GpuPlan` carries exactly the fields of `sattn::BlockPlan` (cc/include/sattn/plan.h) as device
+tensors. Two GPU-side extensions, both documented in docs/backends/gpu.md:
+  * mask_idx == -2: "partial block, apply the spec's token rule" (no bitmap stored). Device
+    planners emit it for the causal diagonal; for rule-based specs the host planner's bitmaps
+    equal the token rule, so a host plan with `bitmap_masks=False` is read the same way.
+  * col_idx / mask_idx may be longer than row_ptr[-1] (a capacity buffer), so a device planner
+    never has to copy nnz to the host; entries past row_ptr[-1] are never read.
+
+Device planners (`build_block_topk`, `build_topk_per_query`) use only torch ops whose output sizes
+follow from shapes and spec fields, so they never synchronise with the host and can be captured
+by torch.compile / CUDA graphs. `transpose` builds the per-key-block (CSC) view the backward pass
+needs, also without a sync, and caches it on the plan (plans are reused across layers/steps).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclasses.dataclass
+class GpuPlan:
+    block: int
+    B: int
+    Hq: int
+    Lq: int
+    Lk: int
+    plan_b: int
+    plan_h: int
+    q_block_begin: int
+    n_q_blocks: int
+    n_k_blocks: int
+    words_per_row: int
+    row_ptr: torch.Tensor            # int32 (rows + 1,)
+    col_idx: torch.Tensor            # int32 (>= nnz,)
+    mask_idx: torch.Tensor           # int32 (>= nnz,): -1 full, -2 token rule, m >= 0 bitmap m
+    bitmaps: torch.Tensor            # int64 (n_masks * block * words_per_row,), >= one mask long
+    bitmap_masks: bool               # True: partial entries read bitmaps; False: token rule
+    _transposed: Optional[tuple] = dataclasses.field(default=None, repr=False)
+
+    @property
+    def rows(self) -> int:
+        return self.plan_b * self.plan_h * self.n_q_blocks
+
+    @property
+    def device(self) -> torch.device:
+        return self.row_ptr.device
+
+    def check_shape(self, B: int, Hq: int, Lq: int, Lk: int) -> None:
+        """Raises ValueError if the plan was built for another problem shape."""
+        got = (self.B, self.Hq, self.Lq, self.Lk)
+        if got != (B, Hq, Lq, Lk):
+            raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={got}, but q/k give {(B, Hq, Lq, Lk)}")
+
+    def to(self, device) -> "GpuPlan":
+        f = {fl.name: getattr(self, fl.name) for fl in dataclasses.fields(self) if fl.name != "_transposed"}
+        for name in ("row_ptr", "col_idx", "mask_idx", "bitmaps"):
+            f[name] = f[name].to(device)
+        return GpuPlan(**f)
+
+
+def _geometry(Lq: int, Lk: int, block: int):
+    n_k_blocks = -(-Lk // block)
+    q_block_begin = (Lk - Lq) // block
+    return n_k_blocks, q_block_begin, n_k_blocks - q_block_begin
+
+
+def from_host(plan, device, *, bitmap_masks: bool) -> GpuPlan:
+    """Converts a host BlockPlan (any object with plan.h's field names and array-like vectors:
+    the lead's `sattn.plan` result or a plan_io file) to device tensors.
+
+    `bitmap_masks=False` (rule-based specs: Dense, SlidingWindow, BigBird, BlockTopK) makes the
+    kernel evaluate the token rule for partial entries instead of loading their bitmaps, which is
+    the same set by construction of the planner and saves the bitmap loads.
+    """
+    def arr(x, dtype):
+        return torch.as_tensor(np.ascontiguousarray(np.asarray(x).astype(dtype)))
+
+    words = int(plan.words_per_row)
+    bitmaps = np.asarray(plan.bitmaps, dtype=np.uint64).view(np.int64)
+    if bitmaps.size == 0:
+        bitmaps = np.zeros(int(plan.block) * words, dtype=np.int64)
+    return GpuPlan(
+        block=int(plan.block), B=int(plan.B), Hq=int(plan.Hq), Lq=int(plan.Lq), Lk=int(plan.Lk),
+        plan_b=int(plan.plan_b), plan_h=int(plan.plan_h), q_block_begin=int(plan.q_block_begin),
+        n_q_blocks=int(plan.n_q_blocks), n_k_blocks=int(plan.n_k_blocks), words_per_row=words,
+        row_ptr=arr(plan.row_ptr, np.int32).to(device),
+        col_idx=arr(plan.col_idx, np.int32).to(device) if len(plan.col_idx) else torch.zeros(1, dtype=torch.int32, device=device),
+        mask_idx=arr(plan.mask_idx, np.int32).to(device) if len(plan.mask_idx) else torch.full((1,), -1, dtype=torch.int32, device=device),
+        bitmaps=torch.from_numpy(np.ascontiguousarray(bitmaps)).to(device),
+        bitmap_masks=bitmap_masks,
+    )
+
+
+def _block_bounds(Lq, Lk, block, device):
+    """Per query-block row: first in-range position p0; per key block: last key j1."""
+    n_k_blocks, qbb, nqb = _geometry(Lq, Lk, block)
+    a = torch.arange(qbb, qbb + nqb, device=device)
+    p0 = torch.clamp(a * block, min=Lk - Lq)
+    p1 = torch.clamp((a + 1) * block, max=Lk) - 1
+    c = torch.arange(n_k_blocks, device=device)
+    j1 = torch.clamp((c + 1) * block, max=Lk) - 1
+    return a, p0, p1, j1
+
+
+def _pool(x: torch.Tensor, first: int, L: int, n_blocks: int, block: int) -> torch.Tensor:
+    """Mean of x's rows per block, where row 0 of x sits at absolute position `first` and block n
+    covers [n*block, (n+1)*block) ∩ [first, first + L). Sums in fp32 (never a float64 copy of x)."""
+    B, H, _, D = x.shape
+    front = first - (first // block) * block
+    back = n_blocks * block - front - L
+    if front or back:
+        x = F.pad(x, (0, 0, front, back))
+    sums = x.view(B, H, n_blocks, block, D).sum(3, dtype=torch.float32)
+    start = torch.arange(n_blocks, device=x.device) * block + (first // block) * block
+    cnt = torch.clamp(start + block, max=first + L) - torch.clamp(start, min=first)
+    return sums.double() / cnt.clamp(min=1).double().view(1, 1, -1, 1)
+
+
+def block_topk_counts(Lq, Lk, block, keep, global_blocks, local_blocks, causal):
+    """Per query-block row: (forced mask (nqb, nkb) bool, kept count n (nqb,)) in numpy.
+
+    Mirrors SelectBlockTopK's bookkeeping: eligible blocks b <= last (causal: last = a), forced =
+    global + local, n = min(eligible, max(forced, ceil(keep * n_k_blocks))). These depend on the
+    shape and spec only, so the host knows nnz without looking at the data.
+    """
+    nkb, qbb, nqb = _geometry(Lq, Lk, block)
+    a = np.arange(qbb, qbb + nqb)[:, None]
+    b = np.arange(nkb)[None, :]
+    last = np.minimum(a, nkb - 1) if causal else np.full_like(a, nkb - 1)
+    elig = b <= last
+    d = a - b
+    local = ((d >= 0) & (d < local_blocks)) if causal else (np.abs(d) < local_blocks)
+    forced = elig & ((b < global_blocks) | local)
+    budget = int(math.ceil(keep * float(nkb)))
+    n = np.minimum(last[:, 0] + 1, np.maximum(forced.sum(1), budget))
+    return forced, n
+
+
+def block_topk_scores(q, k, block: int, scale: float) -> torch.Tensor:
+    """scale * mean(q block) . mean(k block) per (b, query head, query block, key block), float64."""
+    B, Hq, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    nkb, qbb, nqb = _geometry(Lq, Lk, block)
+    qm = _pool(q, Lk - Lq, Lq, nqb, block)
+    km = _pool(k, 0, Lk, nkb, block)
+    if Hkv != Hq:
+        km = km.repeat_interleave(Hq // Hkv, dim=1)  # pooled (nkb x D): tiny
+    return scale * torch.matmul(qm, km.transpose(-1, -2))
+
+
+def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local_blocks: int,
+                     causal: bool, scale: float, score: str = "mean") -> GpuPlan:
+    """BlockTopK plan on q's device with no device-to-host copy (plan_b = B, plan_h = Hq)."""
+    if score != "mean":
+        raise ValueError(f"spec.score: the device planner implements 'mean' only, got {score!r}; "
+                         "pass a host plan (sattn.plan) for score='max'")
+    B, Hq, Lq, D = q.shape
+    Lk = k.shape[2]
+    dev = q.device
+    nkb, qbb, nqb = _geometry(Lq, Lk, block)
+    forced_np, n_np = block_topk_counts(Lq, Lk, block, keep, global_blocks, local_blocks, causal)
+    scores = block_topk_scores(q, k, block, scale)                      # (B,Hq,nqb,nkb) f64
+    forced = torch.from_numpy(forced_np).to(dev)
+    a = torch.arange(qbb, qbb + nqb, device=dev)[:, None]
+    bidx = torch.arange(nkb, device=dev)[None, :]
+    elig = (bidx <= a) if causal else torch.ones_like(forced)
+    # Forced blocks first (+inf), ineligible never (-inf); stable sort = ties to the lower index.
+    scores = torch.where(forced, torch.inf, torch.where(elig, scores, -torch.inf))
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    n = torch.from_numpy(n_np).to(dev)
+    max_n = int(n_np.max()) if n_np.size else 0
+    # Kept block ids of each row, ascending, padded with nkb beyond n: the first max_n ranks.
+    top = order[..., :max_n]
+    rank = torch.arange(max_n, device=dev)
+    top = torch.where(rank < n[:, None], top, nkb)
+    top = torch.sort(top, dim=-1).values                                  # (B,Hq,nqb,max_n)
+    # Compact to CSR with a host-computed gather index (n is data-independent).
+    flat = (np.arange(nqb)[:, None] * max_n + np.arange(max_n)[None, :])[np.arange(max_n)[None, :] < n_np[:, None]]
+    per_head = int(n_np.sum())
+    heads = B * Hq
+    idx = torch.from_numpy(flat).to(dev)
+    col = top.reshape(heads, nqb * max_n)[:, idx].reshape(-1).to(torch.int32)
+    row_counts = np.tile(n_np, heads)
+    row_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(row_counts)]).astype(np.int32)).to(dev)
+    # Full vs partial from the causal token rule (the only rule BlockTopK applies inside a block).
+    if causal:
+        _, p0, _, j1 = _block_bounds(Lq, Lk, block, dev)
+        rows_a = torch.from_numpy(np.repeat(np.arange(nqb), n_np)).to(dev).repeat(heads)
+        full = j1[col.long()] <= p0[rows_a]
+        mask = torch.where(full, -1, -2).to(torch.int32)
+    else:
+        mask = torch.full_like(col, -1)
+    if per_head == 0:
+        col = torch.zeros(1, dtype=torch.int32, device=dev)
+        mask = torch.full((1,), -1, dtype=torch.int32, device=dev)
+    return GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=B, plan_h=Hq, q_block_begin=qbb,
+                   n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=-(-block // 64), row_ptr=row_ptr,
+                   col_idx=col, mask_idx=mask,
+                   bitmaps=torch.zeros(block * -(-block // 64), dtype=torch.int64, device=dev),
+                   bitmap_masks=False)
+
+
+def topk_per_query_indices(q, k, *, topk: int, causal: bool, chunk_rows: int = 1024):
+    """Per query row: the top-k key indices by q.k (B,Hq,Lq,kk) and a validity mask.
+
+    Scores are computed in fp32 for `chunk_rows` query rows at a time, so memory stays
+    O(chunk_rows * Lk) per head (never Lq x Lk). The loop count depends only on shapes.
+    """
+    B, Hq, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    group = Hq // Hkv
+    kk = min(topk, Lk)
+    kf = k.float()
+    if group > 1:
+        kf = kf.repeat_interleave(group, dim=1)
+    out = torch.empty(B, Hq, Lq, kk, dtype=torch.int64, device=q.device)
+    j = torch.arange(Lk, device=q.device)
+    for i0 in range(0, Lq, chunk_rows):
+        i1 = min(Lq, i0 + chunk_rows)
+        s = torch.matmul(q[:, :, i0:i1].float(), kf.transpose(-1, -2))
+        if causal:
+            p = torch.arange(i0, i1, device=q.device) + (Lk - Lq)
+            s = s.masked_fill(j[None, :] > p[:, None], -torch.inf)
+        out[:, :, i0:i1] = torch.topk(s, kk, dim=-1, sorted=False).indices
+    # Rows with fewer than kk visible keys also get causally hidden (-inf) keys: drop them.
+    p = torch.arange(Lq, device=q.device) + (Lk - Lq)
+    valid = (out <= p[None, None, :, None]) if causal else torch.ones_like(out, dtype=torch.bool)
+    return out, valid
+
+
+def build_topk_per_query(q, k, *, topk: int, causal: bool, block: int) -> GpuPlan:
+    """TopKPerQuery plan (bitmap entries) on q's device with no device-to-host copy.
+
+    The entry capacity is B*Hq*n_q_blocks*min(n_k_blocks, block*topk), bitmaps one per entry
+    slot: memory grows like L^2/block words, so this planner is for moderate L (docs/backends/gpu.md).
+    """
+    B, Hq, Lq, D = q.shape
+    Lk = k.shape[2]
+    dev = q.device
+    nkb, qbb, nqb = _geometry(Lq, Lk, block)
+    words = -(-block // 64)
+    idx, valid = topk_per_query_indices(q, k, topk=topk, causal=causal)
+    p = torch.arange(Lq, device=dev) + (Lk - Lq)
+    qa = (p // block - qbb)[None, None, :, None].expand_as(idx)            # query-block row
+    qr = (p % block)[None, None, :, None].expand_as(idx)                   # row inside the block
+    kc = idx // block
+    kcol = idx % block
+    heads = B * Hq
+    head = torch.arange(heads, device=dev).view(B, Hq, 1, 1)
+    cell = (head * nqb + qa) * nkb + kc                                    # dense (row, key block)
+    hits = torch.zeros(heads * nqb * nkb, dtype=torch.int32, device=dev)
+    hits.index_put_((torch.where(valid, cell, 0).reshape(-1),), valid.reshape(-1).to(torch.int32),
+                    accumulate=True)
+    hits = (hits > 0).to(torch.int32)
+    entry = torch.cumsum(hits, 0) - 1                                      # CSR order = row-major
+    cap = heads * nqb * nkb
+    row_ptr = torch.zeros(heads * nqb + 1, dtype=torch.int32, device=dev)
+    row_ptr[1:] = torch.cumsum(hits.view(heads * nqb, nkb).sum(1), 0).to(torch.int32)
+    slot = torch.where(hits > 0, entry, cap)                               # cap = dump slot
+    col_idx = torch.zeros(cap + 1, dtype=torch.int32, device=dev)
+    col_idx.scatter_(0, slot, (torch.arange(cap, device=dev) % nkb).to(torch.int32))
+    mask_idx = torch.arange(cap + 1, dtype=torch.int32, device=dev)        # entry e -> bitmap e
+    bitmaps = torch.zeros((cap + 1) * block * words, dtype=torch.int64, device=dev)
+    e_sel = entry[cell.reshape(-1)].view_as(idx)
+    word = (e_sel * block + qr) * words + kcol // 64
+    bit = torch.bitwise_left_shift(torch.ones_like(kcol), kcol % 64)
+    # Distinct bits of one word never carry, so adding them is OR (bit 63 wraps to the sign).
+    dump = (cap * block * words)
+    bitmaps.index_put_((torch.where(valid, word, dump).reshape(-1),),
+                       torch.where(valid, bit, 0).reshape(-1), accumulate=True)
+    return GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=B, plan_h=Hq, q_block_begin=qbb,
+                   n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=words, row_ptr=row_ptr,
+                   col_idx=col_idx, mask_idx=mask_idx, bitmaps=bitmaps, bitmap_masks=True)
+
+
+def transpose(plan: GpuPlan):
+    """Per-key-block view (CSC) for the backward pass: (col_ptr, q_row, mask), cached on the plan.
+
+    Columns are (plan_b, plan_h, key block); entries list query-block rows ascending. Entries past
+    row_ptr[-1] sort to a sentinel column and are never read. No host sync.
+    """
+    if plan._transposed is not None:
+        return plan._transposed
+    dev = plan.device
+    nqb, nkb = plan.n_q_blocks, plan.n_k_blocks
+    cap = plan.col_idx.numel()
+    heads = plan.plan_b * plan.plan_h
+    e = torch.arange(cap, device=dev, dtype=torch.int32)
+    row = torch.searchsorted(plan.row_ptr[1:].contiguous(), e, right=True)  # row of entry e
+    valid = e < plan.row_ptr[-1]
+    head = torch.div(row, nqb, rounding_mode="floor")
+    r = row - head * nqb
+    colkey = torch.where(valid, head * nkb + plan.col_idx.long(), heads * nkb)
+    order = torch.sort(colkey * nqb + torch.where(valid, r, 0), stable=True).indices
+    counts = torch.zeros(heads * nkb + 1, dtype=torch.int32, device=dev)
+    counts.scatter_add_(0, colkey, torch.ones_like(colkey, dtype=torch.int32))
+    col_ptr = torch.zeros(heads * nkb + 1, dtype=torch.int32, device=dev)
+    col_ptr[1:] = torch.cumsum(counts[:-1], 0).to(torch.int32)
+    t_row = r[order].to(torch.int32)
+    t_mask = plan.mask_idx[order]
+    plan._transposed = (col_ptr, t_row, t_mask)
+    return plan._transposed

@@ -1,0 +1,26 @@
+"""sattn: one sparse-attention contract on CPU, GPU (Triton), RISC-V vector, a RoCC accelerator and MLIR.
+
+    import sattn
+    out = sattn.sparse_attention(q, k, v, sattn.BlockTopK(block=64, keep=0.125))
+
+docs/contract.md defines what every backend computes; sattn.reference.attention is the float64 judge.
+"""
+from sattn.specs import BigBird, BlockTopK, Dense, SlidingWindow, Spec, TopKPerQuery
+from sattn.mask import dense_mask
+from sattn.plan import BlockPlan, plan
+from sattn.api import backends, sparse_attention
+from sattn import reference
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
+    "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
+    "__version__",
+]
+
+
+def compile(spec, shape, target="rvv", **options):
+    """Lowers `spec` for `shape` through the MLIR path (mlir/); see docs/mlir.md."""
+    from sattn import compiler  # built only with the MLIR toolchain
+    return compiler.compile(spec, shape, target=target, **options)

@@ -1,0 +1,123 @@
+"""The fast CPU backend: shared planner + fused online-softmax kernels (cc/cpu), via sattn._cc."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sattn import _inputs
+from sattn.backends.base import BackendResult
+from sattn.plan import BlockPlan, plan as build_plan
+
+NAME = "cpu"
+DTYPES = ("float32", "bfloat16")
+
+
+def available():
+    try:
+        from sattn import _cc  # noqa: F401
+    except ImportError as e:
+        return False, f"sattn._cc extension not built ({e})"
+    return True, ""
+
+
+def _as_kernel_input(x, dtype: str) -> np.ndarray:
+    """fp32 as is; bf16 as its uint16 bit pattern (numpy has no bf16)."""
+    if dtype == "bfloat16":
+        import torch
+        return np.ascontiguousarray(x.detach().cpu().contiguous().view(torch.int16).numpy().view(np.uint16))
+    return _inputs.to_numpy(x, np.float32)
+
+
+def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int = 64,
+              threads: int = 0, **options):
+    from sattn import _cc
+    prob = _inputs.check_qkv(q, k, v)
+    if prob.device != "cpu":
+        raise ValueError(f"q: the cpu backend needs host tensors, got device {prob.device}")
+    dtype = prob.dtype if prob.dtype in DTYPES else "float32"
+    t0 = time.perf_counter()
+    if plan is None:
+        plan = build_plan(spec, q, k, tile=tile, scale=scale, threads=threads)
+    elif not plan.matches(prob):
+        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
+                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
+    t1 = time.perf_counter()
+    out, lse = _cc.attention_cpu(_as_kernel_input(q, dtype), _as_kernel_input(k, dtype), _as_kernel_input(v, dtype),
+                                 plan.to_dict(), prob.shape_tuple, scale, dtype, threads, return_lse)
+    t2 = time.perf_counter()
+    if dtype == "bfloat16":
+        import torch
+        out = torch.from_numpy(out.view(np.int16)).view(torch.bfloat16)
+    counters = {"plan_ns": int((t1 - t0) * 1e9), "kernel_ns": int((t2 - t1) * 1e9), "nnz_blocks": plan.nnz}
+    return BackendResult(out=out, lse=lse, counters=counters)
+
+
+def _median_time(fn, repeat):
+    fn()  # warm-up (first call allocates, compiles or plans)
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return out, times[len(times) // 2]
+
+
+def bench_peers(q, k, v, spec, *, scale, repeat, tile=64, **options):
+    """torch SDPA dense (and causal), SDPA given the equivalent boolean mask, and FlexAttention on CPU."""
+    import torch
+    import torch.nn.functional as F
+
+    from sattn import specs as S
+
+    prob = _inputs.check_qkv(q, k, v)
+    tq, tk, tv = (x if _inputs._is_torch(x) else torch.from_numpy(np.asarray(x)) for x in (q, k, v))
+    gqa = prob.Hq != prob.Hkv
+    peers = []
+
+    def sdpa(**kw):
+        return F.scaled_dot_product_attention(tq, tk, tv, scale=scale, enable_gqa=gqa, **kw)
+
+    with torch.no_grad():
+        _, t = _median_time(lambda: sdpa(), repeat)
+        peers.append(BackendResult(out=None, time_s=t, name="sdpa_dense", note="dense attention (different function)"))
+        if spec.causal or isinstance(spec, S.SlidingWindow):
+            if prob.Lq == prob.Lk:
+                _, t = _median_time(lambda: sdpa(is_causal=True), repeat)
+                peers.append(BackendResult(out=None, time_s=t, name="sdpa_causal", note="dense causal (different function)"))
+        elements = prob.B * prob.Hq * prob.Lq * prob.Lk
+        if elements > 2**31:
+            peers.append(BackendResult(out=None, name="sdpa_masked", note=f"skipped: L x L mask of {elements} elements"))
+            return peers
+        mask = torch.from_numpy(build_plan(spec, q, k, tile=tile, scale=scale).to_dense_mask())
+        out, t = _median_time(lambda: sdpa(attn_mask=mask), repeat)
+        # SDPA gives NaN on rows with no visible key; the contract says zeros.
+        out = torch.nan_to_num(out, nan=0.0)
+        peers.append(BackendResult(out=out, time_s=t, name="sdpa_masked", note="SDPA with the boolean mask"))
+        peers.append(_flex_peer(tq, tk, tv, mask, scale, gqa, repeat))
+    return peers
+
+
+def _flex_peer(tq, tk, tv, mask, scale, gqa, repeat):
+    """FlexAttention (torch.compile'd, CPU inductor) with a block mask built from the same mask."""
+    try:
+        import torch
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+        B, H, Lq, Lk = mask.shape
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return mask[b, h, q_idx, kv_idx]
+
+        t0 = time.perf_counter()
+        block_mask = create_block_mask(mask_mod, B, H, Lq, Lk, device="cpu")
+        compiled = torch.compile(flex_attention)
+        compiled(tq, tk, tv, block_mask=block_mask, scale=scale, enable_gqa=gqa)
+        setup = time.perf_counter() - t0
+        out, t = _median_time(lambda: compiled(tq, tk, tv, block_mask=block_mask, scale=scale, enable_gqa=gqa), repeat)
+        return BackendResult(out=torch.nan_to_num(out, nan=0.0), time_s=t, name="flex_attention",
+                             note=f"one-off mask build + compile {setup:.1f} s")
+    except Exception as e:  # report, don't hide: the row says why there is no number
+        msg = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+        return BackendResult(out=None, name="flex_attention", note=f"did not run on CPU: {type(e).__name__}: {msg}")

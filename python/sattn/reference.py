@@ -1,0 +1,41 @@
+"""The float64 reference: the judge every backend is tested against.
+
+attention() evaluates the contract literally: dense scores in float64, the dense mask of
+sattn.mask.dense_mask, softmax over visible keys, rows with no visible key -> zeros and LSE -inf.
+Memory is O(Lq*Lk) per head (use `rows=` to judge a sample of rows on long sequences).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sattn import _inputs
+from sattn.mask import dense_mask
+
+
+def attention(q, k, v, spec, *, scale=None, return_lse=False, rows=None, mask=None):
+    """float64 out (B,Hq,len(rows),D) [and lse (B,Hq,len(rows))] as numpy arrays."""
+    prob = _inputs.check_qkv(q, k, v)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    rows = np.arange(prob.Lq) if rows is None else np.asarray(rows, dtype=np.int64)
+    if mask is None:
+        mask = dense_mask(spec, q, k, rows=rows, scale=scale)
+    qn = _inputs.to_numpy(q, np.float64)[:, :, rows]
+    kn = _inputs.to_numpy(k, np.float64)
+    vn = _inputs.to_numpy(v, np.float64)
+    group = prob.Hq // prob.Hkv
+    kn = np.repeat(kn, group, axis=1)
+    vn = np.repeat(vn, group, axis=1)
+    s = scale * np.einsum("bhqd,bhkd->bhqk", qn, kn)
+    s = np.where(mask, s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    empty = ~np.isfinite(m)
+    m = np.where(empty, 0.0, m)
+    e = np.exp(s - m)
+    denom = e.sum(axis=-1, keepdims=True)
+    safe = np.where(denom > 0, denom, 1.0)
+    out = np.einsum("bhqk,bhkd->bhqd", e / safe, vn)
+    out = np.where(empty, 0.0, out)
+    if not return_lse:
+        return out
+    lse = np.where(empty[..., 0], -np.inf, (m + np.log(safe))[..., 0])
+    return out, lse

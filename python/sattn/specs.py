@@ -1,0 +1,162 @@
+"""The five attention specs of the sattn contract (docs/contract.md) as frozen, validated dataclasses.
+
+Every field is checked on construction; a bad value raises ValueError/TypeError naming the field
+and what was expected. `spec.to_fields()` gives the flat dict the C++ core reads (cc/include/sattn/spec.h).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+__all__ = ["Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery", "KIND_IDS"]
+
+# Numeric kinds shared with C++ (sattn::SpecKind) and the plan file format (docs/bsr.md).
+KIND_IDS = {"Dense": 0, "SlidingWindow": 1, "BlockTopK": 2, "BigBird": 3, "TopKPerQuery": 4}
+MAX_BLOCK = 4096
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name}: expected an integer {rng}, got {value}")
+
+
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+
+
+class Spec:
+    """Base class of all specs."""
+
+    causal: bool = False
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_fields(self) -> dict:
+        """Flat field dict for the C++ core (unused fields keep the C++ defaults)."""
+        fields = {"kind": KIND_IDS[self.kind], "causal": self.causal}
+        fields.update(self._cc_fields())
+        return fields
+
+    def _cc_fields(self) -> dict:
+        return {}
+
+    def params(self) -> dict:
+        """The spec's own parameters, for bench rows and docs."""
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{self.kind}({args})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense(Spec):
+    """Every key visible (only j <= p when causal)."""
+
+    causal: bool = False
+
+    def __post_init__(self):
+        _check_bool("causal", self.causal)
+
+
+@dataclasses.dataclass(frozen=True)
+class SlidingWindow(Spec):
+    """Key j visible from position p iff (not causal or j <= p) and
+    ((|p-j| < window*dilation and (p-j) % dilation == 0) or j < global_tokens or p < global_tokens)."""
+
+    window: int = 256
+    causal: bool = False
+    dilation: int = 1
+    global_tokens: int = 0
+
+    def __post_init__(self):
+        _check_int("window", self.window, 1)
+        _check_bool("causal", self.causal)
+        _check_int("dilation", self.dilation, 1)
+        _check_int("global_tokens", self.global_tokens, 0)
+
+    def _cc_fields(self):
+        return {"window": self.window, "dilation": self.dilation, "global_tokens": self.global_tokens}
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockTopK(Spec):
+    """Per query block, keep the top-scoring key blocks (mean- or max-pooled block scores)."""
+
+    block: int = 64
+    keep: float = 0.125
+    global_blocks: int = 1
+    local_blocks: int = 1
+    causal: bool = False
+    score: str = "mean"
+
+    def __post_init__(self):
+        _check_int("block", self.block, 1, MAX_BLOCK)
+        if isinstance(self.keep, bool) or not isinstance(self.keep, numbers.Real):
+            raise TypeError(f"keep: expected a float in (0, 1], got {type(self.keep).__name__} {self.keep!r}")
+        if not (0.0 < float(self.keep) <= 1.0) or math.isnan(self.keep):
+            raise ValueError(f"keep: expected a float in (0, 1], got {self.keep}")
+        _check_int("global_blocks", self.global_blocks, 0)
+        _check_int("local_blocks", self.local_blocks, 0)
+        _check_bool("causal", self.causal)
+        if self.score not in ("mean", "max"):
+            raise ValueError(f"score: expected 'mean' or 'max', got {self.score!r}")
+
+    def _cc_fields(self):
+        return {"block": self.block, "keep": float(self.keep), "global_blocks": self.global_blocks,
+                "local_blocks": self.local_blocks, "score": 0 if self.score == "mean" else 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class BigBird(Spec):
+    """Window, global and seeded random blocks (counter-based generator, docs/contract.md)."""
+
+    block: int = 64
+    window_blocks: int = 3
+    global_blocks: int = 1
+    random_blocks: int = 2
+    seed: int = 0
+    causal: bool = False
+
+    def __post_init__(self):
+        _check_int("block", self.block, 1, MAX_BLOCK)
+        _check_int("window_blocks", self.window_blocks, 0)
+        _check_int("global_blocks", self.global_blocks, 0)
+        _check_int("random_blocks", self.random_blocks, 0)
+        _check_int("seed", self.seed, 0, 2**64 - 1)
+        _check_bool("causal", self.causal)
+
+    def _cc_fields(self):
+        return {"block": self.block, "window_blocks": self.window_blocks, "global_blocks": self.global_blocks,
+                "random_blocks": self.random_blocks, "seed": self.seed}
+
+
+@dataclasses.dataclass(frozen=True)
+class TopKPerQuery(Spec):
+    """Each query sees its k highest-scoring eligible keys (q.k, ties to the lower j)."""
+
+    k: int = 64
+    causal: bool = False
+
+    def __post_init__(self):
+        _check_int("k", self.k, 1)
+        _check_bool("causal", self.causal)
+
+    def _cc_fields(self):
+        return {"topk": self.k}
+
+
+def from_name(name: str, **params) -> Spec:
+    """Builds a spec from its class name (used by the bench's --spec flag)."""
+    table = {cls.__name__.lower(): cls for cls in (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery)}
+    cls = table.get(name.lower())
+    if cls is None:
+        raise ValueError(f"spec: expected one of {sorted(c.__name__ for c in table.values())}, got {name!r}")
+    return cls(**params)

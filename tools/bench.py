@@ -1,0 +1,292 @@
+"""sattn benchmark: one backend (and with --compare its peers) on one spec and shape.
+
+  bazel run //tools:bench -- --backend cpu --spec block_topk --seq_len 8192 --compare
+
+Writes one JSON row per system (schema: docs/bench.md) to --out and prints a table or JSON.
+Performance is measured here, never asserted in tests.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import sys
+import time
+
+from absl import app, flags
+import numpy as np
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("backend", "cpu", "Backend to run: reference, cpu, triton, rvv, rocc.")
+flags.DEFINE_enum("spec", "block_topk", ["dense", "sliding_window", "block_topk", "bigbird", "topk_per_query"],
+                  "Attention spec (docs/contract.md).")
+flags.DEFINE_bool("causal", False, "Causal variant of the spec.")
+flags.DEFINE_integer("window", 1024, "SlidingWindow: window.")
+flags.DEFINE_integer("dilation", 1, "SlidingWindow: dilation.")
+flags.DEFINE_integer("global_tokens", 0, "SlidingWindow: global tokens.")
+flags.DEFINE_integer("block", 64, "BlockTopK/BigBird: block size.")
+flags.DEFINE_float("keep", 0.125, "BlockTopK: fraction of key blocks kept.")
+flags.DEFINE_integer("global_blocks", 1, "BlockTopK/BigBird: global blocks.")
+flags.DEFINE_integer("local_blocks", 1, "BlockTopK: local blocks.")
+flags.DEFINE_enum("score", "mean", ["mean", "max"], "BlockTopK: block score.")
+flags.DEFINE_integer("window_blocks", 3, "BigBird: window blocks.")
+flags.DEFINE_integer("random_blocks", 2, "BigBird: random blocks per row.")
+flags.DEFINE_integer("seed", 0, "BigBird: generator seed; also seeds the random inputs.")
+flags.DEFINE_integer("topk", 64, "TopKPerQuery: keys per query.")
+flags.DEFINE_integer("batch", 1, "B.")
+flags.DEFINE_integer("heads", 4, "Hq (query heads).")
+flags.DEFINE_integer("kv_heads", None, "Hkv (default: heads).")
+flags.DEFINE_integer("seq_len", 2048, "Lk (key length).")
+flags.DEFINE_integer("q_len", None, "Lq (default: seq_len; 1 for decode).")
+flags.DEFINE_integer("head_dim", 64, "D.")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16", "float16"], "Input dtype.")
+flags.DEFINE_string("device", "cpu", "Tensor device: cpu or cuda.")
+flags.DEFINE_integer("tile", 64, "Plan tile for specs without a block of their own.")
+flags.DEFINE_integer("repeat", 5, "Timed repetitions (median reported).")
+flags.DEFINE_integer("warmup", 1, "Untimed warm-up calls.")
+flags.DEFINE_integer("threads", 0, "Threads for CPU work (0: all cores).")
+flags.DEFINE_integer("check_rows", None, "Query rows checked against the float64 reference "
+                     "(default: all when Lq <= 2048, else 64 sampled rows; 0 disables).")
+flags.DEFINE_bool("compare", False, "Also run the backend's peers (torch SDPA, FlexAttention, baselines) "
+                  "in this process.")
+flags.DEFINE_enum("format", "table", ["table", "json"], "Output format on stdout.")
+flags.DEFINE_string("out", None, "Write the JSON rows to this file (one JSON list).")
+flags.DEFINE_multi_string("option", [], "Backend option key=value (e.g. --option vlen=256); repeatable.")
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_options(items):
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise app.UsageError(f"--option: expected key=value, got {item!r}")
+        key, val = item.split("=", 1)
+        for conv in (int, float):
+            try:
+                val = conv(val)
+                break
+            except ValueError:
+                pass
+        else:
+            val = {"true": True, "false": False}.get(val.lower(), val)
+        out[key] = val
+    return out
+
+
+def make_spec(sattn):
+    f = FLAGS
+    if f.spec == "dense":
+        return sattn.Dense(causal=f.causal)
+    if f.spec == "sliding_window":
+        return sattn.SlidingWindow(window=f.window, causal=f.causal, dilation=f.dilation, global_tokens=f.global_tokens)
+    if f.spec == "block_topk":
+        return sattn.BlockTopK(block=f.block, keep=f.keep, global_blocks=f.global_blocks, local_blocks=f.local_blocks,
+                               causal=f.causal, score=f.score)
+    if f.spec == "bigbird":
+        return sattn.BigBird(block=f.block, window_blocks=f.window_blocks, global_blocks=f.global_blocks,
+                             random_blocks=f.random_blocks, seed=f.seed, causal=f.causal)
+    return sattn.TopKPerQuery(k=f.topk, causal=f.causal)
+
+
+def make_inputs(B, Hq, Hkv, Lq, Lk, D, dtype, device):
+    import torch
+    g = torch.Generator().manual_seed(FLAGS.seed)
+    tdtype = getattr(torch, dtype)
+    q = torch.randn(B, Hq, Lq, D, generator=g).to(tdtype)
+    k = torch.randn(B, Hkv, Lk, D, generator=g).to(tdtype)
+    v = torch.randn(B, Hkv, Lk, D, generator=g).to(tdtype)
+    if device != "cpu":
+        q, k, v = q.to(device), k.to(device), v.to(device)
+    return q, k, v
+
+
+def machine_info():
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {"host_cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+    try:
+        import torch
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:
+        pass
+    return info
+
+
+def versions():
+    import sattn
+    out = {"sattn": sattn.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("torch", "triton"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:
+            pass
+    return out
+
+
+def timed(fn, repeat, warmup, sync):
+    result = None
+    for _ in range(warmup):
+        result = fn()
+        sync()
+    times = []
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+        if repeat >= 5 and (i + 1) % max(1, repeat // 5) == 0:
+            log(f"  repeat {i + 1}/{repeat}: {times[-1] * 1e3:.2f} ms")
+    return result, times
+
+
+def error_vs_reference(sattn, q, k, v, spec, scale, out, lse, rows):
+    from sattn import _inputs
+    ref_out, ref_lse = sattn.reference.attention(q, k, v, spec, scale=scale, return_lse=True, rows=rows)
+    got = _inputs.to_numpy(out, np.float64)[:, :, rows]
+    err = float(np.max(np.abs(got - ref_out))) if got.size else 0.0
+    err_lse = None
+    if lse is not None:
+        gl = _inputs.to_numpy(lse, np.float64)[:, :, rows]
+        both_inf = np.isneginf(gl) & np.isneginf(ref_lse)
+        diff = np.where(both_inf, 0.0, np.abs(gl - ref_lse))
+        err_lse = float(np.max(diff)) if diff.size else 0.0
+    return err, err_lse
+
+
+def main(argv):
+    del argv
+    import sattn
+    from sattn import backends as registry
+    from sattn import _inputs
+
+    name = FLAGS.backend
+    if name not in registry.KNOWN:
+        print(f"bench: unknown backend {name!r}; known: {', '.join(registry.KNOWN)}; "
+              f"available here: {', '.join(registry.available()) or 'none'}", file=sys.stderr)
+        return 2
+    try:
+        mod = registry.get(name)
+    except registry.BackendUnavailable as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    options = parse_options(FLAGS.option)
+    if FLAGS.threads:
+        options.setdefault("threads", FLAGS.threads)
+        import torch
+        torch.set_num_threads(FLAGS.threads)
+    Hkv = FLAGS.kv_heads or FLAGS.heads
+    Lk = FLAGS.seq_len
+    Lq = FLAGS.q_len or Lk
+    B, Hq, D = FLAGS.batch, FLAGS.heads, FLAGS.head_dim
+    spec = make_spec(sattn)
+    log(f"{name} {spec} B={B} Hq={Hq} Hkv={Hkv} Lq={Lq} Lk={Lk} D={D} {FLAGS.dtype}")
+    q, k, v = make_inputs(B, Hq, Hkv, Lq, Lk, D, FLAGS.dtype, FLAGS.device)
+    scale = 1.0 / np.sqrt(D)
+    sync = lambda: None  # noqa: E731
+    if FLAGS.device.startswith("cuda"):
+        import torch
+        sync = torch.cuda.synchronize
+    if name != "triton" and not getattr(mod, "TAKES_TORCH", False) and FLAGS.dtype == "float16":
+        log("note: float16 inputs are widened to float32 by host backends")
+
+    log("planning (for density and FLOP count)")
+    plan = sattn.plan(spec, q if FLAGS.device == "cpu" else q.cpu(), k if FLAGS.device == "cpu" else k.cpu(),
+                      tile=FLAGS.tile, threads=FLAGS.threads)
+    visible = plan.visible_pairs()
+    density = visible / float(B * Hq * Lq * Lk)
+    flops = 4.0 * D * visible
+    del plan
+
+    call = lambda: mod.attention(q, k, v, spec, scale=scale, return_lse=True, tile=FLAGS.tile, **options)  # noqa: E731
+    log(f"running {name}: {FLAGS.warmup} warm-up + {FLAGS.repeat} timed")
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    res, times = timed(call, FLAGS.repeat, FLAGS.warmup, sync)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    n_check = FLAGS.check_rows if FLAGS.check_rows is not None else (Lq if Lq <= 2048 else 64)
+    rows = np.unique(np.linspace(0, Lq - 1, num=min(n_check, Lq)).astype(np.int64)) if n_check else np.array([], np.int64)
+
+    common = {
+        "spec": spec.kind, "spec_params": spec.params(), "B": B, "Hq": Hq, "Hkv": Hkv, "Lq": Lq, "Lk": Lk, "D": D,
+        "dtype": FLAGS.dtype, "device": FLAGS.device, "density": density, "visible_pairs": visible, "flops": flops,
+        "machine": machine_info(), "versions": versions(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "bazel run //tools:bench -- " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+
+    def make_row(system, result, wall_times, peak=None):
+        simulated = bool(result.counters.get("simulated", 0))
+        t = result.time_s if result.time_s is not None else (statistics.median(wall_times) if wall_times else None)
+        err = err_lse = None
+        if len(rows) and result.out is not None:
+            log(f"checking {len(rows)} rows of {system} against the float64 reference")
+            err, err_lse = error_vs_reference(sattn, q, k, v, spec, scale, result.out, result.lse, rows)
+        row = dict(common)
+        row.update({
+            "backend": name, "system": system, "time_ms": None if t is None else t * 1e3,
+            "time_kind": "simulation wall time" if simulated else "wall time",
+            "gflops_effective": None if (t is None or simulated) else flops / t / 1e9,
+            "max_abs_err": err, "max_abs_err_lse": err_lse, "rows_checked": int(len(rows)),
+            "counters": result.counters, "note": result.note, "peak_rss_mb": peak,
+        })
+        return row
+
+    out_rows = [make_row(name, res, times, peak_rss_mb)]
+    del res
+    if FLAGS.compare:
+        peers = getattr(mod, "bench_peers", None)
+        if peers is None:
+            log(f"backend {name} has no peers to compare with")
+        else:
+            log(f"running peers of {name}")
+            for peer in peers(q, k, v, spec, scale=scale, repeat=FLAGS.repeat, tile=FLAGS.tile, **options):
+                out_rows.append(make_row(peer.name, peer, []))
+    if FLAGS.out:
+        with open(FLAGS.out, "w") as f:
+            json.dump(out_rows, f, indent=1, default=float)
+        log(f"wrote {len(out_rows)} rows to {FLAGS.out}")
+    if FLAGS.format == "json":
+        print(json.dumps(out_rows, indent=1, default=float))
+    else:
+        print_table(out_rows)
+    return 0
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def print_table(rows):
+    r0 = rows[0]
+    print(f"{r0['spec']} {r0['spec_params']}  B={r0['B']} Hq={r0['Hq']} Hkv={r0['Hkv']} Lq={r0['Lq']} "
+          f"Lk={r0['Lk']} D={r0['D']} {r0['dtype']}  density={r0['density']:.4f}")
+    print(f"machine: {r0['machine'].get('host_cpu')} ({r0['machine'].get('cores')} cores)  {r0['date']}")
+    header = f"{'system':<22} {'time ms':>10} {'eff GFLOP/s':>12} {'max err':>10} {'speedup':>8}  notes"
+    print(header)
+    print("-" * len(header))
+    t_ref = r0["time_ms"]
+    for r in rows:
+        speed = (r["time_ms"] / t_ref) if (t_ref and r["time_ms"] and r is not r0) else None
+        c = r["counters"]
+        notes = ", ".join(f"{k}={v}" for k, v in c.items() if k in ("instructions", "cycles", "proxy_cycles",
+                                                                       "mac_utilization", "dma_bytes"))
+        notes = "; ".join(x for x in (notes, r["note"], f"peak RSS {r['peak_rss_mb']:.0f} MB" if r["peak_rss_mb"] else "") if x)
+        print(f"{r['system']:<22} {fmt(r['time_ms'], '10.3f')} {fmt(r['gflops_effective'], '12.1f')} "
+              f"{fmt(r['max_abs_err'], '10.2e')} {fmt(speed, '7.2f') + ('x' if speed else ''):>8}  {notes}")
+    if len(rows) > 1:
+        print(f"speedup = peer time / {r0['system']} time")
+
+
+if __name__ == "__main__":
+    app.run(main)

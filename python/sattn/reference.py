@@ -39,3 +39,11 @@ def attention(q, k, v, spec, *, scale=None, return_lse=False, rows=None, mask=No
         return out
     lse = np.where(empty[..., 0], -np.inf, (m + np.log(safe))[..., 0])
     return out, lse
+
+
+# Max abs error on (out, lse) per input dtype for inputs ~ N(0, 1): docs/contract.md, "Tolerances".
+TOLERANCES = {
+    "float32": (1e-4, 1e-4),
+    "float16": (5e-3, 5e-3),
+    "bfloat16": (3e-2, 2e-2),
+}

@@ -7,8 +7,8 @@ Creates @sattn_python with:
   //:pybind11_headers   cc_library of the venv's pybind11 headers;
   //:defs.bzl           PYTHON_BIN and the venv's site-packages, for rules that run Python.
 
-The interpreter is found, in order, from: $SATTN_PYTHON; <main workspace>/.venv/bin/python3
-(tools/setup.sh makes it); attribute `interpreter`. Nothing is hard-coded in BUILD files.
+The interpreter is found, in order, from: $SATTN_PYTHON; <main workspace>/.venv/bin/python3;
+<sattn's root>/.venv/bin/python3 (tools/setup.sh makes it); attribute `interpreter`. Nothing is hard-coded in BUILD files.
 """
 
 def _run_python(rctx, python, code):
@@ -21,9 +21,12 @@ def _find_python(rctx):
     env = rctx.os.environ.get("SATTN_PYTHON", "")
     if env:
         return env
-    venv = rctx.path(Label("@//:WORKSPACE")).dirname.get_child(".venv").get_child("bin").get_child("python3")
-    if venv.exists:
-        return str(venv)
+    # The consumer's own venv first, then sattn's (Label("//:WORKSPACE") is sattn's root even when
+    # this file is loaded from a downstream workspace that vendors sattn).
+    for root in [Label("@//:WORKSPACE"), Label("//:WORKSPACE")]:
+        venv = rctx.path(root).dirname.get_child(".venv").get_child("bin").get_child("python3")
+        if venv.exists:
+            return str(venv)
     if rctx.attr.interpreter:
         return rctx.attr.interpreter
     fail("sattn: no project virtualenv found. Run tools/setup.sh first (it creates .venv), " +

@@ -1,0 +1,78 @@
+// Internal interface between the CPU backend's driver (attention.cc: validation, K/V staging,
+// threading) and its per-ISA kernels (kernel_<isa>.cc, all built from kernel.inc).
+#ifndef SATTN_CPU_KERNELS_H_
+#define SATTN_CPU_KERNELS_H_
+
+#include <cstdint>
+
+#include "cc/cpu/attention.h"
+#include "sattn/plan.h"
+
+namespace sattn {
+namespace cpu {
+namespace internal {
+
+// Everything a kernel needs to process one work item (b, h, query block row of the plan).
+struct Problem {
+  const BlockPlan* plan = nullptr;
+  int32_t B = 0, Hq = 0, Hkv = 0, Lq = 0, Lk = 0, D = 0;
+  int32_t Dp = 0;     // D rounded up to the kernel's lane count: row stride of the O scratch
+  int32_t group = 1;  // Hq / Hkv
+  float qscale = 0;   // scale * log2(e): q is pre-scaled so the kernel works in base 2
+  bool bf16 = false;  // q and out are bf16 bit patterns (k and v are always staged as fp32 here)
+  const void* q = nullptr;
+  void* out = nullptr;
+  float* lse = nullptr;
+  // Staged K: for kv head bh = b*Hkv + hkv and key block c, the block's keys are cut into chunks
+  // of `ksub` keys; chunk t is D rows of `kt_w` floats (key-major inside a row, zero padded) at
+  // kt + (bh*n_k_blocks + c)*kt_block_stride + t*D*kt_w.
+  const float* kt = nullptr;
+  int32_t kt_w = 0;
+  int64_t kt_block_stride = 0;
+  // V rows: v + bh*v_head_stride + j*v_ld (the caller's array for fp32 when no padding is
+  // needed, a staged fp32 copy otherwise).
+  const float* v = nullptr;
+  int64_t v_ld = 0;
+  int64_t v_head_stride = 0;
+};
+
+// Per-thread scratch, sized by the driver from the ISA constants below.
+struct Scratch {
+  float* qs;     // block * D: pre-scaled fp32 query rows of the current block
+  float* o;      // block * Dp: unnormalised output accumulators
+  float* m;      // block: running max (base-2 units)
+  float* l;      // block: running sum of exp2(s - m)
+  float* p;      // rmax * ksub: probabilities of the current row group and key chunk
+  float* alpha;  // rmax: per-row rescale factors of the current step
+};
+
+struct Isa {
+  const char* name;
+  int32_t lanes;  // floats per vector register
+  int32_t ksub;   // keys per inner chunk (divides 64, so a chunk never straddles a bitmap word)
+  int32_t rmax;   // query rows per register tile
+  void (*row)(const Problem& pr, int64_t item, const Scratch& sc);
+  float (*exp2)(float x);  // the kernel's vector exp2 on one value (for the accuracy test)
+};
+
+// Kernels built into this binary; null where the ISA is not compiled in (non-x86 hosts).
+const Isa* IsaAvx512();
+const Isa* IsaAvx2();
+const Isa* IsaPortable();
+
+// Which ISAs the running CPU supports (compiled in and reported by cpuid / the OS).
+bool CpuHasAvx512();
+bool CpuHasAvx2();
+
+// The ISA Attention() uses: the best supported one, or the one named by the environment
+// variable SATTN_CPU_ISA (avx512, avx2 or portable) when that one is supported.
+const Isa* SelectIsa();
+
+// Attention with an explicit kernel set (tests run every supported ISA through this).
+Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa);
+
+}  // namespace internal
+}  // namespace cpu
+}  // namespace sattn
+
+#endif  // SATTN_CPU_KERNELS_H_

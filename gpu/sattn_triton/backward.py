@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
-                                 dot_in_fp32, interpreting, key_tile_full, padded_head_dim,
+                                 dot_in_fp32, fit_tile, interpreting, key_tile_full, padded_head_dim,
                                  query_tile_full, token_visible)
 from sattn_triton.forward import key_tile_range
 from sattn_triton import plans as P
@@ -236,16 +236,21 @@ def _bwd_dkdv_kernel(
 def bwd_tiles(head_dim: int, block: int):
     """((dq BLOCK_M, BLOCK_N), (dkdv BLOCK_M, BLOCK_N), num_warps, num_stages)."""
     if interpreting():
-        return (16, 16), (16, 16), 4, 1
+        t = fit_tile(16, block)
+        return (t, t), (t, t), 4, 1
     big = head_dim > 128
-    dq = (min(64 if big else 128, block), min(32 if big else 64, block))
-    dkdv = (min(32 if big else 64, block), min(64 if big else 128, block))
+    dq = (fit_tile(64 if big else 128, block), fit_tile(32 if big else 64, block))
+    dkdv = (fit_tile(32 if big else 64, block), fit_tile(64 if big else 128, block))
     return dq, dkdv, 8, 2 if big else 3
 
 
 def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, window: int = 0,
-             dilation: int = 1, global_tokens: int = 0, plan=None):
-    """Gradients (dq, dk, dv) in the input dtypes."""
+             dilation: int = 1, global_tokens: int = 0, plan=None, dlse=None):
+    """Gradients (dq, dk, dv) in the input dtypes.
+
+    `dlse` (the gradient flowing into the returned LSE, or None) folds into delta: d lse / d s = P,
+    so ds = P * (dP - (rowsum(dO * O) - dlse)).
+    """
     B, Hq, Lq, D = q.shape
     Hkv, Lk = k.shape[1], k.shape[2]
     group = Hq // Hkv
@@ -253,7 +258,10 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     DP = padded_head_dim(D)
     do = do.contiguous()
     lse = lse.contiguous()
-    delta = (do.float() * out.float()).sum(-1).contiguous()             # (B,Hq,Lq) fp32
+    delta = (do.float() * out.float()).sum(-1)                           # (B,Hq,Lq) fp32
+    if dlse is not None:
+        delta = delta - torch.where(torch.isinf(lse), 0.0, dlse.float())
+    delta = delta.contiguous()
     if mode == MODE_PLAN:
         blk = plan.block
         bitmaps = plan.bitmaps

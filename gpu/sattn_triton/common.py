@@ -96,5 +96,13 @@ def num_sms(device: torch.device) -> int:
     return 4  # the interpreter: a few splits keep the split path exercised
 
 
+def fit_tile(want: int, block: int) -> int:
+    """Largest power of two <= want that divides block (tiles must split plan blocks evenly)."""
+    t = 1
+    while t * 2 <= want and block % (t * 2) == 0:
+        t *= 2
+    return t
+
+
 def padded_head_dim(D: int) -> int:
     return max(16, triton.next_power_of_2(D))

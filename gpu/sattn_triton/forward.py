@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (LN2, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
-                                 dot_in_fp32, interpreting, key_tile_full, num_sms,
+                                 dot_in_fp32, fit_tile, interpreting, key_tile_full, num_sms,
                                  padded_head_dim, token_visible)
 
 
@@ -152,12 +152,11 @@ def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int)
     under the interpreter small tiles keep CI fast. Decode (Lq <= 16) uses 16-row tiles.
     """
     if interpreting():
-        bm = 16
-        return bm, 16, 4, 1
+        return fit_tile(16, block), fit_tile(16, block), 4, 1
     bm = 16 if Lq <= 16 else (64 if head_dim > 128 else 128)
     bn = 32 if head_dim > 128 else 64
-    bm = min(bm, block)
-    bn = min(bn, block)
+    bm = fit_tile(bm, block)
+    bn = fit_tile(bn, block)
     warps = 4 if (bm <= 64 or head_dim <= 64) else 8
     stages = 2 if head_dim > 128 else 3
     return bm, bn, warps, stages

@@ -1,0 +1,315 @@
+"""torch.library ops and the differentiable entry point of the Triton backend.
+
+  sattn::sparse_attention(q, k, v, <plan tensors>, <geometry>, ...) -> (out, lse)
+  sattn::sparse_attention_backward(...) -> (dq, dk, dv)
+  sattn::block_topk_plan(q, k, ...) -> (row_ptr, col_idx, mask_idx)
+  sattn::topk_per_query_plan(q, k, ...) -> (row_ptr, col_idx, mask_idx, bitmaps)
+
+Every op has a fake (meta) implementation whose output sizes follow from shapes and spec fields
+only, so torch.compile traces `attention()` end to end (selection + attention, forward and
+backward) without graph breaks, and nothing copies device data to the host.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sattn_triton import backward as _bwd
+from sattn_triton import forward as _fwd
+from sattn_triton import plans as P
+from sattn_triton.common import MODE_DENSE, MODE_PLAN, MODE_SLIDING, interpreting
+
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_HEAD_DIM = 256
+
+
+def _plan_from(geom: List[int], bitmap_masks: bool, shape, row_ptr, col_idx, mask_idx, bitmaps):
+    if row_ptr is None:
+        return None
+    B, Hq, Lq, Lk = shape
+    block, plan_b, plan_h, qbb, nqb, nkb, words = geom
+    return P.GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=plan_b, plan_h=plan_h,
+                     q_block_begin=qbb, n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=words,
+                     row_ptr=row_ptr, col_idx=col_idx, mask_idx=mask_idx, bitmaps=bitmaps,
+                     bitmap_masks=bitmap_masks)
+
+
+@torch.library.custom_op("sattn::sparse_attention", mutates_args=())
+def sparse_attention_op(
+    q: Tensor, k: Tensor, v: Tensor,
+    row_ptr: Optional[Tensor], col_idx: Optional[Tensor], mask_idx: Optional[Tensor],
+    bitmaps: Optional[Tensor], col_ptr: Optional[Tensor], t_row: Optional[Tensor],
+    t_mask: Optional[Tensor], geom: List[int], mode: int, causal: bool, window: int,
+    dilation: int, global_tokens: int, bitmap_masks: bool, scale: float,
+) -> Tuple[Tensor, Tensor]:
+    B, Hq, Lq, _ = q.shape
+    plan = _plan_from(geom, bitmap_masks, (B, Hq, Lq, k.shape[2]), row_ptr, col_idx, mask_idx, bitmaps)
+    return _fwd.forward(q, k, v, scale=scale, mode=mode, causal=causal, window=window,
+                        dilation=dilation, global_tokens=global_tokens, plan=plan)
+
+
+@sparse_attention_op.register_fake
+def _(q, k, v, row_ptr, col_idx, mask_idx, bitmaps, col_ptr, t_row, t_mask, geom, mode, causal,
+      window, dilation, global_tokens, bitmap_masks, scale):
+    B, Hq, Lq, _ = q.shape
+    return torch.empty_like(q), q.new_empty((B, Hq, Lq), dtype=torch.float32)
+
+
+@torch.library.custom_op("sattn::sparse_attention_backward", mutates_args=())
+def sparse_attention_backward_op(
+    dout: Tensor, dlse: Optional[Tensor], q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+    row_ptr: Optional[Tensor], col_idx: Optional[Tensor], mask_idx: Optional[Tensor],
+    bitmaps: Optional[Tensor], col_ptr: Optional[Tensor], t_row: Optional[Tensor],
+    t_mask: Optional[Tensor], geom: List[int], mode: int, causal: bool, window: int,
+    dilation: int, global_tokens: int, bitmap_masks: bool, scale: float,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    B, Hq, Lq, _ = q.shape
+    plan = _plan_from(geom, bitmap_masks, (B, Hq, Lq, k.shape[2]), row_ptr, col_idx, mask_idx, bitmaps)
+    if plan is not None and col_ptr is not None:
+        plan._transposed = (col_ptr, t_row, t_mask)
+    return _bwd.backward(dout, q, k, v, out, lse, scale=scale, mode=mode, causal=causal,
+                         window=window, dilation=dilation, global_tokens=global_tokens, plan=plan,
+                         dlse=dlse)
+
+
+@sparse_attention_backward_op.register_fake
+def _(dout, dlse, q, k, v, out, lse, *rest):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+_PLAN_ARGS = ("row_ptr", "col_idx", "mask_idx", "bitmaps", "col_ptr", "t_row", "t_mask")
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v = inputs[:3]
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse, *inputs[3:10])
+    ctx.args = inputs[10:]
+
+
+def _backward(ctx, dout, dlse):
+    q, k, v, out, lse, *plan_tensors = ctx.saved_tensors
+    if dout is None:
+        dout = torch.zeros_like(out)
+    dq, dk, dv = sparse_attention_backward_op(dout.contiguous(), dlse, q, k, v, out, lse,
+                                              *plan_tensors, *ctx.args)
+    return (dq, dk, dv) + (None,) * (len(_PLAN_ARGS) + len(ctx.args))
+
+
+torch.library.register_autograd("sattn::sparse_attention", _backward, setup_context=_setup_context)
+
+
+# ---- device planners as ops (opaque to torch.compile, sizes known from shapes) -------------
+
+@torch.library.custom_op("sattn::block_topk_plan", mutates_args=())
+def block_topk_plan_op(q: Tensor, k: Tensor, block: int, keep: float, global_blocks: int,
+                       local_blocks: int, causal: bool, scale: float) -> Tuple[Tensor, Tensor, Tensor]:
+    p = P.build_block_topk(q, k, block=block, keep=keep, global_blocks=global_blocks,
+                           local_blocks=local_blocks, causal=causal, scale=scale)
+    return p.row_ptr, p.col_idx, p.mask_idx
+
+
+@block_topk_plan_op.register_fake
+def _(q, k, block, keep, global_blocks, local_blocks, causal, scale):
+    B, Hq, Lq, _ = q.shape
+    Lk = k.shape[2]
+    _, n = P.block_topk_counts(Lq, Lk, block, keep, global_blocks, local_blocks, causal)
+    nnz = max(1, int(n.sum()) * B * Hq)
+    rows = B * Hq * len(n)
+    i32 = dict(dtype=torch.int32, device=q.device)
+    return torch.empty(rows + 1, **i32), torch.empty(nnz, **i32), torch.empty(nnz, **i32)
+
+
+@torch.library.custom_op("sattn::topk_per_query_plan", mutates_args=())
+def topk_per_query_plan_op(q: Tensor, k: Tensor, topk: int, causal: bool,
+                           block: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    p = P.build_topk_per_query(q, k, topk=topk, causal=causal, block=block)
+    return p.row_ptr, p.col_idx, p.mask_idx, p.bitmaps
+
+
+@topk_per_query_plan_op.register_fake
+def _(q, k, topk, causal, block):
+    B, Hq, Lq, _ = q.shape
+    Lk = k.shape[2]
+    nkb = -(-Lk // block)
+    nqb = nkb - (Lk - Lq) // block
+    cap = B * Hq * nqb * nkb
+    words = -(-block // 64)
+    i32 = dict(dtype=torch.int32, device=q.device)
+    return (torch.empty(B * Hq * nqb + 1, **i32), torch.empty(cap + 1, **i32),
+            torch.empty(cap + 1, **i32),
+            torch.empty((cap + 1) * block * words, dtype=torch.int64, device=q.device))
+
+
+# ---- the differentiable entry point ------------------------------------------------------------
+
+def check_inputs(q, k, v) -> None:
+    """Typed errors for what the Triton kernels cannot take (sattn.api checked shapes already)."""
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: the triton backend takes torch tensors, got {type(x).__name__}")
+        if x.device.type != "cuda" and not (interpreting() and x.device.type == "cpu"):
+            raise ValueError(f"{name}: the triton backend needs CUDA tensors, got device '{x.device}' "
+                             "(set TRITON_INTERPRET=1 to run the kernels on CPU tensors, slowly)")
+        if x.dtype not in DTYPES:
+            raise TypeError(f"{name}: expected dtype float16, bfloat16 or float32, got {x.dtype}")
+    D = q.shape[-1]
+    if D % 16 or not 16 <= D <= MAX_HEAD_DIM:
+        raise ValueError(f"q: head_dim must be a multiple of 16 in [16, {MAX_HEAD_DIM}] for the "
+                         f"triton backend, got {D}")
+
+
+def _check_block(name: str, block: int) -> None:
+    if block % 16 or block < 16:
+        raise ValueError(f"{name}: the triton backend needs a block that is a multiple of 16 "
+                         f"(Triton tiles are >= 16), got {block}")
+
+
+@functools.lru_cache(maxsize=64)
+def _static_host_plan(spec_str: str, shape, tile: int, device: str):
+    """Host plan of a data-independent spec (BigBird, or Dense/SlidingWindow with force_plan),
+    built once per (spec, shape, device) by the shared C++ planner; later calls reuse it."""
+    import json
+    from sattn import plan as host_plan
+    from sattn.specs import from_name
+    kind, params = json.loads(spec_str)
+    spec = from_name(kind, **params)
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q = np.zeros((B, Hq, Lq, D), np.float32)
+    k = np.zeros((B, Hkv, Lk, D), np.float32)
+    return P.from_host(host_plan(spec, q, k, tile=tile), torch.device(device), bitmap_masks=False)
+
+
+@torch.compiler.assume_constant_result
+def _spec_str(spec) -> str:
+    """Specs are frozen dataclasses: the string is a constant of the traced graph."""
+    import json
+    return json.dumps([type(spec).__name__, spec.params()], sort_keys=True)
+
+
+# Static plans enter compiled graphs through an op too: its fake implementation runs the (cached,
+# data-independent) host planner to learn nnz, so tracing needs no device data.
+@torch.library.custom_op("sattn::static_plan", mutates_args=())
+def static_plan_op(q: Tensor, k: Tensor, spec: str, tile: int) -> Tuple[Tensor, Tensor, Tensor]:
+    B, Hq, Lq, D = q.shape
+    p = _static_host_plan(spec, (B, Hq, k.shape[1], Lq, k.shape[2], D), tile, str(q.device))
+    return p.row_ptr.clone(), p.col_idx.clone(), p.mask_idx.clone()
+
+
+@static_plan_op.register_fake
+def _(q, k, spec, tile):
+    B, Hq, Lq, D = q.shape
+    p = _static_host_plan(spec, (B, Hq, k.shape[1], Lq, k.shape[2], D), tile, "cpu")
+    return (q.new_empty(p.row_ptr.shape, dtype=torch.int32), q.new_empty(p.col_idx.shape, dtype=torch.int32),
+            q.new_empty(p.mask_idx.shape, dtype=torch.int32))
+
+
+def _static_plan(q, k, spec, tile: int) -> "P.GpuPlan":
+    B, Hq, Lq, D = q.shape
+    Lk = k.shape[2]
+    block = spec.block if hasattr(spec, "block") else tile
+    row_ptr, col_idx, mask_idx = static_plan_op(q, k, _spec_str(spec), tile)
+    nkb = -(-Lk // block)
+    qbb = (Lk - Lq) // block
+    words = -(-block // 64)
+    return P.GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=1, plan_h=1, q_block_begin=qbb,
+                     n_q_blocks=nkb - qbb, n_k_blocks=nkb, words_per_row=words, row_ptr=row_ptr,
+                     col_idx=col_idx, mask_idx=mask_idx,
+                     bitmaps=torch.zeros(block * words, dtype=torch.int64, device=q.device),
+                     bitmap_masks=False)
+
+
+def spec_launch(spec) -> dict:
+    """The token-rule arguments of the kernels for a spec."""
+    kind = type(spec).__name__
+    if kind == "SlidingWindow":
+        return dict(causal=spec.causal, window=spec.window, dilation=spec.dilation,
+                    global_tokens=spec.global_tokens)
+    return dict(causal=bool(spec.causal), window=0, dilation=1, global_tokens=0)
+
+
+def make_plan(q, k, spec, *, scale: float, plan=None, tile: int = 64):
+    """The GpuPlan for a call, or None for the planless Dense/SlidingWindow paths.
+
+    `plan` may be a GpuPlan (reused as is), a host sattn.BlockPlan (converted), or None: then
+    BlockTopK/TopKPerQuery are planned on the device, BigBird by the shared host planner (once,
+    cached), and Dense/SlidingWindow need no plan.
+    """
+    kind = type(spec).__name__
+    B, Hq, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    if plan is not None:
+        if not isinstance(plan, P.GpuPlan):
+            plan = P.from_host(plan, q.device, bitmap_masks=(kind == "TopKPerQuery"))
+        plan.check_shape(B, Hq, Lq, Lk)
+        _check_block("plan.block", plan.block)
+        return plan
+    if kind in ("Dense", "SlidingWindow"):
+        return None
+    if kind == "BlockTopK":
+        _check_block("block", spec.block)
+        if spec.score != "mean":
+            import sattn
+            return P.from_host(sattn.plan(spec, q, k, scale=scale), q.device, bitmap_masks=False)
+        row_ptr, col_idx, mask_idx = block_topk_plan_op(q, k, spec.block, float(spec.keep),
+                                                        spec.global_blocks, spec.local_blocks,
+                                                        spec.causal, scale)
+        nkb = -(-Lk // spec.block)
+        qbb = (Lk - Lq) // spec.block
+        words = -(-spec.block // 64)
+        return P.GpuPlan(block=spec.block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=B, plan_h=Hq,
+                         q_block_begin=qbb, n_q_blocks=nkb - qbb, n_k_blocks=nkb,
+                         words_per_row=words, row_ptr=row_ptr, col_idx=col_idx, mask_idx=mask_idx,
+                         bitmaps=torch.zeros(spec.block * words, dtype=torch.int64, device=q.device),
+                         bitmap_masks=False)
+    if kind == "TopKPerQuery":
+        _check_block("tile", tile)
+        row_ptr, col_idx, mask_idx, bitmaps = topk_per_query_plan_op(q, k, spec.k, spec.causal, tile)
+        nkb = -(-Lk // tile)
+        qbb = (Lk - Lq) // tile
+        return P.GpuPlan(block=tile, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=B, plan_h=Hq,
+                         q_block_begin=qbb, n_q_blocks=nkb - qbb, n_k_blocks=nkb,
+                         words_per_row=-(-tile // 64), row_ptr=row_ptr, col_idx=col_idx,
+                         mask_idx=mask_idx, bitmaps=bitmaps, bitmap_masks=True)
+    if kind == "BigBird":
+        _check_block("block", spec.block)
+        return _static_plan(q, k, spec, tile)
+    raise TypeError(f"spec: unsupported spec type {kind}")
+
+
+def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: int = 64,
+              force_plan: bool = False) -> Tuple[Tensor, Tensor]:
+    """(out, lse) for q (B,Hq,Lq,D), k/v (B,Hkv,Lk,D) under `spec`; differentiable in q, k, v.
+
+    `force_plan=True` runs Dense/SlidingWindow through the host plan (tile `tile`) instead of the
+    specialised planless path (used by tests to cross-check the two).
+    """
+    check_inputs(q, k, v)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    kind = type(spec).__name__
+    if force_plan and plan is None and kind in ("Dense", "SlidingWindow"):
+        _check_block("tile", tile)
+        plan = _static_plan(q, k, spec, tile)
+    gp = make_plan(q, k, spec, scale=scale, plan=plan, tile=tile)
+    launch = spec_launch(spec)
+    q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
+    if gp is None:
+        mode = MODE_SLIDING if kind == "SlidingWindow" else MODE_DENSE
+        tensors = [None] * len(_PLAN_ARGS)
+        geom = [0] * 7
+        bitmap_masks = False
+    else:
+        mode = MODE_PLAN
+        need_t = any(x.requires_grad for x in (q, k, v))
+        col_ptr, t_row, t_mask = P.transpose(gp) if need_t else (None, None, None)
+        tensors = [gp.row_ptr, gp.col_idx, gp.mask_idx, gp.bitmaps, col_ptr, t_row, t_mask]
+        geom = [gp.block, gp.plan_b, gp.plan_h, gp.q_block_begin, gp.n_q_blocks, gp.n_k_blocks,
+                gp.words_per_row]
+        bitmap_masks = gp.bitmap_masks
+    return sparse_attention_op(q, k, v, *tensors, geom, mode, launch["causal"], launch["window"],
+                               launch["dilation"], launch["global_tokens"], bitmap_masks, scale)

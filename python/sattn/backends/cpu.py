@@ -72,6 +72,7 @@ def bench_peers(q, k, v, spec, *, scale, repeat, tile=64, **options):
     from sattn import specs as S
 
     prob = _inputs.check_qkv(q, k, v)
+    scale = float(scale)
     tq, tk, tv = (x if _inputs._is_torch(x) else torch.from_numpy(np.asarray(x)) for x in (q, k, v))
     gqa = prob.Hq != prob.Hkv
     peers = []
@@ -80,12 +81,16 @@ def bench_peers(q, k, v, spec, *, scale, repeat, tile=64, **options):
         return F.scaled_dot_product_attention(tq, tk, tv, scale=scale, enable_gqa=gqa, **kw)
 
     with torch.no_grad():
+        dense_flops = 4.0 * prob.D * prob.B * prob.Hq * prob.Lq * prob.Lk
         _, t = _median_time(lambda: sdpa(), repeat)
-        peers.append(BackendResult(out=None, time_s=t, name="sdpa_dense", note="dense attention (different function)"))
+        peers.append(BackendResult(out=None, time_s=t, name="sdpa_dense", counters={"flops": dense_flops},
+                                   note="dense attention (different function)"))
         if spec.causal or isinstance(spec, S.SlidingWindow):
             if prob.Lq == prob.Lk:
                 _, t = _median_time(lambda: sdpa(is_causal=True), repeat)
-                peers.append(BackendResult(out=None, time_s=t, name="sdpa_causal", note="dense causal (different function)"))
+                causal_flops = 4.0 * prob.D * prob.B * prob.Hq * prob.Lq * (prob.Lq + 1) / 2
+                peers.append(BackendResult(out=None, time_s=t, name="sdpa_causal", counters={"flops": causal_flops},
+                                           note="dense causal (different function)"))
         elements = prob.B * prob.Hq * prob.Lq * prob.Lk
         if elements > 2**31:
             peers.append(BackendResult(out=None, name="sdpa_masked", note=f"skipped: L x L mask of {elements} elements"))

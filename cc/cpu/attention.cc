@@ -176,7 +176,9 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   }
   std::vector<int64_t> order(static_cast<size_t>(n_items));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return cost[size_t(x)] > cost[size_t(y)]; });
+  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+    return cost[size_t(x)] != cost[size_t(y)] ? cost[size_t(x)] > cost[size_t(y)] : x < y;
+  });
 
   // Threads cost tens of microseconds to start: tiny problems run on the calling thread.
   const int64_t staged = int64_t(stage_units.size()) * blk * D;

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
-                                 dot_in_fp32, fit_tile, interpreting, key_tile_full, padded_head_dim,
+                                 dot_in_fp32, dot_precision, fit_tile, interpreting, key_tile_full, padded_head_dim,
                                  query_tile_full, token_visible)
 from sattn_triton.forward import key_tile_range
 from sattn_triton import plans as P
@@ -28,7 +28,7 @@ def _bwd_dq_kernel(
     Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
 ):
     pid_t = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -94,7 +94,7 @@ def _bwd_dq_kernel(
         if DOT_F32:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        s = tl.dot(q, tl.trans(k)) * qk_scale
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
         if need_mask:
             if BITMAP:
                 vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
@@ -104,9 +104,9 @@ def _bwd_dq_kernel(
                 vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
             s = tl.where(vis, s, float("-inf"))
         p = tl.exp2(s - lse2[:, None])
-        dp = tl.dot(do, tl.trans(v))
+        dp = tl.dot(do, tl.trans(v), input_precision=PREC)
         ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k)
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
@@ -147,7 +147,7 @@ def _bwd_dkdv_kernel(
     Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, KV_PER_QHEAD: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr, KV_PER_QHEAD: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -211,7 +211,7 @@ def _bwd_dkdv_kernel(
         if DOT_F32:
             q = q.to(tl.float32)
             do = do.to(tl.float32)
-        s = tl.dot(q, tl.trans(k)) * qk_scale                     # [BM, BN]
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale                     # [BM, BN]
         if need_mask:
             if BITMAP:
                 vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
@@ -221,10 +221,10 @@ def _bwd_dkdv_kernel(
                 vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
             s = tl.where(vis, s, float("-inf"))
         p = tl.exp2(s - lse2[:, None])
-        dv += tl.dot(tl.trans(p).to(do.dtype), do)
-        dp = tl.dot(do, tl.trans(v))
+        dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=PREC)
+        dp = tl.dot(do, tl.trans(v), input_precision=PREC)
         ds = p * (dp - delta[:, None])
-        dk += tl.dot(tl.trans(ds).to(q.dtype), q)
+        dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PREC)
     dk = dk * sm_scale
     hw = h if KV_PER_QHEAD else hk
     tl.store(DK + b.to(tl.int64) * sdkb + hw.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
@@ -291,7 +291,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         kv_tiles = triton.cdiv(Lk, kvn)
     sw = (mode == MODE_SLIDING) or (mode == MODE_PLAN and window > 0)
     common = dict(D=D, DP=DP, MODE=mode, CAUSAL=causal, SW=sw, BITMAP=use_bitmap, WORDS=words,
-                  DOT_F32=dot_in_fp32(q.dtype), num_warps=warps, num_stages=stages)
+                  DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype), num_warps=warps, num_stages=stages)
     dq = torch.empty_like(q)
     _bwd_dq_kernel[(nqb * (dq_blk // dqm), B * Hq)](
         q, k, v, do, lse, delta, dq,

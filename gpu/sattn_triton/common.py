@@ -36,6 +36,12 @@ def dot_in_fp32(dtype: torch.dtype) -> bool:
     return interpreting() and dtype == torch.bfloat16
 
 
+def dot_precision(dtype: torch.dtype) -> str:
+    """fp32 inputs get exact fp32 dots ("ieee"); Triton's default TF32 would cost ~1e-3 accuracy.
+    fp16/bf16 use the tensor cores' native precision (the setting only affects fp32 operands)."""
+    return "ieee" if (dtype == torch.float32 or dot_in_fp32(dtype)) else "tf32"
+
+
 @triton.jit
 def token_visible(p, j, Lk, CAUSAL: tl.constexpr, SW: tl.constexpr, span, dilation, gtok):
     """Contract token rule for positions p ([BM,1]) and keys j ([1,BN]); keys >= Lk never count."""

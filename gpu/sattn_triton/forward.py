@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (LN2, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
-                                 dot_in_fp32, fit_tile, interpreting, key_tile_full, num_sms,
+                                 dot_in_fp32, dot_precision, fit_tile, interpreting, key_tile_full, num_sms,
                                  padded_head_dim, token_visible)
 
 
@@ -49,7 +49,7 @@ def _fwd_kernel(
     Hq, group, Lk, q_first, qk_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
 ):
     pid_t = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -116,7 +116,7 @@ def _fwd_kernel(
         if DOT_F32:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        s = tl.dot(q, tl.trans(k)) * qk_scale
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
         if need_mask:
             if BITMAP:
                 # mask_idx -1 reaches here only for the ragged last key tile: bounds mask only.
@@ -132,7 +132,7 @@ def _fwd_kernel(
         alpha = tl.exp2(m_i - m_use)
         p = tl.exp2(s - m_use[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
         m_i = m_new
 
     has = l_i > 0.0
@@ -217,7 +217,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         Hq, Hq // Hkv, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal,
         SW=(mode == MODE_SLIDING) or (mode == MODE_PLAN and window > 0), BITMAP=use_bitmap,
-        WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype),
+        WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
         num_warps=warps, num_stages=stages,
     )
     if num_splits > 1:

@@ -307,3 +307,51 @@ def transpose(plan: GpuPlan):
     t_mask = plan.mask_idx[order]
     plan._transposed = (col_ptr, t_row, t_mask)
     return plan._transposed
+
+
+def to_block_table(plan: GpuPlan) -> torch.Tensor:
+    """(plan_b, plan_h, n_q_blocks, n_k_blocks) bool: which block pairs have an entry. No sync."""
+    dev = plan.device
+    rows = plan.rows
+    cap = plan.col_idx.numel()
+    e = torch.arange(cap, device=dev, dtype=torch.int32)
+    row = torch.searchsorted(plan.row_ptr[1:].contiguous(), e, right=True)
+    valid = e < plan.row_ptr[-1]
+    cell = torch.where(valid, row * plan.n_k_blocks + plan.col_idx.long(), rows * plan.n_k_blocks)
+    table = torch.zeros(rows * plan.n_k_blocks + 1, dtype=torch.bool, device=dev)
+    table[cell] = True
+    return table[:-1].view(plan.plan_b, plan.plan_h, plan.n_q_blocks, plan.n_k_blocks)
+
+
+def from_block_table(kept: torch.Tensor, *, B: int, Hq: int, Lq: int, Lk: int, block: int,
+                     causal: bool) -> GpuPlan:
+    """Plan from a kept-block table (plan_b, plan_h, n_q_blocks, n_k_blocks) bool (setup-time
+    helper for static masks: it reads nnz on the host). Causal: blocks wholly above the diagonal
+    are dropped and diagonal blocks get the token rule (-2)."""
+    dev = kept.device
+    pb, ph, nqb, nkb = kept.shape
+    nkb_, qbb, nqb_ = _geometry(Lq, Lk, block)
+    if (nqb, nkb) != (nqb_, nkb_):
+        raise ValueError(f"kept: expected (.., {nqb_}, {nkb_}) blocks for Lq={Lq}, Lk={Lk}, "
+                         f"block={block}, got {tuple(kept.shape)}")
+    _, p0, p1, j1 = _block_bounds(Lq, Lk, block, dev)
+    j0 = torch.arange(nkb, device=dev) * block
+    if causal:
+        kept = kept & (j0[None, :] <= p1[:, None])
+    nz = kept.reshape(pb * ph * nqb, nkb).nonzero()
+    row_ptr = torch.zeros(pb * ph * nqb + 1, dtype=torch.int32, device=dev)
+    row_ptr[1:] = torch.cumsum(kept.reshape(pb * ph * nqb, nkb).sum(1), 0).to(torch.int32)
+    col = nz[:, 1]
+    if causal:
+        full = j1[col] <= p0[nz[:, 0] % nqb]
+        mask = torch.where(full, -1, -2).to(torch.int32)
+    else:
+        mask = torch.full_like(col, -1, dtype=torch.int32)
+    if col.numel() == 0:
+        col = torch.zeros(1, dtype=torch.long, device=dev)
+        mask = torch.full((1,), -1, dtype=torch.int32, device=dev)
+    words = -(-block // 64)
+    return GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=pb, plan_h=ph, q_block_begin=qbb,
+                   n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=words, row_ptr=row_ptr,
+                   col_idx=col.to(torch.int32), mask_idx=mask,
+                   bitmaps=torch.zeros(block * words, dtype=torch.int64, device=dev), bitmap_masks=False)

@@ -1,0 +1,149 @@
+"""Forward and backward of every spec vs the float64 reference (values and autograd gradients).
+
+Without a GPU this runs the Triton kernels under TRITON_INTERPRET=1 on CPU tensors (helpers.py),
+at small shapes chosen to hit the edges: GQA, Lq < Lk (queries are the last rows), L not a
+multiple of the block, L = 1, rows with no visible key, causal and not.
+"""
+import math
+
+import helpers as H  # noqa: I001  (sets TRITON_INTERPRET before Triton is imported)
+import pytest
+import torch
+
+import sattn
+from sattn_triton import forward as F
+from sattn_triton import ops
+from sattn_triton.common import MODE_DENSE
+
+SPECS = [
+    sattn.Dense(causal=False),
+    sattn.Dense(causal=True),
+    sattn.SlidingWindow(window=7, causal=True, dilation=2, global_tokens=3),
+    sattn.SlidingWindow(window=9, causal=False),
+    sattn.SlidingWindow(window=5, causal=False, dilation=3, global_tokens=20),
+    sattn.BlockTopK(block=16, keep=0.3, causal=True),
+    sattn.BlockTopK(block=32, keep=0.5, global_blocks=0, local_blocks=2, causal=False),
+    sattn.BigBird(block=16, window_blocks=1, global_blocks=1, random_blocks=1, seed=3, causal=True),
+    sattn.BigBird(block=16, window_blocks=3, global_blocks=0, random_blocks=1, seed=5, causal=False),
+    sattn.TopKPerQuery(k=5, causal=True),
+    sattn.TopKPerQuery(k=7, causal=False),
+]
+# (B, Hq, Hkv, Lq, Lk, D)
+SHAPES = [
+    (1, 4, 2, 40, 40, 32),    # GQA, L not a multiple of 16
+    (2, 2, 2, 5, 70, 16),     # Lq < Lk: the last 5 positions; batch 2
+    (1, 1, 1, 1, 33, 64),     # a single query
+]
+
+HOST = pytest.mark.skipif(not H.has_host_planner(), reason="sattn._cc (host planner) not built")
+
+
+def needs_host(spec) -> bool:
+    return isinstance(spec, sattn.BigBird) or (isinstance(spec, sattn.BlockTopK) and spec.score == "max")
+
+
+def check(spec, shape, dtype, seed=0, **kw):
+    if needs_host(spec) and not H.has_host_planner():
+        pytest.skip("sattn._cc (host planner) not built")
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, v = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, dtype, seed=seed, requires_grad=True)
+    out, lse = ops.attention(q, k, v, spec, tile=16, **kw)
+    assert out.dtype == dtype and out.shape == (B, Hq, Lq, D)
+    assert lse.dtype == torch.float32 and lse.shape == (B, Hq, Lq)
+    g = torch.Generator().manual_seed(seed + 1)
+    dout = torch.randn(out.shape, generator=g).to(dtype).to(out.device)
+    dlse = torch.randn(lse.shape, generator=g).to(lse.device)
+    # The LSE output is differentiable too; weight it so both paths are checked.
+    ((out.float() * dout.float()).sum() + (torch.where(torch.isinf(lse), 0.0, lse) * dlse).sum()).backward()
+
+    q64, k64, v64 = H.leaf64(q), H.leaf64(k), H.leaf64(v)
+    ro, rl = H.reference(q64, k64, v64, spec)
+    ((ro * dout.double().cpu()).sum() + (torch.where(torch.isinf(rl), 0.0, rl) * dlse.double().cpu()).sum()).backward()
+    tol = H.TOL[dtype]
+    assert torch.equal(torch.isinf(lse).cpu(), torch.isinf(rl)), "rows with no visible key differ"
+    errs = {
+        "out": H.rel_err(out, ro), "lse": H.rel_err(lse, rl),
+        "dq": H.rel_err(q.grad, q64.grad), "dk": H.rel_err(k.grad, k64.grad), "dv": H.rel_err(v.grad, v64.grad),
+    }
+    limits = {"out": tol["out"], "lse": tol["lse"], "dq": tol["grad"], "dk": tol["grad"], "dv": tol["grad"]}
+    bad = {n: e for n, e in errs.items() if not e <= limits[n]}
+    assert not bad, f"{spec} {shape} {dtype}: errors {errs} over limits {limits}"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_fp32_every_spec_and_shape(spec, shape):
+    check(spec, shape, torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_half_precision(spec, dtype):
+    check(spec, SHAPES[0], dtype, seed=3)
+
+
+@HOST
+@pytest.mark.parametrize("spec", [sattn.Dense(causal=True), sattn.SlidingWindow(window=7, causal=True, dilation=2, global_tokens=3),
+                                  sattn.SlidingWindow(window=9, causal=False)], ids=str)
+def test_planless_paths_match_the_plan_path(spec):
+    """Dense/SlidingWindow run without a plan; the same spec through the host plan (rule masks)
+    must give the same result up to fp32 summation order."""
+    q, k, v = H.make_qkv(1, 2, 1, 37, 37, 32, torch.float32, seed=7)
+    a, la = ops.attention(q, k, v, spec)
+    b, lb = ops.attention(q, k, v, spec, force_plan=True, tile=16)
+    assert H.rel_err(a, b) < 1e-5 and H.rel_err(la, lb) < 1e-5
+
+
+@HOST
+def test_host_plan_and_device_plan_agree_for_block_topk():
+    spec = sattn.BlockTopK(block=16, keep=0.25, causal=True)
+    q, k, v = H.make_qkv(1, 2, 2, 64, 64, 32, torch.float32, seed=11)
+    host = sattn.plan(spec, q.cpu(), k.cpu())
+    a, la = ops.attention(q, k, v, spec, plan=host)
+    b, lb = ops.attention(q, k, v, spec)
+    assert H.rel_err(a, b) < 1e-6 and H.rel_err(la, lb) < 1e-6
+
+
+@pytest.mark.parametrize("splits", [2, 3, 7])
+def test_decode_split_k_combines_by_lse(splits):
+    """Lq <= 16 with a long KV: the key tiles are split over programs and merged by LSE."""
+    spec = sattn.SlidingWindow(window=40, causal=True, global_tokens=2)
+    q, k, v = H.make_qkv(1, 4, 2, 3, 300, 32, torch.float32, seed=5)
+    scale = 1 / math.sqrt(32)
+    one, l1 = F.forward(q, k, v, scale=scale, mode=2, causal=True, window=40, global_tokens=2, num_splits=1)
+    many, lm = F.forward(q, k, v, scale=scale, mode=2, causal=True, window=40, global_tokens=2, num_splits=splits)
+    ro, rl = H.reference(H.leaf64(q), H.leaf64(k), H.leaf64(v), spec)
+    assert H.rel_err(many, ro) < 1e-5 and H.rel_err(lm, rl) < 1e-5
+    assert H.rel_err(many, one) < 1e-5
+
+
+def test_decode_auto_split_dense():
+    q, k, v = H.make_qkv(1, 2, 2, 1, 600, 64, torch.float16, seed=9)
+    out, lse = ops.attention(q, k, v, sattn.Dense(causal=True))
+    ro, rl = H.reference(H.leaf64(q), H.leaf64(k), H.leaf64(v), sattn.Dense(causal=True))
+    assert H.rel_err(out, ro) < H.TOL[torch.float16]["out"] and H.rel_err(lse, rl) < 1e-3
+
+
+def test_rows_without_visible_keys_are_zero_with_lse_minus_inf():
+    """No built-in spec empties a row (every query sees itself or a forced block), so pass a plan
+    with an empty row: its outputs must be 0, LSE -inf, and its gradients 0 (not NaN)."""
+    from sattn_triton import plans as P
+    B, Hq, L, D, blk = 1, 1, 32, 16, 16
+    kept = torch.zeros(1, 1, 2, 2, dtype=torch.bool, device=H.DEVICE)
+    kept[0, 0, 1, 0] = True   # query block 1 sees key block 0; query block 0 sees nothing
+    plan = P.from_block_table(kept, B=B, Hq=Hq, Lq=L, Lk=L, block=blk, causal=False)
+    q, k, v = H.make_qkv(B, Hq, Hq, L, L, D, torch.float32, seed=2, requires_grad=True)
+    out, lse = ops.attention(q, k, v, sattn.Dense(), plan=plan)
+    assert torch.all(out[0, 0, :16] == 0) and torch.all(torch.isneginf(lse[0, 0, :16]))
+    assert torch.all(torch.isfinite(lse[0, 0, 16:]))
+    mask = torch.zeros(1, 1, L, L, dtype=torch.bool)
+    mask[0, 0, 16:, :16] = True
+    ro, rl = H.reference(H.leaf64(q), H.leaf64(k), H.leaf64(v), None, mask=mask.numpy())
+    assert H.rel_err(out, ro) < 1e-5
+    out.sum().backward()
+    assert torch.all(torch.isfinite(q.grad)) and torch.all(q.grad[0, 0, :16] == 0)
+
+
+@pytest.mark.parametrize("D", [48, 80, 96])
+def test_head_dims_that_are_not_powers_of_two(D):
+    check(sattn.Dense(causal=True), (1, 2, 1, 20, 20, D), torch.float16, seed=D)

@@ -1,0 +1,163 @@
+"""The GPU backend: Triton kernels of gpu/sattn_triton (forward, backward, decode, device planners).
+
+Takes torch CUDA tensors (or CPU tensors under TRITON_INTERPRET=1, the CI mode) and returns torch
+tensors; differentiable in q, k, v through the `sattn::sparse_attention` op. Options:
+  plan=<sattn.BlockPlan | GpuPlan>  reuse a plan (across layers/steps); else planned on the device
+  tile=64                           block edge for specs without their own block (TopKPerQuery,
+                                    BigBird/Dense/SlidingWindow when force_plan=True)
+  force_plan=False                  run Dense/SlidingWindow through a plan instead of the
+                                    specialised planless kernels
+docs/backends/gpu.md has the design, tolerances and the H100 benchmark table.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+from sattn.backends.base import BackendResult
+
+NAME = "triton"
+TAKES_TORCH = True
+
+
+def _import_kernels():
+    try:
+        import sattn_triton  # noqa: F401  (Bazel puts gpu/ on the path)
+    except ImportError:
+        # Running from a source checkout without Bazel: gpu/ sits beside python/.
+        here = os.path.dirname(os.path.abspath(__file__))
+        gpu = os.path.normpath(os.path.join(here, "..", "..", "..", "gpu"))
+        if os.path.isdir(os.path.join(gpu, "sattn_triton")) and gpu not in sys.path:
+            sys.path.insert(0, gpu)
+    from sattn_triton import ops
+    return ops
+
+
+def available():
+    try:
+        import torch
+        import triton  # noqa: F401
+    except ImportError as e:
+        return False, f"torch/triton not importable ({e})"
+    interp = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    if not torch.cuda.is_available() and not interp:
+        return False, "no CUDA device (TRITON_INTERPRET=1 runs the kernels on CPU tensors, slowly)"
+    try:
+        _import_kernels()
+    except ImportError as e:
+        return False, f"gpu/sattn_triton not importable ({e})"
+    return True, ""
+
+
+def attention(q, k, v, spec, *, scale, return_lse, plan=None, tile: int = 64,
+              force_plan: bool = False, **options):
+    import torch
+    if options:
+        raise TypeError(f"triton backend: unknown option(s) {sorted(options)}")
+    ops = _import_kernels()
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: the triton backend takes torch tensors, got {type(x).__name__}")
+    out, lse = ops.attention(q, k, v, spec, scale=scale, plan=plan, tile=tile, force_plan=force_plan)
+    return BackendResult(out=out, lse=lse if return_lse else None)
+
+
+# ---- peers for `bench --compare` -----------------------------------------------------------------
+
+def _cuda_time(fn, repeat: int) -> float:
+    """Median seconds of fn() over `repeat` runs, timed with CUDA events after one warm-up."""
+    import torch
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(max(1, repeat)):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        torch.cuda.synchronize()
+        times.append(s.elapsed_time(e) / 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def flex_mask_mod(spec, q, k, *, scale, plan=None, tile: int = 128):
+    """(mask_mod, block) for FlexAttention expressing the same visible set as `spec`.
+
+    Token-rule specs become a closed-form mask_mod; block-selected specs (BlockTopK, BigBird) a
+    lookup into the kept-block table computed by torch ops (for BlockTopK: the same pooled scores
+    and top-k as our device planner, i.e. "torch selection").
+    """
+    import torch
+    ops = _import_kernels()
+    from sattn_triton import plans as P
+    Lq, Lk = q.shape[2], k.shape[2]
+    off = Lk - Lq
+    kind = type(spec).__name__
+    causal = bool(spec.causal)
+    if kind == "Dense":
+        def mask_mod(b, h, qi, kj):
+            return (kj <= qi + off) if causal else (kj >= 0)
+        return mask_mod, tile
+    if kind == "SlidingWindow":
+        span, dil, gt = spec.window * spec.dilation, spec.dilation, spec.global_tokens
+
+        def mask_mod(b, h, qi, kj):
+            p = qi + off
+            d = p - kj
+            ok = ((d < span) & (d > -span) & (d % dil == 0)) | (kj < gt) | (p < gt)
+            return ok & (kj <= p) if causal else ok
+        return mask_mod, tile
+    gp = plan if plan is not None else ops.make_plan(q, k, spec, scale=scale, tile=tile)
+    if not isinstance(gp, P.GpuPlan):
+        gp = P.from_host(gp, q.device, bitmap_masks=kind == "TopKPerQuery")
+    table = P.to_block_table(gp)            # (plan_b, plan_h, nqb, nkb) bool on the device
+    blk, qbb = gp.block, gp.q_block_begin
+    pb, ph = gp.plan_b, gp.plan_h
+    if gp.bitmap_masks:
+        raise ValueError("spec: FlexAttention peer needs a block-level spec (not TopKPerQuery)")
+
+    def mask_mod(b, h, qi, kj):
+        p = qi + off
+        keep = table[b if pb > 1 else 0, h if ph > 1 else 0, p // blk - qbb, kj // blk]
+        return keep & (kj <= p) if causal else keep
+    return mask_mod, blk
+
+
+def bench_peers(q, k, v, spec, *, scale, repeat: int, **options):
+    """FlexAttention (create_block_mask with the same mask) and SDPA flash (dense) on the same
+    tensors. Each row's note gives the one-off mask/compile cost measured in this process."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    rows = []
+    if q.device.type != "cuda":
+        return rows
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    B, Hq, Lq, D = q.shape
+    Hkv = k.shape[1]
+    t0 = time.perf_counter()
+    mask_mod, blk = flex_mask_mod(spec, q, k, scale=scale, plan=options.get("plan"),
+                                  tile=options.get("tile", 128))
+    bm = create_block_mask(mask_mod, B, Hq, Lq, k.shape[2], device=q.device, BLOCK_SIZE=blk)
+    torch.cuda.synchronize()
+    t_mask = time.perf_counter() - t0
+    flex = torch.compile(flex_attention)
+    t0 = time.perf_counter()
+    out = flex(q, k, v, block_mask=bm, scale=scale, enable_gqa=Hq != Hkv)
+    torch.cuda.synchronize()
+    t_compile = time.perf_counter() - t0
+    t = _cuda_time(lambda: flex(q, k, v, block_mask=bm, scale=scale, enable_gqa=Hq != Hkv), repeat)
+    rows.append(BackendResult(out=out, time_s=t, name="flex_attention",
+                              note=f"create_block_mask {t_mask:.2f} s + first-call compile {t_compile:.1f} s one-off"))
+    causal = bool(spec.causal)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        fn = lambda: F.scaled_dot_product_attention(q, k, v, scale=scale, is_causal=causal and Lq == k.shape[2],
+                                                    enable_gqa=Hq != Hkv)
+        out = fn()
+        t = _cuda_time(fn, repeat)
+    rows.append(BackendResult(out=out, time_s=t, name="sdpa_flash_dense" + ("_causal" if causal else ""),
+                              note="dense (all keys" + (", causal" if causal else "") + ")"))
+    return rows

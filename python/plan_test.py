@@ -112,3 +112,11 @@ def test_plan_validation_names_the_field():
     d["col_idx"][0] = 99
     with pytest.raises(ValueError, match="col_idx"):
         _cc.validate_plan(d)
+
+
+def test_dense_mask_follows_the_input_framework():
+    import torch
+    q = torch.randn(1, 2, 10, 4)
+    m = sattn.dense_mask(sattn.SlidingWindow(window=3, causal=True), q, q)
+    assert isinstance(m, torch.Tensor) and m.dtype == torch.bool and tuple(m.shape) == (1, 2, 10, 10)
+    assert isinstance(sattn.dense_mask(sattn.Dense(), q.numpy(), q.numpy()), np.ndarray)

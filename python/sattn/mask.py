@@ -82,12 +82,21 @@ def _blocktopk_blocks(spec: S.BlockTopK, qh: np.ndarray, kh: np.ndarray, a: int,
     return kept
 
 
-def dense_mask(spec: S.Spec, q, k, *, rows=None, scale=None) -> np.ndarray:
+def dense_mask(spec: S.Spec, q, k, *, rows=None, scale=None):
     """Bool mask (B, Hq, Lq, Lk) of visible (query, key) pairs; `rows` restricts to those query rows.
 
     q (B,Hq,Lq,D) and k (B,Hkv,Lk,D) are read only by data-dependent specs (BlockTopK, TopKPerQuery),
-    but their shapes always define the problem.
+    but their shapes always define the problem. Returns a torch bool tensor (on q's device) for
+    torch inputs, a numpy bool array otherwise.
     """
+    mask = _dense_mask_numpy(spec, q, k, rows, scale)
+    if _inputs._is_torch(q):
+        import torch
+        return torch.from_numpy(mask).to(q.device)
+    return mask
+
+
+def _dense_mask_numpy(spec: S.Spec, q, k, rows, scale) -> np.ndarray:
     if not isinstance(spec, S.Spec):
         raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, ...), got {type(spec).__name__}")
     prob = _inputs.check_qkv(q, k, k)

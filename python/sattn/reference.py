@@ -18,7 +18,7 @@ def attention(q, k, v, spec, *, scale=None, return_lse=False, rows=None, mask=No
     scale = _inputs.resolve_scale(scale, prob.D)
     rows = np.arange(prob.Lq) if rows is None else np.asarray(rows, dtype=np.int64)
     if mask is None:
-        mask = dense_mask(spec, q, k, rows=rows, scale=scale)
+        mask = _inputs.to_numpy(dense_mask(spec, q, k, rows=rows, scale=scale))
     qn = _inputs.to_numpy(q, np.float64)[:, :, rows]
     kn = _inputs.to_numpy(k, np.float64)
     vn = _inputs.to_numpy(v, np.float64)

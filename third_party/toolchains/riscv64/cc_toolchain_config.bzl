@@ -77,6 +77,10 @@ def _impl(ctx):
                     "-D__TIME__=\"redacted\"",
                     "-ffunction-sections",
                     "-fdata-sections",
+                    # No fused multiply-add unless a target asks (-ffp-contract=on in its copts):
+                    # the planner's float64 block scores then round exactly as on x86, so every
+                    # target selects the same BlockTopK blocks.
+                    "-ffp-contract=off",
                 ])],
             ),
             flag_set(

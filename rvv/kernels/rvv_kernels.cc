@@ -1,0 +1,286 @@
+// RVV 1.0 intrinsic implementation of kernels.h. Vector-length agnostic: every loop strip-mines
+// with vsetvl, so the same binary runs at any VLEN and longer vectors mean fewer instructions.
+//
+// Register grouping: float32 work uses LMUL=8 (one vector instruction covers VLEN/4 floats), the
+// largest group, because loops run along the gathered keys (up to 512 per chunk). Masks are
+// loaded straight from memory with vlm.v (the plan bitmaps' bit order is the mask layout).
+#include <riscv_vector.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "rvv/kernels/kernels.h"
+
+namespace {
+
+// Polynomial exp for x <= 0 (see docs/backends/rvv.md, "exp"): x = n*ln2 + r with n = rint(x/ln2),
+// |r| <= ln2/2, ln2 split in two (Cody-Waite) so r is exact to ~1e-10; exp(r) by its degree-7
+// Taylor polynomial (truncation < 1.4e-8 relative) in Horner form; 2^n added to the exponent.
+// Inputs below -87 give 0 (exp(-87) = 1.6e-38 is below anything a softmax sum can notice).
+inline vfloat32m8_t ExpNonPositive(vfloat32m8_t x, size_t vl) {
+  const vfloat32m8_t xc = __riscv_vfmax_vf_f32m8(x, -87.0f, vl);
+  const vint32m8_t n = __riscv_vfcvt_x_f_v_i32m8(__riscv_vfmul_vf_f32m8(xc, 1.44269504088896341f, vl), vl);
+  const vfloat32m8_t nf = __riscv_vfcvt_f_x_v_f32m8(n, vl);
+  vfloat32m8_t r = __riscv_vfnmsac_vf_f32m8(xc, 0.693359375f, nf, vl);
+  r = __riscv_vfnmsac_vf_f32m8(r, -2.12194440e-4f, nf, vl);
+  vfloat32m8_t p = __riscv_vfmv_v_f_f32m8(1.0f / 5040.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 720.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 120.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 24.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 6.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 0.5f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f, vl);
+  const vint32m8_t bits = __riscv_vadd_vv_i32m8(__riscv_vreinterpret_v_f32m8_i32m8(p),
+                                                __riscv_vsll_vx_i32m8(n, 23, vl), vl);
+  const vfloat32m8_t e = __riscv_vreinterpret_v_i32m8_f32m8(bits);
+  const vbool4_t live = __riscv_vmfge_vf_f32m8_b4(x, -87.0f, vl);
+  return __riscv_vmerge_vvm_f32m8(__riscv_vfmv_v_f_f32m8(0.0f, vl), e, live, vl);
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* sattn_kernel_variant(void) { return "rvv"; }
+
+void sattn_gather_t_f32(const float* src, int64_t src_ld, int32_t n, int32_t n_pad, int32_t D,
+                        float* dst, int64_t dst_ld) {
+  // Strided loads walk one feature down the block's rows: the transpose costs one load and one
+  // store per VLEN/4 keys.
+  const ptrdiff_t stride = ptrdiff_t(src_ld) * sizeof(float);
+  for (int32_t d = 0; d < D; ++d) {
+    float* out = dst + d * dst_ld;
+    for (int32_t j = 0; j < n;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(n - j));
+      __riscv_vse32_v_f32m8(out + j, __riscv_vlse32_v_f32m8(src + j * src_ld + d, stride, vl), vl);
+      j += int32_t(vl);
+    }
+    for (int32_t j = n; j < n_pad;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(n_pad - j));
+      __riscv_vse32_v_f32m8(out + j, __riscv_vfmv_v_f_f32m8(0.0f, vl), vl);
+      j += int32_t(vl);
+    }
+  }
+}
+
+void sattn_gather_t_bf16(const uint16_t* src, int64_t src_ld, int32_t n, int32_t n_pad, int32_t D,
+                         float* dst, int64_t dst_ld) {
+  // bf16 -> f32 is exact: zero-extend to 32 bits and shift into the upper half.
+  const ptrdiff_t stride = ptrdiff_t(src_ld) * sizeof(uint16_t);
+  for (int32_t d = 0; d < D; ++d) {
+    float* out = dst + d * dst_ld;
+    for (int32_t j = 0; j < n;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(n - j));
+      const vuint16m4_t h = __riscv_vlse16_v_u16m4(src + j * src_ld + d, stride, vl);
+      const vuint32m8_t w = __riscv_vsll_vx_u32m8(__riscv_vzext_vf2_u32m8(h, vl), 16, vl);
+      __riscv_vse32_v_f32m8(out + j, __riscv_vreinterpret_v_u32m8_f32m8(w), vl);
+      j += int32_t(vl);
+    }
+    for (int32_t j = n; j < n_pad;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(n_pad - j));
+      __riscv_vse32_v_f32m8(out + j, __riscv_vfmv_v_f_f32m8(0.0f, vl), vl);
+      j += int32_t(vl);
+    }
+  }
+}
+
+void sattn_gather_t_i8(const int8_t* src, int64_t src_ld, int32_t n, int32_t n_pad, int32_t D,
+                       int8_t* dst, int64_t dst_ld) {
+  const ptrdiff_t stride = ptrdiff_t(src_ld);
+  for (int32_t d = 0; d < D; ++d) {
+    int8_t* out = dst + d * dst_ld;
+    for (int32_t j = 0; j < n;) {
+      const size_t vl = __riscv_vsetvl_e8m8(size_t(n - j));
+      __riscv_vse8_v_i8m8(out + j, __riscv_vlse8_v_i8m8(src + j * src_ld + d, stride, vl), vl);
+      j += int32_t(vl);
+    }
+    for (int32_t j = n; j < n_pad;) {
+      const size_t vl = __riscv_vsetvl_e8m8(size_t(n_pad - j));
+      __riscv_vse8_v_i8m8(out + j, __riscv_vmv_v_x_i8m8(0, vl), vl);
+      j += int32_t(vl);
+    }
+  }
+}
+
+void sattn_bf16_to_f32(const uint16_t* x, int32_t n, float* y) {
+  for (int32_t i = 0; i < n;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(n - i));
+    const vuint32m8_t w = __riscv_vsll_vx_u32m8(__riscv_vzext_vf2_u32m8(__riscv_vle16_v_u16m4(x + i, vl), vl), 16, vl);
+    __riscv_vse32_v_f32m8(y + i, __riscv_vreinterpret_v_u32m8_f32m8(w), vl);
+    i += int32_t(vl);
+  }
+}
+
+float sattn_row_scores_f32(const float* q, const float* kt, int64_t kt_ld, int32_t D, int32_t nk,
+                           float scale, const uint8_t* mask, float* s) {
+  // The accumulator strip stays in registers for the whole D loop: per feature one scalar load,
+  // one vector load and one vfmacc cover VLEN/4 keys.
+  const size_t vlmax = __riscv_vsetvlmax_e32m1();
+  vfloat32m1_t vmax = __riscv_vfmv_v_f_f32m1(-INFINITY, vlmax);
+  for (int32_t j = 0; j < nk;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
+    const float* col = kt + j;
+    vfloat32m8_t acc = __riscv_vfmv_v_f_f32m8(0.0f, vl);
+    int32_t d = 0;
+    for (; d + 4 <= D; d += 4) {
+      acc = __riscv_vfmacc_vf_f32m8(acc, q[d], __riscv_vle32_v_f32m8(col + (d + 0) * kt_ld, vl), vl);
+      acc = __riscv_vfmacc_vf_f32m8(acc, q[d + 1], __riscv_vle32_v_f32m8(col + (d + 1) * kt_ld, vl), vl);
+      acc = __riscv_vfmacc_vf_f32m8(acc, q[d + 2], __riscv_vle32_v_f32m8(col + (d + 2) * kt_ld, vl), vl);
+      acc = __riscv_vfmacc_vf_f32m8(acc, q[d + 3], __riscv_vle32_v_f32m8(col + (d + 3) * kt_ld, vl), vl);
+    }
+    for (; d < D; ++d)
+      acc = __riscv_vfmacc_vf_f32m8(acc, q[d], __riscv_vle32_v_f32m8(col + d * kt_ld, vl), vl);
+    acc = __riscv_vfmul_vf_f32m8(acc, scale, vl);
+    const vbool4_t m = __riscv_vlm_v_b4(mask + (j >> 3), vl);
+    acc = __riscv_vmerge_vvm_f32m8(__riscv_vfmv_v_f_f32m8(-INFINITY, vl), acc, m, vl);
+    __riscv_vse32_v_f32m8(s + j, acc, vl);
+    vmax = __riscv_vfredmax_vs_f32m8_f32m1(acc, vmax, vl);
+    j += int32_t(vl);
+  }
+  return __riscv_vfmv_f_s_f32m1_f32(vmax);
+}
+
+float sattn_row_scores_i8(const int8_t* q, const int8_t* kt, int64_t kt_ld, int32_t D, int32_t nk,
+                          float qscale, const float* kscale, const uint8_t* mask, float* s) {
+  // int8 x int8 products fit int16 (|p| <= 16384): vwmul.vx to int16, then vwadd.wv into int32
+  // accumulators, which are exact for D up to 131071.
+  const size_t vlmax = __riscv_vsetvlmax_e32m1();
+  vfloat32m1_t vmax = __riscv_vfmv_v_f_f32m1(-INFINITY, vlmax);
+  for (int32_t j = 0; j < nk;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
+    const int8_t* col = kt + j;
+    vint32m8_t acc = __riscv_vmv_v_x_i32m8(0, vl);
+    for (int32_t d = 0; d < D; ++d) {
+      const vint16m4_t prod = __riscv_vwmul_vx_i16m4(__riscv_vle8_v_i8m2(col + d * kt_ld, vl), q[d], vl);
+      acc = __riscv_vwadd_wv_i32m8(acc, prod, vl);
+    }
+    vfloat32m8_t f = __riscv_vfmul_vf_f32m8(__riscv_vfcvt_f_x_v_f32m8(acc, vl), qscale, vl);
+    f = __riscv_vfmul_vv_f32m8(f, __riscv_vle32_v_f32m8(kscale + j, vl), vl);
+    const vbool4_t m = __riscv_vlm_v_b4(mask + (j >> 3), vl);
+    f = __riscv_vmerge_vvm_f32m8(__riscv_vfmv_v_f_f32m8(-INFINITY, vl), f, m, vl);
+    __riscv_vse32_v_f32m8(s + j, f, vl);
+    vmax = __riscv_vfredmax_vs_f32m8_f32m1(f, vmax, vl);
+    j += int32_t(vl);
+  }
+  return __riscv_vfmv_f_s_f32m1_f32(vmax);
+}
+
+float sattn_row_exp_sum(float* s, int32_t nk, float m) {
+  const size_t vlmax = __riscv_vsetvlmax_e32m1();
+  vfloat32m1_t vsum = __riscv_vfmv_v_f_f32m1(0.0f, vlmax);
+  for (int32_t j = 0; j < nk;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
+    const vfloat32m8_t x = __riscv_vfsub_vf_f32m8(__riscv_vle32_v_f32m8(s + j, vl), m, vl);
+    const vfloat32m8_t p = ExpNonPositive(x, vl);
+    __riscv_vse32_v_f32m8(s + j, p, vl);
+    vsum = __riscv_vfredusum_vs_f32m8_f32m1(p, vsum, vl);
+    j += int32_t(vl);
+  }
+  return __riscv_vfmv_f_s_f32m1_f32(vsum);
+}
+
+void sattn_row_pv(const float* p, const float* vt, int64_t vt_ld, int32_t D, int32_t nk,
+                  float alpha, float* acc) {
+  // Along keys: per feature d, partial products accumulate in a VLMAX-wide register group (tail-
+  // undisturbed, so a short last strip keeps earlier partials) and one reduction folds them.
+  const size_t vlmax = __riscv_vsetvlmax_e32m8();
+  if (size_t(nk) <= vlmax) {
+    // One strip: P stays in registers across all D features.
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(nk));
+    const vfloat32m8_t pv = __riscv_vle32_v_f32m8(p, vl);
+    for (int32_t d = 0; d < D; ++d) {
+      const vfloat32m8_t prod = __riscv_vfmul_vv_f32m8(pv, __riscv_vle32_v_f32m8(vt + d * vt_ld, vl), vl);
+      const vfloat32m1_t init = __riscv_vfmv_s_f_f32m1(alpha * acc[d], 1);
+      acc[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(prod, init, vl));
+    }
+    return;
+  }
+  for (int32_t d = 0; d < D; ++d) {
+    const float* row = vt + d * vt_ld;
+    vfloat32m8_t part = __riscv_vfmul_vv_f32m8(__riscv_vle32_v_f32m8(p, vlmax),
+                                               __riscv_vle32_v_f32m8(row, vlmax), vlmax);
+    for (int32_t j = int32_t(vlmax); j < nk;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
+      part = __riscv_vfmacc_vv_f32m8_tu(part, __riscv_vle32_v_f32m8(p + j, vl),
+                                        __riscv_vle32_v_f32m8(row + j, vl), vl);
+      j += int32_t(vl);
+    }
+    const vfloat32m1_t init = __riscv_vfmv_s_f_f32m1(alpha * acc[d], 1);
+    acc[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(part, init, vlmax));
+  }
+}
+
+void sattn_exp_array(const float* x, int32_t n, float* y) {
+  for (int32_t i = 0; i < n;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(n - i));
+    __riscv_vse32_v_f32m8(y + i, ExpNonPositive(__riscv_vle32_v_f32m8(x + i, vl), vl), vl);
+    i += int32_t(vl);
+  }
+}
+
+void sattn_mean_pool_f64(const float* x, int64_t ld, int32_t n, int32_t D, double* out,
+                         int64_t out_ld) {
+  // Along features, rows added in order with vfwadd.wv (float widened exactly, one rounding per
+  // add): the same sums, in the same order, as the planner's scalar double loop.
+  for (int32_t d = 0; d < D;) {
+    const size_t vl = __riscv_vsetvl_e64m8(size_t(D - d));
+    vfloat64m8_t acc = __riscv_vfmv_v_f_f64m8(0.0, vl);
+    for (int32_t i = 0; i < n; ++i)
+      acc = __riscv_vfwadd_wv_f64m8(acc, __riscv_vle32_v_f32m4(x + i * ld + d, vl), vl);
+    acc = __riscv_vfdiv_vf_f64m8(acc, double(n), vl);
+    __riscv_vsse64_v_f64m8(out + d * out_ld, ptrdiff_t(out_ld) * sizeof(double), acc, vl);
+    d += int32_t(vl);
+  }
+}
+
+void sattn_block_scores_f64(const double* qm, const double* kmt, int64_t kmt_ld, int32_t D,
+                            int32_t n, double scale, double* score) {
+  // Along key blocks; separate vfmul and vfadd (never vfmacc) to round exactly like the planner.
+  for (int32_t b = 0; b < n;) {
+    const size_t vl = __riscv_vsetvl_e64m8(size_t(n - b));
+    vfloat64m8_t acc = __riscv_vfmv_v_f_f64m8(0.0, vl);
+    for (int32_t d = 0; d < D; ++d)
+      acc = __riscv_vfadd_vv_f64m8(acc, __riscv_vfmul_vf_f64m8(__riscv_vle64_v_f64m8(kmt + d * kmt_ld + b, vl), qm[d], vl), vl);
+    __riscv_vse64_v_f64m8(score + b, __riscv_vfmul_vf_f64m8(acc, scale, vl), vl);
+    b += int32_t(vl);
+  }
+}
+
+void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int32_t extra,
+                       uint8_t* chosen) {
+  // Repeated arg-max: a max reduction, then vmfeq + vfirst for the lowest block holding it.
+  // Blocks not eligible (or already chosen) are hidden behind a mask.
+  const size_t vl1 = __riscv_vsetvlmax_e64m1();
+  for (int32_t t = 0; t < extra; ++t) {
+    vfloat64m1_t vmax = __riscv_vfmv_v_f_f64m1(-INFINITY, vl1);
+    bool any = false;
+    for (int32_t b = 0; b < n;) {
+      const size_t vl = __riscv_vsetvl_e64m8(size_t(n - b));
+      const vbool8_t live = __riscv_vmand_mm_b8(
+          __riscv_vmsne_vx_u8m1_b8(__riscv_vle8_v_u8m1(cand + b, vl), 0, vl),
+          __riscv_vmseq_vx_u8m1_b8(__riscv_vle8_v_u8m1(chosen + b, vl), 0, vl), vl);
+      any = any || __riscv_vcpop_m_b8(live, vl) > 0;
+      vmax = __riscv_vfredmax_vs_f64m8_f64m1_m(live, __riscv_vle64_v_f64m8(score + b, vl), vmax, vl);
+      b += int32_t(vl);
+    }
+    if (!any) return;
+    const double best = __riscv_vfmv_f_s_f64m1_f64(vmax);
+    for (int32_t b = 0; b < n;) {
+      const size_t vl = __riscv_vsetvl_e64m8(size_t(n - b));
+      const vbool8_t live = __riscv_vmand_mm_b8(
+          __riscv_vmsne_vx_u8m1_b8(__riscv_vle8_v_u8m1(cand + b, vl), 0, vl),
+          __riscv_vmseq_vx_u8m1_b8(__riscv_vle8_v_u8m1(chosen + b, vl), 0, vl), vl);
+      const vbool8_t hit = __riscv_vmand_mm_b8(
+          live, __riscv_vmfeq_vf_f64m8_b8(__riscv_vle64_v_f64m8(score + b, vl), best, vl), vl);
+      const long first = __riscv_vfirst_m_b8(hit, vl);
+      if (first >= 0) {
+        chosen[b + first] = 1;
+        break;
+      }
+      b += int32_t(vl);
+    }
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,450 @@
+// --sattn-lower-to-rvv: sattn tile ops -> scf/vector/arith/math/memref, sattn.build_plan ->
+// calls of the runtime planner (mlir/runtime/sattn_rt.cc).
+//
+// Vectorisation is along the head dimension D in chunks of `vector-width` f32 lanes (8 = one
+// LMUL=1 register at VLEN=256), unrolled statically so q, the acc row and the score
+// accumulators stay in vector registers across the key loop; key-direction work (exp, row sums)
+// runs over the score row in chunks. exp is MLIR's polynomial approximation, so it vectorises
+// instead of calling libm once per key. Masked entries (mask >= 0) test one bitmap bit per pair;
+// the unmasked case gets its own copy of the key loop so it pays nothing for masks.
+#include <limits>
+
+#include "Sattn/SattnPasses.h"
+#include "mlir/Dialect/Math/Transforms/Approximation.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir {
+namespace sattn {
+#define GEN_PASS_DEF_SATTNLOWERTORVV
+#include "Sattn/SattnPasses.h.inc"
+
+namespace {
+
+// Builds the vector code of one tile op at the op's position.
+class Emitter {
+ public:
+  Emitter(Operation *op, int64_t width) : b(op), loc(op->getLoc()), W(width) {
+    f32 = b.getF32Type();
+    vt = VectorType::get({W}, f32);
+  }
+
+  Value idx(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
+  Value f(double v) { return b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(float(v))); }
+  Value negInf() { return f(-std::numeric_limits<double>::infinity()); }
+  Value add(Value x, Value y) { return b.create<arith::AddIOp>(loc, x, y); }
+  Value sub(Value x, Value y) { return b.create<arith::SubIOp>(loc, x, y); }
+  Value mul(Value x, Value y) { return b.create<arith::MulIOp>(loc, x, y); }
+  Value minI(Value x, Value y) { return b.create<arith::MinSIOp>(loc, x, y); }
+  Value maxI(Value x, Value y) { return b.create<arith::MaxSIOp>(loc, x, y); }
+  Value splat(Value s) { return b.create<vector::SplatOp>(loc, vt, s); }
+
+  // Chunk c of a D-long row starting at indices (last index = c * W); masked past D.
+  Value loadChunk(Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
+    ix.back() = add(ix.back(), idx(c * W));
+    if ((c + 1) * W <= D) return b.create<vector::LoadOp>(loc, vt, mem, ix);
+    Value mask = b.create<vector::CreateMaskOp>(loc, VectorType::get({W}, b.getI1Type()), ValueRange{idx(D - c * W)});
+    return b.create<vector::MaskedLoadOp>(loc, vt, mem, ix, mask, splat(f(0)));
+  }
+  void storeChunk(Value v, Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
+    ix.back() = add(ix.back(), idx(c * W));
+    if ((c + 1) * W <= D) {
+      b.create<vector::StoreOp>(loc, v, mem, ix);
+      return;
+    }
+    Value mask = b.create<vector::CreateMaskOp>(loc, VectorType::get({W}, b.getI1Type()), ValueRange{idx(D - c * W)});
+    b.create<vector::MaskedStoreOp>(loc, mem, ix, mask, v);
+  }
+  SmallVector<Value> loadRow(Value mem, SmallVector<Value> ix, int64_t D) {
+    SmallVector<Value> out;
+    for (int64_t c = 0; c < (D + W - 1) / W; ++c) out.push_back(loadChunk(mem, ix, c, D));
+    return out;
+  }
+  void storeRow(ArrayRef<Value> row, Value mem, SmallVector<Value> ix, int64_t D) {
+    for (int64_t c = 0; c < int64_t(row.size()); ++c) storeChunk(row[c], mem, ix, c, D);
+  }
+  Value reduceAdd(Value v) {
+    return b.create<vector::ReductionOp>(loc, vector::CombiningKind::ADD, v, arith::FastMathFlags::reassoc);
+  }
+  Value dot(ArrayRef<Value> x, ArrayRef<Value> y) {
+    Value acc = b.create<arith::MulFOp>(loc, x[0], y[0]);
+    for (size_t c = 1; c < x.size(); ++c) acc = b.create<vector::FMAOp>(loc, x[c], y[c], acc);
+    return reduceAdd(acc);
+  }
+  // exp(x - ref), exactly 0 where x is -inf (so fully masked rows keep l = 0).
+  Value expShifted(Value x, Value ref) {
+    bool vec = isa<VectorType>(x.getType());
+    Value r = vec ? splat(ref) : ref;
+    Value e = b.create<math::ExpOp>(loc, b.create<arith::SubFOp>(loc, x, r));
+    Value ninf = vec ? splat(negInf()) : negInf();
+    Value isNinf = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OEQ, x, ninf);
+    Value zero = vec ? splat(f(0)) : f(0);
+    return b.create<arith::SelectOp>(loc, isNinf, zero, e);
+  }
+  // Is key j of the block visible to query row i under bitmap `mask` (>= 0)?
+  Value bitVisible(Value bitmaps, Value mask, Value i, Value j, int64_t blk, int64_t wpr) {
+    Value word = add(mul(add(mul(mask, idx(blk)), i), idx(wpr)), b.create<arith::DivUIOp>(loc, j, idx(64)));
+    Value bits = b.create<memref::LoadOp>(loc, bitmaps, word);
+    Value sh = b.create<arith::IndexCastOp>(loc, b.getI64Type(), b.create<arith::RemUIOp>(loc, j, idx(64)));
+    Value one = b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(1));
+    Value bit = b.create<arith::AndIOp>(loc, b.create<arith::ShRUIOp>(loc, bits, sh), one);
+    return b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ne, bit, b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(0)));
+  }
+
+  // Geometry of a query block: valid rows [lo, hi) of the tile, and the q row of tile row 0.
+  struct Rows {
+    Value lo, hi, qRow0;
+  };
+  Rows queryRows(Value qblock, int64_t blk, int64_t Lq, int64_t Lk) {
+    Value p0 = mul(qblock, idx(blk));
+    Value qFirst = idx(Lk - Lq);
+    Rows r;
+    r.lo = sub(maxI(p0, qFirst), p0);
+    r.hi = sub(minI(add(p0, idx(blk)), idx(Lk)), p0);
+    r.qRow0 = sub(p0, qFirst);  // may be negative; only rows >= lo are used
+    return r;
+  }
+  Value keyCount(Value kblock, int64_t blk, int64_t Lk) {
+    Value k0 = mul(kblock, idx(blk));
+    return minI(idx(blk), sub(idx(Lk), k0));
+  }
+
+  OpBuilder b;
+  Location loc;
+  int64_t W;
+  Type f32;
+  VectorType vt;
+};
+
+// scf.for lo..hi step 1 with iter args; body gets (builder at body, iv, iter args) and returns
+// the yielded values.
+scf::ForOp forLoop(Emitter &e, Value lo, Value hi, ValueRange init,
+                   function_ref<SmallVector<Value>(Value, ValueRange)> body, int64_t step = 1) {
+  auto loop = e.b.create<scf::ForOp>(e.loc, lo, hi, e.idx(step), init);
+  OpBuilder::InsertionGuard guard(e.b);
+  e.b.setInsertionPointToStart(loop.getBody());
+  SmallVector<Value> y = body(loop.getInductionVar(), loop.getRegionIterArgs());
+  e.b.create<scf::YieldOp>(e.loc, y);
+  return loop;
+}
+
+void lowerInit(TileInitOp op, int64_t W) {
+  Emitter e(op, W);
+  int64_t blk = op.getAcc().getType().getDimSize(0), D = op.getAcc().getType().getDimSize(1);
+  forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
+    SmallVector<Value> zeros((D + W - 1) / W, e.splat(e.f(0)));
+    e.storeRow(zeros, op.getAcc(), {i, e.idx(0)}, D);
+    e.b.create<memref::StoreOp>(e.loc, e.negInf(), op.getM(), i);
+    e.b.create<memref::StoreOp>(e.loc, e.f(0), op.getL(), i);
+    return SmallVector<Value>{};
+  });
+}
+
+// Scores of query row `qRow` against keys [0, nk) of key block `k0`, written to `dst[prefix.., j]`
+// (-inf where hidden); returns the row max. `qv` is the scaled q row.
+Value emitScoreRow(Emitter &e, ArrayRef<Value> qv, Value k, Value bitmaps, Value b, Value kvh, Value k0,
+                   Value nk, Value mask, Value tileRow, int64_t blk, int64_t D, Value dst,
+                   SmallVector<Value> prefix) {
+  int64_t wpr = (blk + 63) / 64;
+  auto body = [&](bool masked) {
+    return forLoop(e, e.idx(0), nk, {e.negInf()}, [&](Value j, ValueRange it) {
+      SmallVector<Value> kv = e.loadRow(k, {b, kvh, e.add(k0, j), e.idx(0)}, D);
+      Value s = e.dot(qv, kv);
+      if (masked)
+        s = e.b.create<arith::SelectOp>(e.loc, e.bitVisible(bitmaps, mask, tileRow, j, blk, wpr), s, e.negInf());
+      SmallVector<Value> ix = prefix;
+      ix.push_back(j);
+      e.b.create<memref::StoreOp>(e.loc, s, dst, ix);
+      return SmallVector<Value>{e.b.create<arith::MaxNumFOp>(e.loc, it[0], s)};
+    }).getResult(0);
+  };
+  Value unmasked = e.b.create<arith::CmpIOp>(e.loc, arith::CmpIPredicate::slt, mask, e.idx(0));
+  auto ifOp = e.b.create<scf::IfOp>(e.loc, TypeRange{e.f32}, unmasked, /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard g(e.b);
+    e.b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    e.b.create<scf::YieldOp>(e.loc, body(false));
+    e.b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    e.b.create<scf::YieldOp>(e.loc, body(true));
+  }
+  // Keys past the end of Lk (ragged last block) score -inf.
+  forLoop(e, nk, e.idx(blk), {}, [&](Value j, ValueRange) {
+    SmallVector<Value> ix = prefix;
+    ix.push_back(j);
+    e.b.create<memref::StoreOp>(e.loc, e.negInf(), dst, ix);
+    return SmallVector<Value>{};
+  });
+  return ifOp.getResult(0);
+}
+
+SmallVector<Value> scaledQ(Emitter &e, Value q, Value b, Value h, Value qRow, int64_t D, double scale) {
+  SmallVector<Value> qv = e.loadRow(q, {b, h, qRow, e.idx(0)}, D);
+  Value sc = e.splat(e.f(scale));
+  for (Value &v : qv) v = e.b.create<arith::MulFOp>(e.loc, v, sc);
+  return qv;
+}
+
+// Online softmax of score row `row[prefix.., 0..blk)`: updates m[i], l[i], overwrites the row with
+// probabilities, and returns alpha (the factor the acc row must be scaled by).
+Value emitSoftmaxRow(Emitter &e, Value rowMax, Value m, Value l, Value i, Value row, SmallVector<Value> prefix,
+                     int64_t blk) {
+  Value mOld = e.b.create<memref::LoadOp>(e.loc, m, i);
+  Value mNew = e.b.create<arith::MaxNumFOp>(e.loc, mOld, rowMax);
+  // Reference point for exp: 0 while the row has seen no visible key (avoids -inf - -inf).
+  Value none = e.b.create<arith::CmpFOp>(e.loc, arith::CmpFPredicate::OEQ, mNew, e.negInf());
+  Value ref = e.b.create<arith::SelectOp>(e.loc, none, e.f(0), mNew);
+  Value alpha = e.expShifted(mOld, ref);
+  // p = exp(s - ref) over the row in W-lane chunks, plus their sum.
+  int64_t full = blk / e.W;
+  Value vsum = e.splat(e.f(0));
+  if (full > 0) {
+    vsum = forLoop(e, e.idx(0), e.idx(full * e.W), {vsum}, [&](Value j, ValueRange it) {
+      SmallVector<Value> ix = prefix;
+      ix.push_back(j);
+      Value s = e.b.create<vector::LoadOp>(e.loc, e.vt, row, ix);
+      Value p = e.expShifted(s, ref);
+      e.b.create<vector::StoreOp>(e.loc, p, row, ix);
+      return SmallVector<Value>{e.b.create<arith::AddFOp>(e.loc, it[0], p)};
+    }, e.W).getResult(0);
+  }
+  Value sum = e.reduceAdd(vsum);
+  for (int64_t j = full * e.W; j < blk; ++j) {  // static tail when blk % W != 0
+    SmallVector<Value> ix = prefix;
+    ix.push_back(e.idx(j));
+    Value p = e.expShifted(e.b.create<memref::LoadOp>(e.loc, row, ix), ref);
+    e.b.create<memref::StoreOp>(e.loc, p, row, ix);
+    sum = e.b.create<arith::AddFOp>(e.loc, sum, p);
+  }
+  Value lOld = e.b.create<memref::LoadOp>(e.loc, l, i);
+  Value lNew = e.b.create<arith::AddFOp>(e.loc, e.b.create<arith::MulFOp>(e.loc, lOld, alpha), sum);
+  e.b.create<memref::StoreOp>(e.loc, lNew, l, i);
+  e.b.create<memref::StoreOp>(e.loc, mNew, m, i);
+  return alpha;
+}
+
+// acc[i] = acc[i] * alpha + sum_j p[j] v[k0 + j] over keys [0, nk).
+void emitPVRow(Emitter &e, Value acc, Value i, Value alpha, Value v, Value b, Value kvh, Value k0, Value nk,
+               Value p, SmallVector<Value> prefix, int64_t D) {
+  SmallVector<Value> a = e.loadRow(acc, {i, e.idx(0)}, D);
+  if (alpha) {
+    Value al = e.splat(alpha);
+    for (Value &x : a) x = e.b.create<arith::MulFOp>(e.loc, x, al);
+  }
+  auto loop = forLoop(e, e.idx(0), nk, a, [&](Value j, ValueRange it) {
+    SmallVector<Value> ix = prefix;
+    ix.push_back(j);
+    Value pj = e.splat(e.b.create<memref::LoadOp>(e.loc, p, ix));
+    SmallVector<Value> vv = e.loadRow(v, {b, kvh, e.add(k0, j), e.idx(0)}, D);
+    SmallVector<Value> out;
+    for (size_t c = 0; c < vv.size(); ++c) out.push_back(e.b.create<vector::FMAOp>(e.loc, pj, vv[c], it[c]));
+    return out;
+  });
+  e.storeRow(SmallVector<Value>(loop.getResults()), acc, {i, e.idx(0)}, D);
+}
+
+void lowerScores(TileScoresOp op, int64_t W) {
+  Emitter e(op, W);
+  MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
+  int64_t blk = op.getBlock(), D = qt.getDimSize(3), Lq = qt.getDimSize(2), Lk = kt.getDimSize(2);
+  Emitter::Rows rows = e.queryRows(op.getQblock(), blk, Lq, Lk);
+  Value k0 = e.mul(op.getKblock(), e.idx(blk));
+  Value nk = e.keyCount(op.getKblock(), blk, Lk);
+  // Rows outside the query range score -inf everywhere (softmax then leaves them untouched).
+  forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
+    Value valid = e.b.create<arith::AndIOp>(
+        e.loc, e.b.create<arith::CmpIOp>(e.loc, arith::CmpIPredicate::sge, i, rows.lo),
+        e.b.create<arith::CmpIOp>(e.loc, arith::CmpIPredicate::slt, i, rows.hi));
+    auto ifOp = e.b.create<scf::IfOp>(e.loc, TypeRange{}, valid, /*withElse=*/true);
+    OpBuilder::InsertionGuard g(e.b);
+    e.b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    SmallVector<Value> qv = scaledQ(e, op.getQ(), op.getB(), op.getH(), e.add(rows.qRow0, i), D,
+                                    op.getScale().convertToDouble());
+    emitScoreRow(e, qv, op.getK(), op.getBitmaps(), op.getB(), op.getKvh(), k0, nk, op.getMask(), i, blk, D,
+                 op.getS(), {i});
+    e.b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value j, ValueRange) {
+      e.b.create<memref::StoreOp>(e.loc, e.negInf(), op.getS(), ValueRange{i, j});
+      return SmallVector<Value>{};
+    });
+    return SmallVector<Value>{};
+  });
+}
+
+void lowerSoftmax(TileSoftmaxOp op, int64_t W) {
+  Emitter e(op, W);
+  int64_t blk = op.getS().getType().getDimSize(0), D = op.getAcc().getType().getDimSize(1);
+  forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
+    Value mx = forLoop(e, e.idx(0), e.idx(blk), {e.negInf()}, [&](Value j, ValueRange it) {
+      Value s = e.b.create<memref::LoadOp>(e.loc, op.getS(), ValueRange{i, j});
+      return SmallVector<Value>{e.b.create<arith::MaxNumFOp>(e.loc, it[0], s)};
+    }).getResult(0);
+    Value alpha = emitSoftmaxRow(e, mx, op.getM(), op.getL(), i, op.getS(), {i}, blk);
+    SmallVector<Value> a = e.loadRow(op.getAcc(), {i, e.idx(0)}, D);
+    for (Value &x : a) x = e.b.create<arith::MulFOp>(e.loc, x, e.splat(alpha));
+    e.storeRow(a, op.getAcc(), {i, e.idx(0)}, D);
+    return SmallVector<Value>{};
+  });
+}
+
+void lowerPV(TilePVOp op, int64_t W) {
+  Emitter e(op, W);
+  int64_t blk = op.getBlock(), D = op.getV().getType().getDimSize(3), Lk = op.getV().getType().getDimSize(2);
+  Value k0 = e.mul(op.getKblock(), e.idx(blk));
+  Value nk = e.keyCount(op.getKblock(), blk, Lk);
+  forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
+    emitPVRow(e, op.getAcc(), i, Value(), op.getV(), op.getB(), op.getKvh(), k0, nk, op.getP(), {i}, D);
+    return SmallVector<Value>{};
+  });
+}
+
+void lowerStore(TileStoreOp op, int64_t W) {
+  Emitter e(op, W);
+  MemRefType ot = op.getOut().getType();
+  int64_t blk = op.getBlock(), D = ot.getDimSize(3), Lq = ot.getDimSize(2), Lk = op.getLk();
+  Emitter::Rows rows = e.queryRows(op.getQblock(), blk, Lq, Lk);
+  forLoop(e, rows.lo, rows.hi, {}, [&](Value i, ValueRange) {
+    Value l = e.b.create<memref::LoadOp>(e.loc, op.getL(), i);
+    Value pos = e.b.create<arith::CmpFOp>(e.loc, arith::CmpFPredicate::OGT, l, e.f(0));
+    Value inv = e.b.create<arith::SelectOp>(e.loc, pos, e.b.create<arith::DivFOp>(e.loc, e.f(1), l), e.f(0));
+    SmallVector<Value> a = e.loadRow(op.getAcc(), {i, e.idx(0)}, D);
+    for (Value &x : a) x = e.b.create<arith::MulFOp>(e.loc, x, e.splat(inv));
+    e.storeRow(a, op.getOut(), {op.getB(), op.getH(), e.add(rows.qRow0, i), e.idx(0)}, D);
+    return SmallVector<Value>{};
+  });
+}
+
+void lowerFused(TileFusedOp op, int64_t W, Value srow) {
+  Emitter e(op, W);
+  MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
+  int64_t blk = op.getBlock(), D = qt.getDimSize(3), Lq = qt.getDimSize(2), Lk = kt.getDimSize(2);
+  Emitter::Rows rows = e.queryRows(op.getQblock(), blk, Lq, Lk);
+  Value k0 = e.mul(op.getKblock(), e.idx(blk));
+  Value nk = e.keyCount(op.getKblock(), blk, Lk);
+  forLoop(e, rows.lo, rows.hi, {}, [&](Value i, ValueRange) {
+    SmallVector<Value> qv = scaledQ(e, op.getQ(), op.getB(), op.getH(), e.add(rows.qRow0, i), D,
+                                    op.getScale().convertToDouble());
+    Value mx = emitScoreRow(e, qv, op.getK(), op.getBitmaps(), op.getB(), op.getKvh(), k0, nk, op.getMask(), i,
+                            blk, D, srow, {});
+    Value alpha = emitSoftmaxRow(e, mx, op.getM(), op.getL(), i, srow, {}, blk);
+    emitPVRow(e, op.getAcc(), i, alpha, op.getV(), op.getB(), op.getKvh(), k0, nk, srow, {}, D);
+    return SmallVector<Value>{};
+  });
+}
+
+// sattn.build_plan -> sattn_rt_plan_build / _size / _copy / _free (mlir/runtime/sattn_rt.h).
+LogicalResult lowerBuildPlan(BuildPlanOp op, ModuleOp module) {
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  MLIRContext *ctx = op.getContext();
+  Type i32 = b.getI32Type(), i64 = b.getI64Type(), f64 = b.getF64Type(), ix = b.getIndexType();
+  auto declare = [&](StringRef name, TypeRange args, TypeRange results) {
+    if (module.lookupSymbol<func::FuncOp>(name)) return;
+    OpBuilder mb(ctx);
+    mb.setInsertionPointToEnd(module.getBody());
+    auto fn = mb.create<func::FuncOp>(loc, name, FunctionType::get(ctx, args, results));
+    fn.setPrivate();
+  };
+  SmallVector<Type> buildArgs(14, i32);
+  buildArgs[6] = f64;   // keep
+  buildArgs[12] = i64;  // seed
+  for (int i = 0; i < 6; ++i) buildArgs.push_back(i32);  // B Hq Hkv Lq Lk D
+  buildArgs.append({ix, ix, f64, i32});                   // q, k, scale, tile
+  declare("sattn_rt_plan_build", buildArgs, {ix});
+  declare("sattn_rt_plan_size", {ix, i32}, {ix});
+  declare("sattn_rt_plan_copy", {ix, i32, ix}, {});
+  declare("sattn_rt_plan_free", {ix}, {});
+
+  ::sattn::Spec s = *specFromAttr(op.getSpec());
+  ::sattn::Shape sh = shapeOf(op.getQ().getType(), op.getK().getType());
+  auto ci = [&](int64_t v) -> Value { return b.create<arith::ConstantOp>(loc, b.getI32IntegerAttr(int32_t(v))); };
+  auto cf = [&](double v) -> Value { return b.create<arith::ConstantOp>(loc, b.getF64FloatAttr(v)); };
+  SmallVector<Value> args = {ci(int(s.kind)), ci(s.causal), ci(s.window), ci(s.dilation), ci(s.global_tokens),
+                             ci(s.block), cf(s.keep), ci(s.global_blocks), ci(s.local_blocks), ci(int(s.score)),
+                             ci(s.window_blocks), ci(s.random_blocks),
+                             b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(int64_t(s.seed))), ci(s.topk),
+                             ci(sh.B), ci(sh.Hq), ci(sh.Hkv), ci(sh.Lq), ci(sh.Lk), ci(sh.D),
+                             b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, op.getQ()),
+                             b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, op.getK()),
+                             cf(op.getScale().convertToDouble()), ci(op.getBlock())};
+  Value handle = b.create<func::CallOp>(loc, "sattn_rt_plan_build", TypeRange{ix}, args).getResult(0);
+  SmallVector<Value> arrays;
+  for (int which = 0; which < 4; ++which) {
+    Value w = ci(which);
+    Value n = b.create<func::CallOp>(loc, "sattn_rt_plan_size", TypeRange{ix}, ValueRange{handle, w}).getResult(0);
+    auto type = cast<MemRefType>(op.getResult(which).getType());
+    Value mem = b.create<memref::AllocOp>(loc, type, ValueRange{n}, b.getI64IntegerAttr(64));
+    Value ptr = b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, mem);
+    b.create<func::CallOp>(loc, "sattn_rt_plan_copy", TypeRange{}, ValueRange{handle, w, ptr});
+    arrays.push_back(mem);
+  }
+  b.create<func::CallOp>(loc, "sattn_rt_plan_free", TypeRange{}, ValueRange{handle});
+  // Free the plan arrays when the block ends (after every user).
+  Block *block = op->getBlock();
+  OpBuilder eb(block->getTerminator());
+  for (Value a : arrays) eb.create<memref::DeallocOp>(loc, a);
+  op->replaceAllUsesWith(arrays);
+  op.erase();
+  return success();
+}
+
+struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
+  using SattnLowerToRVVBase::SattnLowerToRVVBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (vectorWidth < 1 || vectorWidth > 64) {
+      module.emitError() << "--sattn-lower-to-rvv: vector-width must be 1..64, got " << vectorWidth;
+      return signalPassFailure();
+    }
+    bool failedAny = false;
+    module.walk([&](Operation *op) {
+      if (isa<AttentionOp, BlockSparseAttentionOp>(op)) {
+        op->emitOpError() << "must be tiled before --sattn-lower-to-rvv (run --sattn-materialize-indices "
+                             "and --sattn-tile first)";
+        failedAny = true;
+      }
+    });
+    if (failedAny) return signalPassFailure();
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<BuildPlanOp, TileInitOp, TileScoresOp, TileSoftmaxOp, TilePVOp, TileStoreOp, TileFusedOp>(op))
+        ops.push_back(op);
+    });
+    // One score-row buffer per function for the fused tiles.
+    DenseMap<Operation *, Value> srows;
+    for (Operation *op : ops) {
+      if (auto x = dyn_cast<BuildPlanOp>(op)) {
+        if (failed(lowerBuildPlan(x, module))) return signalPassFailure();
+        continue;
+      }
+      int64_t W = vectorWidth;
+      if (auto x = dyn_cast<TileInitOp>(op)) lowerInit(x, W);
+      else if (auto x = dyn_cast<TileScoresOp>(op)) lowerScores(x, W);
+      else if (auto x = dyn_cast<TileSoftmaxOp>(op)) lowerSoftmax(x, W);
+      else if (auto x = dyn_cast<TilePVOp>(op)) lowerPV(x, W);
+      else if (auto x = dyn_cast<TileStoreOp>(op)) lowerStore(x, W);
+      else if (auto x = dyn_cast<TileFusedOp>(op)) {
+        auto fn = x->getParentOfType<func::FuncOp>();
+        int64_t blk = x.getBlock();
+        Value &srow = srows[fn];
+        if (!srow || cast<MemRefType>(srow.getType()).getDimSize(0) < blk) {
+          OpBuilder fb(&fn.getBody().front(), fn.getBody().front().begin());
+          srow = fb.create<memref::AllocaOp>(x.getLoc(), MemRefType::get({blk}, fb.getF32Type()),
+                                             fb.getI64IntegerAttr(64));
+        }
+        lowerFused(x, W, srow);
+      }
+      op->erase();
+    }
+    // exp -> polynomial approximation (vectorisable arith), then tidy up.
+    RewritePatternSet patterns(&getContext());
+    populateMathPolynomialApproximationPatterns(patterns);
+    if (failed(applyPatternsAndFoldGreedily(module, std::move(patterns)))) return signalPassFailure();
+  }
+};
+
+}  // namespace
+}  // namespace sattn
+}  // namespace mlir

@@ -1,0 +1,104 @@
+// --sattn-materialize-indices: sattn.attention -> block plan + sattn.block_sparse_attention.
+//
+// Data-independent plans (dense, sliding_window, bigbird) are built here, at compile time, by
+// the same shared planner every backend uses (//cc:planner), and emitted as constant globals:
+// the generated code then carries no selection logic at all. Data-dependent plans stay as
+// sattn.build_plan, which lowers to a run-time call of that planner.
+#include <cmath>
+
+#include "Sattn/SattnPasses.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "sattn/plan.h"
+
+namespace mlir {
+namespace sattn {
+#define GEN_PASS_DEF_SATTNMATERIALIZEINDICES
+#include "Sattn/SattnPasses.h.inc"
+
+namespace {
+
+// A private constant memref.global holding `values`, read back as memref<?xT>.
+template <typename T>
+Value constantArray(OpBuilder &b, Location loc, ModuleOp module, StringRef base, Type elem,
+                    ArrayRef<T> values) {
+  auto type = MemRefType::get({int64_t(values.size())}, elem);
+  auto tensorType = RankedTensorType::get({int64_t(values.size())}, elem);
+  DenseElementsAttr init = DenseElementsAttr::get(tensorType, values);
+  OpBuilder mb(module.getBodyRegion());
+  mb.setInsertionPointToStart(module.getBody());
+  auto global = mb.create<memref::GlobalOp>(loc, base, mb.getStringAttr("private"), type, init,
+                                            /*constant=*/true, mb.getI64IntegerAttr(64));
+  SymbolTable(module).insert(global);  // renames on collision
+  Value v = b.create<memref::GetGlobalOp>(loc, type, global.getSymName());
+  return b.create<memref::CastOp>(loc, MemRefType::get({ShapedType::kDynamic}, elem), v);
+}
+
+struct MaterializeIndicesPass : impl::SattnMaterializeIndicesBase<MaterializeIndicesPass> {
+  using SattnMaterializeIndicesBase::SattnMaterializeIndicesBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation()->getParentOfType<ModuleOp>();
+    SmallVector<AttentionOp> ops;
+    getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
+    for (AttentionOp op : ops)
+      if (failed(rewrite(op, module))) return signalPassFailure();
+  }
+
+  LogicalResult rewrite(AttentionOp op, ModuleOp module) {
+    if (!op.getSpec())
+      return op.emitOpError() << "has no spec; run --sattn-select-spec first or give 'spec'";
+    ::sattn::Spec spec = *specFromAttr(*op.getSpec());
+    MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
+    ::sattn::Shape shape = shapeOf(qt, kt);
+    int64_t t = tile;
+    if (auto a = op->getAttrOfType<IntegerAttr>("sattn.tile")) t = a.getInt();
+    if (t < 1 || t > 4096) return op.emitOpError() << "tile: expected 1..4096, got " << t;
+    const int64_t block = planBlock(spec, t);
+    const double scale = op.getScale() ? op.getScale()->convertToDouble() : 1.0 / std::sqrt(double(shape.D));
+
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value rowPtr, colIdx, maskIdx, bitmaps;
+    int64_t planB = 1, planH = 1;
+    if (isDataDependent(spec) || !foldConstantPlans) {
+      auto i32v = MemRefType::get({ShapedType::kDynamic}, b.getI32Type());
+      auto i64v = MemRefType::get({ShapedType::kDynamic}, b.getI64Type());
+      auto plan = b.create<BuildPlanOp>(loc, TypeRange{i32v, i32v, i32v, i64v}, op.getQ(), op.getK(),
+                                        *op.getSpec(), b.getI64IntegerAttr(block), b.getF64FloatAttr(scale));
+      rowPtr = plan.getRowPtr();
+      colIdx = plan.getColIdx();
+      maskIdx = plan.getMaskIdx();
+      bitmaps = plan.getBitmaps();
+      if (isDataDependent(spec)) {
+        planB = shape.B;
+        planH = shape.Hq;
+      }
+    } else {
+      ::sattn::PlanOptions opts;
+      opts.tile = int32_t(t);
+      opts.scale = scale;
+      opts.num_threads = 1;
+      ::sattn::BlockPlan plan;
+      ::sattn::Status st = ::sattn::BuildPlan(spec, shape, nullptr, nullptr, opts, &plan);
+      if (!st.ok()) return op.emitOpError() << "planner: " << st.message;
+      planB = plan.plan_b;
+      planH = plan.plan_h;
+      std::vector<int64_t> bits(plan.bitmaps.begin(), plan.bitmaps.end());
+      rowPtr = constantArray<int32_t>(b, loc, module, "__sattn_row_ptr", b.getI32Type(), plan.row_ptr);
+      colIdx = constantArray<int32_t>(b, loc, module, "__sattn_col_idx", b.getI32Type(), plan.col_idx);
+      maskIdx = constantArray<int32_t>(b, loc, module, "__sattn_mask_idx", b.getI32Type(), plan.mask_idx);
+      bitmaps = constantArray<int64_t>(b, loc, module, "__sattn_bitmaps", b.getI64Type(), bits);
+    }
+    b.create<BlockSparseAttentionOp>(loc, op.getQ(), op.getK(), op.getV(), rowPtr, colIdx, maskIdx, bitmaps,
+                                     op.getOut(), b.getI64IntegerAttr(block), b.getI64IntegerAttr(planB),
+                                     b.getI64IntegerAttr(planH), b.getF64FloatAttr(scale));
+    op.erase();
+    return success();
+  }
+};
+
+}  // namespace
+}  // namespace sattn
+}  // namespace mlir

@@ -1,0 +1,171 @@
+// Verifiers of the sattn ops. Problem shapes are checked with the contract's own
+// sattn::ValidateShape so the diagnostics name the same arguments as the runtime errors.
+#include "Sattn/SattnDialect.h"
+
+#include <cmath>
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::sattn;
+
+#define GET_OP_CLASSES
+#include "Sattn/SattnOps.cpp.inc"
+
+namespace {
+
+// Generated code indexes q/k/v/out with fixed strides, so they must be static, row-major.
+LogicalResult checkDense4(Operation *op, StringRef name, MemRefType t) {
+  if (!t.hasStaticShape())
+    return op->emitOpError() << "operand '" << name << "' must have a static shape, got " << t;
+  if (!t.getLayout().isIdentity())
+    return op->emitOpError() << "operand '" << name << "' must have the identity (row-major) layout, got " << t;
+  return success();
+}
+
+// q (B,Hq,Lq,D) and k/v (B,Hkv,Lk,D) agree with each other and with the contract.
+LogicalResult checkProblem(Operation *op, MemRefType q, MemRefType k, MemRefType v, MemRefType out) {
+  if (failed(checkDense4(op, "q", q)) || failed(checkDense4(op, "k", k))) return failure();
+  if (v && failed(checkDense4(op, "v", v))) return failure();
+  if (out && failed(checkDense4(op, "out", out))) return failure();
+  if (k.getDimSize(0) != q.getDimSize(0))
+    return op->emitOpError() << "k: batch " << k.getDimSize(0) << " differs from q's " << q.getDimSize(0);
+  if (k.getDimSize(3) != q.getDimSize(3))
+    return op->emitOpError() << "k: head_dim " << k.getDimSize(3) << " differs from q's " << q.getDimSize(3);
+  if (v && v.getShape() != k.getShape())
+    return op->emitOpError() << "v: shape must equal k's (" << k << "), got " << v;
+  if (out && out.getShape() != q.getShape())
+    return op->emitOpError() << "out: shape must equal q's (" << q << "), got " << out;
+  ::sattn::Status st = ::sattn::ValidateShape(shapeOf(q, k));
+  if (!st.ok()) return op->emitOpError() << "invalid shape: " << st.message;
+  return success();
+}
+
+LogicalResult checkScale(Operation *op, std::optional<APFloat> scaleAttr) {
+  if (!scaleAttr) return success();
+  double scale = scaleAttr->convertToDouble();
+  if (!(scale > 0.0 && std::isfinite(scale)))
+    return op->emitOpError() << "scale: expected a finite value > 0, got " << scale;
+  return success();
+}
+
+LogicalResult checkBlock(Operation *op, int64_t block) {
+  if (block < 1 || block > 4096) return op->emitOpError() << "block: expected 1..4096, got " << block;
+  return success();
+}
+
+LogicalResult checkVector(Operation *op, StringRef name, MemRefType t, int64_t n) {
+  if (t.getDimSize(0) != n)
+    return op->emitOpError() << name << ": expected " << n << " elements (the block), got " << t;
+  return success();
+}
+
+LogicalResult checkMatrix(Operation *op, StringRef name, MemRefType t, int64_t rows, int64_t cols) {
+  if (t.getDimSize(0) != rows || t.getDimSize(1) != cols)
+    return op->emitOpError() << name << ": expected " << rows << "x" << cols << ", got " << t;
+  return success();
+}
+
+}  // namespace
+
+LogicalResult AttentionOp::verify() {
+  if (failed(checkProblem(*this, getQ().getType(), getK().getType(), getV().getType(), getOut().getType())))
+    return failure();
+  if (failed(checkScale(*this, getScale()))) return failure();
+  if (getSpec() && (getDensity() || getCausal()))
+    return emitOpError() << "'density' and 'causal' ask --sattn-select-spec to choose a spec; "
+                            "drop them or drop 'spec'";
+  if (auto da = getDensity()) {
+    double d = da->convertToDouble();
+    if (!(d > 0.0 && d <= 1.0)) return emitOpError() << "density: expected a value in (0, 1], got " << d;
+  }
+  return success();
+}
+
+LogicalResult BuildPlanOp::verify() {
+  if (failed(checkProblem(*this, getQ().getType(), getK().getType(), {}, {}))) return failure();
+  if (failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock()))) return failure();
+  ::sattn::Spec spec = *specFromAttr(getSpec());
+  if (planBlock(spec, getBlock()) != getBlock())
+    return emitOpError() << "block: " << getBlock() << " differs from the spec's block " << spec.block;
+  return success();
+}
+
+LogicalResult BlockSparseAttentionOp::verify() {
+  MemRefType q = getQ().getType(), k = getK().getType();
+  if (failed(checkProblem(*this, q, k, getV().getType(), getOut().getType()))) return failure();
+  if (failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock()))) return failure();
+  if (getPlanB() != 1 && getPlanB() != q.getDimSize(0))
+    return emitOpError() << "plan_b: expected 1 or B=" << q.getDimSize(0) << ", got " << getPlanB();
+  if (getPlanH() != 1 && getPlanH() != q.getDimSize(1))
+    return emitOpError() << "plan_h: expected 1 or Hq=" << q.getDimSize(1) << ", got " << getPlanH();
+  PlanGeometry g = planGeometry(shapeOf(q, k), getBlock());
+  int64_t rows = getPlanB() * getPlanH() * g.nQBlocks;
+  int64_t n = getRowPtr().getType().getDimSize(0);
+  if (!ShapedType::isDynamic(n) && n != rows + 1)
+    return emitOpError() << "row_ptr: expected plan_b*plan_h*n_q_blocks+1 = " << rows + 1
+                         << " elements, got " << n;
+  auto c = getColIdx().getType().getDimSize(0), m = getMaskIdx().getType().getDimSize(0);
+  if (!ShapedType::isDynamic(c) && !ShapedType::isDynamic(m) && c != m)
+    return emitOpError() << "mask_idx: expected one entry per col_idx entry (" << c << "), got " << m;
+  return success();
+}
+
+LogicalResult TileInitOp::verify() {
+  MemRefType acc = getAcc().getType();
+  if (failed(checkVector(*this, "m", getM().getType(), acc.getDimSize(0))) ||
+      failed(checkVector(*this, "l", getL().getType(), acc.getDimSize(0))))
+    return failure();
+  return success();
+}
+
+LogicalResult TileScoresOp::verify() {
+  if (failed(checkProblem(*this, getQ().getType(), getK().getType(), {}, {})) ||
+      failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock())))
+    return failure();
+  return checkMatrix(*this, "s", getS().getType(), getBlock(), getBlock());
+}
+
+LogicalResult TileSoftmaxOp::verify() {
+  MemRefType s = getS().getType();
+  int64_t blk = s.getDimSize(0);
+  if (failed(checkMatrix(*this, "s", s, blk, blk)) || failed(checkVector(*this, "m", getM().getType(), blk)) ||
+      failed(checkVector(*this, "l", getL().getType(), blk)))
+    return failure();
+  if (getAcc().getType().getDimSize(0) != blk)
+    return emitOpError() << "acc: expected " << blk << " rows, got " << getAcc().getType();
+  return success();
+}
+
+LogicalResult TilePVOp::verify() {
+  if (failed(checkBlock(*this, getBlock())) || failed(checkDense4(*this, "v", getV().getType()))) return failure();
+  int64_t d = getV().getType().getDimSize(3);
+  if (failed(checkMatrix(*this, "p", getP().getType(), getBlock(), getBlock())) ||
+      failed(checkMatrix(*this, "acc", getAcc().getType(), getBlock(), d)))
+    return failure();
+  return success();
+}
+
+LogicalResult TileStoreOp::verify() {
+  MemRefType out = getOut().getType();
+  if (failed(checkBlock(*this, getBlock())) || failed(checkDense4(*this, "out", out))) return failure();
+  if (getLk() < out.getDimSize(2))
+    return emitOpError() << "lk: expected >= Lq=" << out.getDimSize(2) << ", got " << getLk();
+  if (failed(checkMatrix(*this, "acc", getAcc().getType(), getBlock(), out.getDimSize(3))) ||
+      failed(checkVector(*this, "l", getL().getType(), getBlock())))
+    return failure();
+  return success();
+}
+
+LogicalResult TileFusedOp::verify() {
+  if (failed(checkProblem(*this, getQ().getType(), getK().getType(), getV().getType(), {})) ||
+      failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock())))
+    return failure();
+  int64_t d = getQ().getType().getDimSize(3);
+  if (failed(checkMatrix(*this, "acc", getAcc().getType(), getBlock(), d)) ||
+      failed(checkVector(*this, "m", getM().getType(), getBlock())) ||
+      failed(checkVector(*this, "l", getL().getType(), getBlock())))
+    return failure();
+  return success();
+}

@@ -1,0 +1,209 @@
+"""Device planners vs the contract (sattn.dense_mask) and vs the shared host planner (sattn.plan).
+
+The device planners pool in fp32 and score in float64 (BlockTopK) or score in fp32 (TopKPerQuery),
+while the host scores everything in float64. They must select the same blocks/keys except where
+two candidates' float64 scores are within EPS (relative) of each other at the selection boundary.
+"""
+import math
+
+import helpers as H  # noqa: I001
+import numpy as np
+import pytest
+import torch
+
+import sattn
+from sattn.mask import dense_mask
+from sattn_triton import plans as P
+
+EPS_BLOCK = 1e-5   # BlockTopK: fp32 pooling vs float64 pooling of block means
+EPS_QUERY = 1e-4   # TopKPerQuery: fp32 q.k vs float64 q.k
+
+
+def expand(plan: P.GpuPlan, causal: bool) -> np.ndarray:
+    """Bool (B, Hq, Lq, Lk) of a device plan: -1 full, -2 causal token rule, m >= 0 bitmap m."""
+    row_ptr = plan.row_ptr.cpu().numpy()
+    col = plan.col_idx.cpu().numpy()
+    mask = plan.mask_idx.cpu().numpy()
+    bits = plan.bitmaps.cpu().numpy().view(np.uint64).reshape(-1, plan.block, plan.words_per_row)
+    blk, q_first = plan.block, plan.Lk - plan.Lq
+    out = np.zeros((plan.B, plan.Hq, plan.Lq, plan.Lk), dtype=bool)
+    for b in range(plan.B):
+        for h in range(plan.Hq):
+            for r in range(plan.n_q_blocks):
+                row = ((b if plan.plan_b > 1 else 0) * plan.plan_h + (h if plan.plan_h > 1 else 0)) * plan.n_q_blocks + r
+                a = r + plan.q_block_begin
+                p = np.arange(max(a * blk, q_first), min((a + 1) * blk, plan.Lk))
+                for e in range(row_ptr[row], row_ptr[row + 1]):
+                    c = int(col[e])
+                    j = np.arange(c * blk, min((c + 1) * blk, plan.Lk))
+                    if mask[e] == -1:
+                        tile = np.ones((len(p), len(j)), bool)
+                    elif mask[e] == -2:
+                        tile = (j[None, :] <= p[:, None]) if causal else np.ones((len(p), len(j)), bool)
+                    else:
+                        w = bits[mask[e]][p - a * blk][:, (j - c * blk) // 64]
+                        tile = ((w >> ((j - c * blk) % 64).astype(np.uint64)) & np.uint64(1)).astype(bool)
+                    out[b, h, p[0] - q_first:p[-1] + 1 - q_first, j[0]:j[-1] + 1] |= tile
+    return out
+
+
+def block_scores64(q, k, block, scale):
+    """float64 scale * mean(q block) . mean(k block), written independently of both planners."""
+    qn, kn = q.double().cpu().numpy(), k.double().cpu().numpy()
+    B, Hq, Lq, D = qn.shape
+    Lk = kn.shape[2]
+    g = Hq // kn.shape[1]
+    nkb = -(-Lk // block)
+    qbb = (Lk - Lq) // block
+    out = np.zeros((B, Hq, nkb - qbb, nkb))
+    for a in range(qbb, nkb):
+        rows = slice(max(a * block, Lk - Lq) - (Lk - Lq), min((a + 1) * block, Lk) - (Lk - Lq))
+        qm = qn[:, :, rows].mean(2)
+        for c in range(nkb):
+            km = kn[:, :, c * block:min((c + 1) * block, Lk)].mean(2).repeat(g, axis=1)
+            out[:, :, a - qbb, c] = scale * (qm * km).sum(-1)
+    return out
+
+
+def assert_blocks_match(got, want, scores, forced, n):
+    """got/want: (B,Hq,nqb,nkb) bool. Differences allowed only at near-tied selection boundaries."""
+    diff = np.argwhere(got != want)
+    for b, h, r, c in diff:
+        s = np.where(forced[r], np.inf, scores[b, h, r])
+        order = np.sort(s[np.isfinite(s)])[::-1]
+        cut = order[n[r] - forced[r].sum() - 1]
+        assert abs(scores[b, h, r, c] - cut) <= EPS_BLOCK * max(1.0, abs(cut)), \
+            f"block ({b},{h},{r},{c}) differs and is not a near tie: {scores[b, h, r, c]} vs cut {cut}"
+
+
+BLOCK_TOPK = [
+    (sattn.BlockTopK(block=16, keep=0.25, causal=True), (2, 4, 2, 100, 100, 32)),
+    (sattn.BlockTopK(block=16, keep=0.3, global_blocks=2, local_blocks=2, causal=False), (1, 2, 2, 37, 90, 16)),
+    (sattn.BlockTopK(block=32, keep=0.125, causal=True), (1, 2, 1, 1, 300, 16)),
+    (sattn.BlockTopK(block=16, keep=1.0, causal=False), (1, 1, 1, 20, 50, 16)),
+]
+
+
+@pytest.mark.parametrize("spec,shape", BLOCK_TOPK, ids=str)
+def test_block_topk_device_plan_matches_contract(spec, shape):
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=1)
+    scale = 1 / math.sqrt(D)
+    plan = P.build_block_topk(q, k, block=spec.block, keep=spec.keep, global_blocks=spec.global_blocks,
+                              local_blocks=spec.local_blocks, causal=spec.causal, scale=scale)
+    got = expand(plan, spec.causal)
+    want = np.asarray(dense_mask(spec, q.cpu(), k.cpu()))
+    if not np.array_equal(got, want):
+        got_t = P.to_block_table(plan).cpu().numpy()
+        forced, n = P.block_topk_counts(Lq, Lk, spec.block, spec.keep, spec.global_blocks, spec.local_blocks, spec.causal)
+        want_t = np.zeros_like(got_t)
+        nkb = want_t.shape[-1]
+        qbb = (Lk - Lq) // spec.block
+        for c in range(nkb):
+            for r in range(want_t.shape[2]):
+                a = r + qbb
+                p = np.arange(max(a * spec.block, Lk - Lq), min((a + 1) * spec.block, Lk)) - (Lk - Lq)
+                want_t[:, :, r, c] = want[:, :, p][:, :, :, c * spec.block:(c + 1) * spec.block].any((2, 3))
+        assert_blocks_match(got_t, want_t, block_scores64(q, k, spec.block, scale), forced, n)
+
+
+@pytest.mark.skipif(not H.has_host_planner(), reason="sattn._cc (host planner) not built")
+@pytest.mark.parametrize("spec,shape", BLOCK_TOPK, ids=str)
+def test_block_topk_device_plan_matches_host_planner(spec, shape):
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=2)
+    scale = 1 / math.sqrt(D)
+    dev = P.build_block_topk(q, k, block=spec.block, keep=spec.keep, global_blocks=spec.global_blocks,
+                             local_blocks=spec.local_blocks, causal=spec.causal, scale=scale)
+    host = P.from_host(sattn.plan(spec, q.cpu(), k.cpu(), scale=scale), H.DEVICE, bitmap_masks=False)
+    got, want = P.to_block_table(dev).cpu().numpy(), P.to_block_table(host).cpu().numpy()
+    forced, n = P.block_topk_counts(Lq, Lk, spec.block, spec.keep, spec.global_blocks, spec.local_blocks, spec.causal)
+    assert_blocks_match(got, want, block_scores64(q, k, spec.block, scale), forced, n)
+    # Same entry classification: full (-1) vs partial (host bitmap >= 0, device token rule -2).
+    if np.array_equal(got, want):
+        assert np.array_equal(dev.mask_idx.cpu().numpy()[: int(dev.row_ptr[-1])] == -1,
+                              host.mask_idx.cpu().numpy() == -1)
+
+
+def test_block_topk_exact_ties_go_to_the_lower_block():
+    """All key blocks identical: every non-forced score ties, so both planners keep the lowest."""
+    spec = sattn.BlockTopK(block=16, keep=0.25, global_blocks=0, local_blocks=1, causal=False)
+    q, k, _ = H.make_qkv(1, 1, 1, 128, 128, 16, torch.float32, seed=3)
+    k = k[:, :, :16].repeat(1, 1, 8, 1).contiguous()
+    plan = P.build_block_topk(q, k, block=16, keep=0.25, global_blocks=0, local_blocks=1, causal=False, scale=0.25)
+    assert np.array_equal(expand(plan, False), np.asarray(dense_mask(spec, q.cpu(), k.cpu(), scale=0.25)))
+
+
+TOPK_Q = [
+    (sattn.TopKPerQuery(k=5, causal=True), (1, 2, 1, 40, 40, 16), 16),
+    (sattn.TopKPerQuery(k=9, causal=False), (2, 2, 2, 7, 70, 32), 32),
+    (sattn.TopKPerQuery(k=100, causal=True), (1, 1, 1, 30, 50, 16), 16),   # k > visible keys
+]
+
+
+def assert_keys_match(got, want, q, k):
+    diff = np.argwhere(got != want)
+    if not len(diff):
+        return
+    qn, kn = q.double().cpu().numpy(), k.double().cpu().numpy()
+    g = qn.shape[1] // kn.shape[1]
+    for b, h, i, j in diff:
+        s = qn[b, h, i] @ kn[b, h // g].T
+        sel = s[want[b, h, i]]
+        cut = sel.min()
+        assert abs(s[j] - cut) <= EPS_QUERY * max(1.0, abs(cut)), f"key ({b},{h},{i},{j}) is not a near tie"
+
+
+@pytest.mark.parametrize("spec,shape,block", TOPK_Q, ids=str)
+def test_topk_per_query_device_plan_matches_contract(spec, shape, block):
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=4)
+    plan = P.build_topk_per_query(q, k, topk=spec.k, causal=spec.causal, block=block)
+    assert_keys_match(expand(plan, spec.causal), np.asarray(dense_mask(spec, q.cpu(), k.cpu())), q, k)
+
+
+@pytest.mark.skipif(not H.has_host_planner(), reason="sattn._cc (host planner) not built")
+@pytest.mark.parametrize("spec,shape,block", TOPK_Q, ids=str)
+def test_topk_per_query_device_plan_matches_host_planner(spec, shape, block):
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=5)
+    dev = P.build_topk_per_query(q, k, topk=spec.k, causal=spec.causal, block=block)
+    host = sattn.plan(spec, q.cpu(), k.cpu(), tile=block)
+    assert_keys_match(expand(dev, spec.causal), host.to_dense_mask(), q, k)
+
+
+def test_transpose_lists_the_same_entries():
+    spec = sattn.BlockTopK(block=16, keep=0.3, causal=True)
+    q, k, _ = H.make_qkv(2, 2, 1, 60, 90, 16, torch.float32, seed=6)
+    plan = P.build_block_topk(q, k, block=16, keep=0.3, global_blocks=1, local_blocks=1, causal=True, scale=0.25)
+    col_ptr, t_row, t_mask = (x.cpu().numpy() for x in P.transpose(plan))
+    row_ptr, col, mask = (x.cpu().numpy() for x in (plan.row_ptr, plan.col_idx, plan.mask_idx))
+    fwd = set()
+    for row in range(plan.rows):
+        for e in range(row_ptr[row], row_ptr[row + 1]):
+            fwd.add((row // plan.n_q_blocks, row % plan.n_q_blocks, int(col[e]), int(mask[e])))
+    bwd = set()
+    for cidx in range(len(col_ptr) - 1):
+        rows = t_row[col_ptr[cidx]:col_ptr[cidx + 1]]
+        assert np.all(np.diff(rows) > 0), "query blocks of a column must be ascending"
+        for e in range(col_ptr[cidx], col_ptr[cidx + 1]):
+            bwd.add((cidx // plan.n_k_blocks, int(t_row[e]), cidx % plan.n_k_blocks, int(t_mask[e])))
+    assert fwd == bwd and len(fwd) == int(row_ptr[-1])
+    assert P.transpose(plan) is P.transpose(plan), "the transposed plan is cached for reuse"
+    del spec
+
+
+def test_block_table_round_trip():
+    g = torch.Generator().manual_seed(0)
+    kept = torch.rand(1, 3, 4, 5, generator=g) < 0.4
+    plan = P.from_block_table(kept.to(H.DEVICE), B=2, Hq=3, Lq=50, Lk=70, block=16, causal=False)
+    assert torch.equal(P.to_block_table(plan).cpu(), kept)
+
+
+def test_plan_for_another_shape_is_rejected():
+    from sattn_triton import ops
+    q, k, v = H.make_qkv(1, 2, 2, 32, 32, 16, torch.float32)
+    plan = P.build_block_topk(q, k, block=16, keep=0.5, global_blocks=1, local_blocks=1, causal=True, scale=0.25)
+    q2, k2, v2 = H.make_qkv(1, 2, 2, 48, 48, 16, torch.float32)
+    with pytest.raises(ValueError, match=r"plan: built for \(B, Hq, Lq, Lk\)=\(1, 2, 32, 32\)"):
+        ops.attention(q2, k2, v2, sattn.BlockTopK(block=16, keep=0.5, causal=True), plan=plan)

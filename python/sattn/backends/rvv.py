@@ -1,0 +1,233 @@
+"""The RISC-V vector backend: RVV 1.0 kernels cross-built for riscv64, run under qemu-riscv64.
+
+`attention(...)` plans on the host with the shared planner, writes a Problem file (docs/bsr.md),
+runs `//rvv:runner` under `qemu-riscv64 -cpu rv64,v=true,vlen=N,elen=64` with the instruction-
+counting plugin (`//rvv:librvv_insn_count.so`), and reads the Result file back. Counters are the
+runner's (visible pairs, gathered bytes, ...) plus the plugin's exact dynamic instruction counts
+for the kernel region, and the cycle/energy proxy below. docs/backends/rvv.md has the details.
+
+Options: vlen (128..1024, power of two; default 256), variant ("rvv", or the baselines "scalar"
+and "autovec"), dtype ("fp32", "bf16", "int8": the kernels' storage type; default from the
+inputs: bf16 for bfloat16 tensors, else fp32), plan_on_target (re-plan with the planner built for
+RISC-V and report whether it matched), check_selection (BlockTopK: compare the RVV block top-k
+selection kernel with the plan), chunk_keys (online-softmax chunk), tile, timeout_s.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+
+from sattn import _inputs
+from sattn.backends.base import BackendResult
+from sattn.plan import BlockPlan, plan as build_plan
+
+NAME = "rvv"
+VARIANTS = {"rvv": "runner_riscv64", "scalar": "runner_scalar_riscv64", "autovec": "runner_autovec_riscv64"}
+PLUGIN = "librvv_insn_count.so"
+DTYPES = ("fp32", "bf16", "int8")
+VLENS = (128, 256, 512, 1024)  # QEMU 7.2 implements VLEN up to 1024
+
+# ---- Cycle and energy proxy (the one implementation; parameters in docs/backends/rvv.md) ----
+# An in-order, single-issue core with a vector unit whose datapath is `dlen_bits` wide: a vector
+# arithmetic instruction occupies it for LMUL * VLEN / DLEN cycles (vec_arith_reg_ops counts LMUL
+# per instruction); vector memory moves `vmem_bytes_per_cycle` (unit stride) or
+# `vmem_nonunit_bytes_per_cycle` (strided/indexed: element by element). These are modelling
+# assumptions chosen to represent two classes of core, not measurements of any chip.
+PROFILES = {
+    "low_power": {
+        "scalar_alu_cycles": 1.0, "scalar_mem_cycles": 2.0, "branch_cycles": 2.0, "vec_cfg_cycles": 1.0,
+        "vec_issue_cycles": 1.0, "dlen_bits": 64, "vmem_bytes_per_cycle": 8.0, "vmem_nonunit_bytes_per_cycle": 4.0,
+        "scalar_insn_pj": 8.0, "scalar_mem_byte_pj": 1.5, "vec_insn_pj": 10.0, "vec_lane64_op_pj": 3.0,
+        "vec_mem_byte_pj": 1.0,
+    },
+    "high_perf": {
+        "scalar_alu_cycles": 1.0, "scalar_mem_cycles": 1.0, "branch_cycles": 1.2, "vec_cfg_cycles": 1.0,
+        "vec_issue_cycles": 1.0, "dlen_bits": 256, "vmem_bytes_per_cycle": 32.0, "vmem_nonunit_bytes_per_cycle": 8.0,
+        "scalar_insn_pj": 25.0, "scalar_mem_byte_pj": 2.5, "vec_insn_pj": 30.0, "vec_lane64_op_pj": 5.0,
+        "vec_mem_byte_pj": 1.5,
+    },
+}
+
+
+def proxy(counts: dict, vlen: int, profile: str) -> dict:
+    """Proxy cycles and energy (nJ) of a plugin count dict (keys without the region. prefix)."""
+    p = PROFILES[profile]
+    c = lambda k: float(counts.get(k, 0))  # noqa: E731
+    groups = c("vec_arith_reg_ops")  # LMUL-weighted vector arithmetic
+    unit_bytes = c("vec_mem_bytes") - c("vec_mem_nonunit_bytes")
+    cycles = (c("scalar_alu") * p["scalar_alu_cycles"] + c("scalar_mem") * p["scalar_mem_cycles"]
+              + c("branch") * p["branch_cycles"] + c("vec_cfg") * p["vec_cfg_cycles"]
+              + groups * max(1.0, vlen / p["dlen_bits"]) + c("vec_arith") * (p["vec_issue_cycles"] - 1.0)
+              + c("vec_mem") * p["vec_issue_cycles"] + unit_bytes / p["vmem_bytes_per_cycle"]
+              + c("vec_mem_nonunit_bytes") / p["vmem_nonunit_bytes_per_cycle"])
+    scalar_insns = c("scalar_alu") + c("scalar_mem") + c("branch")
+    vec_insns = c("vec_cfg") + c("vec_arith") + c("vec_mem")
+    energy_pj = (scalar_insns * p["scalar_insn_pj"] + c("scalar_mem_bytes") * p["scalar_mem_byte_pj"]
+                 + vec_insns * p["vec_insn_pj"] + groups * (vlen / 64.0) * p["vec_lane64_op_pj"]
+                 + c("vec_mem_bytes") * p["vec_mem_byte_pj"])
+    return {"cycles": int(round(cycles)), "energy_nj": energy_pj / 1e3}
+
+
+def parse_counts(text: str) -> dict:
+    """The plugin's "key value" lines -> {key: int}; raises ValueError on anything else."""
+    lines = text.strip().splitlines()
+    if not lines or lines[0].strip() != "sattn_rvv_counts 1":
+        raise ValueError("plugin output: missing 'sattn_rvv_counts 1' header")
+    out = {}
+    for line in lines[1:]:
+        key, _, val = line.partition(" ")
+        out[key] = int(val)
+    return out
+
+
+# ---- Locating the cross-built runners (Bazel runfiles) and QEMU ----
+def _runfiles_roots():
+    roots = []
+    if os.environ.get("SATTN_RVV_DIR"):
+        roots.append(pathlib.Path(os.environ["SATTN_RVV_DIR"]))
+    for env in ("RUNFILES_DIR", "TEST_SRCDIR"):
+        if os.environ.get(env):
+            roots.append(pathlib.Path(os.environ[env]) / "sattn" / "rvv")
+    # This file sits at <runfiles>/sattn/python/sattn/backends/rvv.py (not resolved: in runfiles
+    # it is a symlink into the source tree, which has no binaries).
+    here = pathlib.Path(os.path.abspath(__file__))
+    roots.append(here.parents[3] / "rvv")
+    import sys
+    if sys.argv and sys.argv[0]:
+        main = pathlib.Path(os.path.abspath(sys.argv[0]))
+        roots.append(pathlib.Path(str(main) + ".runfiles") / "sattn" / "rvv")
+    return roots
+
+
+def _find(name: str):
+    for root in _runfiles_roots():
+        p = root / name
+        if p.is_file():
+            return p
+    return None
+
+
+def _qemu():
+    return shutil.which(os.environ.get("SATTN_QEMU_RISCV64", "qemu-riscv64"))
+
+
+def available():
+    if _qemu() is None:
+        return False, "qemu-riscv64 not found (install qemu-user: tools/setup.sh)"
+    for name in list(VARIANTS.values()) + [PLUGIN]:
+        if _find(name) is None:
+            return False, f"//rvv:{name} not built (depend on //python/sattn/backends:rvv)"
+    try:
+        from sattn import _cc  # noqa: F401
+    except ImportError as e:
+        return False, f"sattn._cc extension not built ({e})"
+    return True, ""
+
+
+def _check_options(vlen, variant, dtype):
+    if isinstance(vlen, bool) or not isinstance(vlen, int) or vlen not in VLENS:
+        raise ValueError(f"vlen: expected one of {VLENS}, got {vlen!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {tuple(VARIANTS)}, got {variant!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
+
+
+def run_problem(problem: bytes, *, vlen: int = 256, variant: str = "rvv", dtype: str = "fp32",
+                extra_args=(), timeout_s: float | None = None):
+    """Runs one serialized Problem under QEMU; returns (out, lse, counters, wall seconds)."""
+    from sattn import _cc
+    qemu, runner, plugin = _qemu(), _find(VARIANTS[variant]), _find(PLUGIN)
+    if qemu is None or runner is None or plugin is None:
+        raise RuntimeError(f"rvv backend unavailable: {available()[1]}")
+    with tempfile.TemporaryDirectory(prefix="sattn-rvv-") as tmp:
+        prob_path, res_path, cnt_path = (os.path.join(tmp, n) for n in ("problem.bin", "result.bin", "counts.txt"))
+        with open(prob_path, "wb") as f:
+            f.write(problem)
+        cmd = [qemu, "-cpu", f"rv64,v=true,vext_spec=v1.0,vlen={vlen},elen=64",
+               "-plugin", f"{plugin},out={cnt_path}", str(runner),
+               "--problem", prob_path, "--result", res_path, "--dtype", dtype, *extra_args]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"rvv runner ({variant}, VLEN={vlen}) failed with exit {proc.returncode}: "
+                               f"{proc.stderr.strip()[-2000:]}")
+        with open(res_path, "rb") as f:
+            out, lse, counters = _cc.parse_result(f.read())
+        with open(cnt_path) as f:
+            counts = parse_counts(f.read())
+    counters = dict(counters)
+    if not counts.get("region.valid"):
+        raise RuntimeError("rvv plugin: the runner's kernel region markers were not seen exactly once")
+    region = {k[len("region."):]: v for k, v in counts.items() if k.startswith("region.") and k != "region.valid"}
+    insns = region["insns"]
+    vec = region["vec_cfg"] + region["vec_arith"] + region["vec_mem"]
+    counters.update({
+        "simulated": 1, "vlen": vlen, "variant": variant,
+        "instructions": insns,
+        "vector_fraction": vec / insns if insns else 0.0,
+        "bytes": region["scalar_mem_bytes"] + region["vec_mem_bytes"],
+        "process_instructions": counts["total.insns"],
+    })
+    counters.update({f"insn_{k}": v for k, v in region.items() if k != "insns"})
+    for prof in PROFILES:
+        pr = proxy(region, vlen, prof)
+        counters[f"proxy_cycles_{prof}"] = pr["cycles"]
+        counters[f"proxy_energy_nj_{prof}"] = pr["energy_nj"]
+    counters["proxy_cycles"] = counters["proxy_cycles_low_power"]
+    return out, lse, counters, wall
+
+
+def _default_dtype(prob) -> str:
+    return "bf16" if prob.dtype == "bfloat16" else "fp32"
+
+
+def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str = "rvv", dtype: str | None = None,
+              plan: BlockPlan | None = None, tile: int = 64, plan_on_target: bool = False,
+              check_selection: bool = False, chunk_keys: int = 512, timeout_s: float | None = None,
+              threads: int = 0, **options):
+    from sattn import _cc
+    prob = _inputs.check_qkv(q, k, v)
+    if prob.device != "cpu":
+        raise ValueError(f"q: the rvv backend needs host tensors, got device {prob.device}")
+    dtype = dtype or _default_dtype(prob)
+    _check_options(vlen, variant, dtype)
+    if isinstance(chunk_keys, bool) or not isinstance(chunk_keys, int) or not 1 <= chunk_keys <= 1 << 20:
+        raise ValueError(f"chunk_keys: expected an integer in [1, 1048576], got {chunk_keys!r}")
+    if plan is None:
+        plan = build_plan(spec, q, k, tile=tile, scale=scale, threads=threads)
+    elif not plan.matches(prob):
+        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
+                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
+    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    problem = _cc.serialize_problem(spec.to_fields(), prob.shape_tuple, float(scale), qa, ka, va, plan.to_dict())
+    extra = ["--chunk-keys", str(chunk_keys)]
+    if plan_on_target:
+        extra.append("--plan-on-target")
+    if check_selection:
+        extra.append("--check-selection")
+    out, lse, counters, wall = run_problem(problem, vlen=vlen, variant=variant, dtype=dtype, extra_args=extra,
+                                           timeout_s=timeout_s)
+    return BackendResult(out=out, lse=lse, counters=counters, time_s=wall, name=f"rvv_{variant}" if variant != "rvv" else None,
+                         note=f"QEMU VLEN={vlen} {dtype}; time is simulation wall time")
+
+
+def bench_peers(q, k, v, spec, *, scale, repeat, vlen: int = 256, dtype: str | None = None, tile: int = 64,
+                **options):
+    """The same problem through the scalar (-march=rv64gc) and auto-vectorised (-march=rv64gcv -O3)
+    builds of the same algorithm, at the same VLEN."""
+    options.pop("variant", None)
+    peers = []
+    for variant in ("scalar", "autovec"):
+        res = attention(q, k, v, spec, scale=scale, return_lse=True, vlen=vlen, variant=variant, dtype=dtype,
+                        tile=tile, **options)
+        res.name = f"rvv_{variant}"
+        peers.append(res)
+    return peers

@@ -1,0 +1,3 @@
+#include "rvv/runner_main.h"
+
+int main(int argc, char** argv) { return sattn::rvv::RunnerMain(argc, argv); }

@@ -1,0 +1,118 @@
+// The RVV runner (docs/backends/rvv.md): reads a Problem file (docs/bsr.md), optionally re-plans
+// on target with the shared C++ planner, runs the linked kernels over the plan between the
+// instruction-count region markers, and writes a Result file with the driver's counters.
+#include "rvv/runner_main.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "rvv/driver.h"
+#include "rvv/kernels/kernels.h"
+#include "sattn/plan.h"
+#include "sattn/plan_io.h"
+
+namespace sattn {
+namespace rvv {
+namespace {
+
+int Usage(const char* msg) {
+  std::fprintf(stderr,
+               "rvv runner (%s kernels): %s\n"
+               "usage: runner --problem FILE --result FILE [--dtype fp32|bf16|int8]\n"
+               "              [--plan-on-target] [--check-selection] [--chunk-keys N]\n",
+               sattn_kernel_variant(), msg);
+  return 2;
+}
+
+int Fail(const std::string& what, const Status& st) {
+  std::fprintf(stderr, "rvv runner: %s: %s\n", what.c_str(), st.message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int RunnerMain(int argc, char** argv) {
+  std::string problem_path, result_path;
+  RunOptions opt;
+  bool plan_on_target = false, check_selection = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      (void)name;
+      return argv[++i];
+    };
+    if (a == "--problem" || a == "--result" || a == "--dtype" || a == "--chunk-keys") {
+      const char* v = value(a.c_str());
+      if (v == nullptr) return Usage((a + " needs a value").c_str());
+      if (a == "--problem") problem_path = v;
+      else if (a == "--result") result_path = v;
+      else if (a == "--dtype") {
+        if (!ParseDType(v, &opt.dtype)) return Usage("--dtype: expected fp32, bf16 or int8");
+      } else {
+        char* end = nullptr;
+        const long n = std::strtol(v, &end, 10);
+        if (end == v || *end != '\0' || n < 1 || n > (1 << 20)) return Usage("--chunk-keys: expected 1..1048576");
+        opt.chunk_keys = int32_t(n);
+      }
+    } else if (a == "--plan-on-target") {
+      plan_on_target = true;
+    } else if (a == "--check-selection") {
+      check_selection = true;
+    } else {
+      return Usage(("unknown argument '" + a + "'").c_str());
+    }
+  }
+  if (problem_path.empty() || result_path.empty()) return Usage("--problem and --result are required");
+
+  Problem pb;
+  Status st = ReadProblem(problem_path, &pb);
+  if (!st.ok()) return Fail("reading " + problem_path, st);
+
+  Result res;
+  res.shape = pb.shape;
+  if (plan_on_target) {
+    // The same planner the host ran, now compiled for RISC-V: must give the same plan.
+    PlanOptions po;
+    po.tile = pb.plan.block;
+    po.scale = pb.scale;
+    po.num_threads = 1;
+    BlockPlan fresh;
+    st = BuildPlan(pb.spec, pb.shape, pb.q.data(), pb.k.data(), po, &fresh);
+    if (!st.ok()) return Fail("planning on target", st);
+    const bool same = fresh.row_ptr == pb.plan.row_ptr && fresh.col_idx == pb.plan.col_idx &&
+                      fresh.mask_idx == pb.plan.mask_idx && fresh.bitmaps == pb.plan.bitmaps;
+    res.counters.emplace_back("target_plan_matches_host", same ? 1 : 0);
+    pb.plan = std::move(fresh);
+  }
+  if (check_selection) {
+    if (pb.spec.kind != SpecKind::kBlockTopK)
+      return Fail("--check-selection", Status::Invalid("spec.kind: only BlockTopK has a block selection"));
+    const int64_t bad = CountSelectionMismatches(pb, &st);
+    if (!st.ok()) return Fail("--check-selection", st);
+    res.counters.emplace_back("selection_mismatched_rows", bad);
+  }
+
+  RunStats stats;
+  stats.visible_pairs = pb.plan.VisiblePairs();
+  RegionBegin();
+  st = RunAttention(pb, opt, &res.out, &res.lse, &stats);
+  RegionEnd();
+  if (!st.ok()) return Fail("attention", st);
+
+  res.counters.emplace_back("visible_pairs", stats.visible_pairs);
+  res.counters.emplace_back("computed_slots", stats.computed_slots);
+  res.counters.emplace_back("chunks", stats.chunks);
+  res.counters.emplace_back("gathered_bytes", stats.gathered_bytes);
+  res.counters.emplace_back("empty_rows", stats.empty_rows);
+  res.counters.emplace_back("plan_nnz", pb.plan.nnz());
+  res.counters.emplace_back("dtype", int64_t(opt.dtype));
+  st = WriteResult(result_path, res);
+  if (!st.ok()) return Fail("writing " + result_path, st);
+  return 0;
+}
+
+}  // namespace rvv
+}  // namespace sattn

@@ -111,7 +111,8 @@ def block_topk_plan_op(q: Tensor, k: Tensor, block: int, keep: float, global_blo
                        local_blocks: int, causal: bool, scale: float) -> Tuple[Tensor, Tensor, Tensor]:
     p = P.build_block_topk(q, k, block=block, keep=keep, global_blocks=global_blocks,
                            local_blocks=local_blocks, causal=causal, scale=scale)
-    return p.row_ptr, p.col_idx, p.mask_idx
+    # row_ptr is a per-shape cached tensor: op outputs must not alias anything, so copy (tiny).
+    return p.row_ptr.clone(), p.col_idx, p.mask_idx
 
 
 @block_topk_plan_op.register_fake
@@ -171,9 +172,9 @@ def _check_block(name: str, block: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _static_host_plan(spec_str: str, shape, tile: int, device: str):
-    """Host plan of a data-independent spec (BigBird, or Dense/SlidingWindow with force_plan),
-    built once per (spec, shape, device) by the shared C++ planner; later calls reuse it."""
+def _static_numpy_plan(spec_str: str, shape, tile: int):
+    """Host plan (numpy arrays) of a data-independent spec (BigBird, or Dense/SlidingWindow with
+    force_plan), built once per (spec, shape) by the shared C++ planner."""
     import json
     from sattn import plan as host_plan
     from sattn.specs import from_name
@@ -182,7 +183,14 @@ def _static_host_plan(spec_str: str, shape, tile: int, device: str):
     B, Hq, Hkv, Lq, Lk, D = shape
     q = np.zeros((B, Hq, Lq, D), np.float32)
     k = np.zeros((B, Hkv, Lk, D), np.float32)
-    return P.from_host(host_plan(spec, q, k, tile=tile), torch.device(device), bitmap_masks=False)
+    return host_plan(spec, q, k, tile=tile)
+
+
+@functools.lru_cache(maxsize=64)
+def _static_host_plan(spec_str: str, shape, tile: int, device: str):
+    """The same plan as device tensors, uploaded once per device (real tensors only: the fake
+    implementation below reads sizes from the numpy plan and never calls this)."""
+    return P.from_host(_static_numpy_plan(spec_str, shape, tile), torch.device(device), bitmap_masks=False)
 
 
 @torch.compiler.assume_constant_result
@@ -204,9 +212,10 @@ def static_plan_op(q: Tensor, k: Tensor, spec: str, tile: int) -> Tuple[Tensor, 
 @static_plan_op.register_fake
 def _(q, k, spec, tile):
     B, Hq, Lq, D = q.shape
-    p = _static_host_plan(spec, (B, Hq, k.shape[1], Lq, k.shape[2], D), tile, "cpu")
-    return (q.new_empty(p.row_ptr.shape, dtype=torch.int32), q.new_empty(p.col_idx.shape, dtype=torch.int32),
-            q.new_empty(p.mask_idx.shape, dtype=torch.int32))
+    p = _static_numpy_plan(spec, (B, Hq, k.shape[1], Lq, k.shape[2], D), tile)
+    nnz = max(1, len(p.col_idx))   # from_host pads an empty plan to one entry
+    return (q.new_empty((len(p.row_ptr),), dtype=torch.int32), q.new_empty((nnz,), dtype=torch.int32),
+            q.new_empty((nnz,), dtype=torch.int32))
 
 
 def _static_plan(q, k, spec, tile: int) -> "P.GpuPlan":

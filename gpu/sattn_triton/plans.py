@@ -16,6 +16,7 @@ needs, also without a sync, and caches it on the plan (plans are reused across l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Optional
 
@@ -155,6 +156,27 @@ def block_topk_scores(q, k, block: int, scale: float) -> torch.Tensor:
     return scale * torch.matmul(qm, km.transpose(-1, -2))
 
 
+@functools.lru_cache(maxsize=128)
+def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, causal, device):
+    """The data-independent parts of a BlockTopK plan (forced blocks, per-row counts, the CSR
+    row_ptr and gather index), uploaded once per shape: later calls make no host-to-device
+    copies either, so selection can be captured in a CUDA graph."""
+    nkb, qbb, nqb = _geometry(Lq, Lk, block)
+    forced_np, n_np = block_topk_counts(Lq, Lk, block, keep, global_blocks, local_blocks, causal)
+    max_n = int(n_np.max()) if n_np.size else 0
+    heads = B * Hq
+    flat = (np.arange(nqb)[:, None] * max_n + np.arange(max_n)[None, :])[np.arange(max_n)[None, :] < n_np[:, None]]
+    row_ptr = np.concatenate([[0], np.cumsum(np.tile(n_np, heads))]).astype(np.int32)
+    rows_a = np.tile(np.repeat(np.arange(nqb), n_np), heads)
+    dev = torch.device(device)
+    up = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
+    a = torch.arange(qbb, qbb + nqb, device=dev)[:, None]
+    bidx = torch.arange(nkb, device=dev)[None, :]
+    elig = (bidx <= a) if causal else torch.ones(nqb, nkb, dtype=torch.bool, device=dev)
+    return dict(forced=up(forced_np), elig=elig, n=up(n_np), max_n=max_n, flat=up(flat),
+                row_ptr=up(row_ptr), rows_a=up(rows_a), per_head=int(n_np.sum()))
+
+
 def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local_blocks: int,
                      causal: bool, scale: float, score: str = "mean") -> GpuPlan:
     """BlockTopK plan on q's device with no device-to-host copy (plan_b = B, plan_h = Hq)."""
@@ -165,43 +187,31 @@ def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local
     Lk = k.shape[2]
     dev = q.device
     nkb, qbb, nqb = _geometry(Lq, Lk, block)
-    forced_np, n_np = block_topk_counts(Lq, Lk, block, keep, global_blocks, local_blocks, causal)
+    st = _block_topk_static(B, Hq, Lq, Lk, block, float(keep), global_blocks, local_blocks, causal, str(dev))
     scores = block_topk_scores(q, k, block, scale)                      # (B,Hq,nqb,nkb) f64
-    forced = torch.from_numpy(forced_np).to(dev)
-    a = torch.arange(qbb, qbb + nqb, device=dev)[:, None]
-    bidx = torch.arange(nkb, device=dev)[None, :]
-    elig = (bidx <= a) if causal else torch.ones_like(forced)
     # Forced blocks first (+inf), ineligible never (-inf); stable sort = ties to the lower index.
-    scores = torch.where(forced, torch.inf, torch.where(elig, scores, -torch.inf))
+    scores = torch.where(st["forced"], torch.inf, torch.where(st["elig"], scores, -torch.inf))
     order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-    n = torch.from_numpy(n_np).to(dev)
-    max_n = int(n_np.max()) if n_np.size else 0
+    max_n = st["max_n"]
     # Kept block ids of each row, ascending, padded with nkb beyond n: the first max_n ranks.
     top = order[..., :max_n]
     rank = torch.arange(max_n, device=dev)
-    top = torch.where(rank < n[:, None], top, nkb)
+    top = torch.where(rank < st["n"][:, None], top, nkb)
     top = torch.sort(top, dim=-1).values                                  # (B,Hq,nqb,max_n)
-    # Compact to CSR with a host-computed gather index (n is data-independent).
-    flat = (np.arange(nqb)[:, None] * max_n + np.arange(max_n)[None, :])[np.arange(max_n)[None, :] < n_np[:, None]]
-    per_head = int(n_np.sum())
     heads = B * Hq
-    idx = torch.from_numpy(flat).to(dev)
-    col = top.reshape(heads, nqb * max_n)[:, idx].reshape(-1).to(torch.int32)
-    row_counts = np.tile(n_np, heads)
-    row_ptr = torch.from_numpy(np.concatenate([[0], np.cumsum(row_counts)]).astype(np.int32)).to(dev)
+    col = top.reshape(heads, nqb * max_n)[:, st["flat"]].reshape(-1).to(torch.int32)
     # Full vs partial from the causal token rule (the only rule BlockTopK applies inside a block).
     if causal:
         _, p0, _, j1 = _block_bounds(Lq, Lk, block, dev)
-        rows_a = torch.from_numpy(np.repeat(np.arange(nqb), n_np)).to(dev).repeat(heads)
-        full = j1[col.long()] <= p0[rows_a]
+        full = j1[col.long()] <= p0[st["rows_a"]]
         mask = torch.where(full, -1, -2).to(torch.int32)
     else:
         mask = torch.full_like(col, -1)
-    if per_head == 0:
+    if st["per_head"] == 0:
         col = torch.zeros(1, dtype=torch.int32, device=dev)
         mask = torch.full((1,), -1, dtype=torch.int32, device=dev)
     return GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=B, plan_h=Hq, q_block_begin=qbb,
-                   n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=-(-block // 64), row_ptr=row_ptr,
+                   n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=-(-block // 64), row_ptr=st["row_ptr"],
                    col_idx=col, mask_idx=mask,
                    bitmaps=torch.zeros(block * -(-block // 64), dtype=torch.int64, device=dev),
                    bitmap_masks=False)

@@ -23,6 +23,10 @@ for _p in (os.path.join(_ROOT, "gpu"), os.path.join(_ROOT, "python")):
 import sattn  # noqa: E402
 from sattn.mask import dense_mask  # noqa: E402
 
+# A machine without Bazel (the GPU box) can be handed a prebuilt sattn/_cc.so in this folder.
+if os.environ.get("SATTN_CC_DIR") and os.path.exists(os.path.join(os.environ["SATTN_CC_DIR"], "_cc.so")):
+    sattn.__path__.append(os.environ["SATTN_CC_DIR"])
+
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 ON_GPU = DEVICE.type == "cuda"
 

@@ -11,7 +11,9 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <new>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -28,16 +30,18 @@ int ResolveThreads(int requested) {
   return hc == 0 ? 1 : int(hc);
 }
 
-// Runs fn(thread_index) on `threads` threads (the caller is thread 0).
+// Runs fn(thread_index) on up to `threads` threads (the caller is thread 0). fn takes its work
+// from shared atomic counters, so if the system refuses a thread the others still finish it.
 template <typename Fn>
 void RunOnThreads(int threads, Fn fn) {
-  if (threads <= 1) {
-    fn(0);
-    return;
-  }
   std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (int t = 1; t < threads; ++t) pool.emplace_back(fn, t);
+  for (int t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(fn, t);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
   fn(0);
   for (auto& th : pool) th.join();
 }
@@ -253,7 +257,12 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
 }  // namespace internal
 
 Status Attention(const AttentionArgs& args, const BlockPlan& plan) {
-  return internal::AttentionWithIsa(args, plan, internal::SelectIsa());
+  try {
+    return internal::AttentionWithIsa(args, plan, internal::SelectIsa());
+  } catch (const std::bad_alloc&) {
+    // Staging buffers are O(B * Hkv * Lk * D); report instead of unwinding through C callers.
+    return Status{ErrorCode::kInternal, "cpu attention: out of memory for the staged K/V buffers"};
+  }
 }
 
 }  // namespace cpu

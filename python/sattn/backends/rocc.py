@@ -1,0 +1,132 @@
+"""The RoCC accelerator backend: the shared planner picks the blocks on the host, and the
+cycle-accurate Verilator model of the accelerator (rtl/) runs attention over the plan in int8 /
+fixed point, driven through the same C driver a RISC-V core would use.
+
+Numbers (docs/backends/rocc.md): int8 Q/K with one scale per 64-row block, int8 V with one scale
+per (batch, kv head), base-2 fixed-point scores, 8-bit softmax weights, int16 output. Outputs agree
+with the float64 reference to the documented int8 tolerance, not to float precision.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sattn import _inputs
+from sattn.backends.base import BackendResult
+from sattn.plan import BlockPlan, plan as build_plan
+
+NAME = "rocc"
+
+# Documented tolerance of the int8 datapath against the float64 reference (docs/backends/rocc.md):
+# |out - ref| <= OUT_ATOL_REL * max|v| per (batch, kv head), |lse - ref| <= LSE_ATOL.
+OUT_ATOL_REL = 0.03
+LSE_ATOL = 0.05
+
+
+def _sim():
+    import sattn_rocc_sim  # pybind11 module built by //rtl:sattn_rocc_sim
+    return sattn_rocc_sim
+
+
+def _consts():
+    import sattn_rocc_consts  # generated from rtl/spec/commands.json
+    return sattn_rocc_consts
+
+
+def available():
+    try:
+        _sim()
+        _consts()
+    except ImportError as e:
+        return False, f"//rtl:sattn_rocc_sim not built into this installation ({e})"
+    return True, ""
+
+
+def roofline(counters: dict, bytes_per_cycle: float) -> dict:
+    """Derived figures from the accelerator's counters: the compute bound is the MAC work at the
+    array's peak (MAC_ROWS*MAC_COLS per cycle), the memory bound is the bytes moved at the
+    configured bandwidth; the roofline bound is the larger of the two."""
+    peak = counters["param_mac_rows"] * counters["param_mac_cols"]
+    macs = counters["macs"]
+    dma = counters["dma_rd_bytes"] + counters["dma_wr_bytes"]
+    cycles = max(1, counters["cycles"])
+    compute = macs / peak
+    memory = dma / bytes_per_cycle
+    bound = max(compute, memory, 1.0)
+    return {
+        "dma_bytes": int(dma),
+        "mac_utilisation": compute / cycles,
+        "spdot_mac_utilisation": counters["spdot_mac_busy"] / max(1, counters["spdot_cycles"]),
+        "ops_per_cycle": 2.0 * macs / cycles,
+        "compute_bound_cycles": int(round(compute)),
+        "memory_bound_cycles": int(round(memory)),
+        "roofline_cycles": int(round(bound)),
+        "cycles_over_roofline": cycles / bound,
+        "bound": "compute" if compute >= memory else "memory",
+    }
+
+
+def _get_plan(spec, q, k, prob, scale, plan, tile, threads):
+    if plan is None:
+        return build_plan(spec, q, k, tile=tile, scale=scale, threads=threads)
+    if not isinstance(plan, BlockPlan):
+        raise TypeError(f"plan: expected a sattn BlockPlan, got {type(plan).__name__}")
+    if not plan.matches(prob):
+        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
+                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
+    return plan
+
+
+def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int = 64,
+              threads: int = 0, path: str = "fused", latency: int = 40, bytes_per_cycle: float = 16.0,
+              check_golden: bool = False, **options):
+    """Runs on the simulated accelerator. Options: `path` "fused" (SOFTMAX_FUSED) or "unfused"
+    (SPDOT_BSR then SPMM_BSR, scores through memory); the memory model's `latency` (cycles) and
+    `bytes_per_cycle`; `check_golden` also runs the bit-exact golden model and reports whether the
+    RTL matched it (counter golden_match)."""
+    if options:
+        raise TypeError(f"rocc backend: unknown option(s) {', '.join(sorted(options))}")
+    prob = _inputs.check_qkv(q, k, v)
+    if prob.device != "cpu":
+        raise ValueError(f"q: the rocc backend simulates on the host, got device {prob.device}")
+    if tile % 16 != 0 or tile > _consts().MAX_BLK:
+        raise ValueError(f"tile: the rocc accelerator needs a multiple of 16 up to {_consts().MAX_BLK}, got {tile}")
+    t0 = time.perf_counter()
+    pl = _get_plan(spec, q, k, prob, scale, plan, tile, threads)
+    t1 = time.perf_counter()
+    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    res = _sim().run(qa, ka, va, pl.to_dict(), float(scale), path=path, latency=int(latency),
+                     bytes_per_cycle=float(bytes_per_cycle), check_golden=bool(check_golden))
+    t2 = time.perf_counter()
+    counters = {k: int(v) for k, v in res["counters"].items()}
+    counters.update(roofline(counters, float(bytes_per_cycle)))
+    counters.update({"plan_ns": int((t1 - t0) * 1e9), "sim_ns": int((t2 - t1) * 1e9), "nnz_blocks": pl.nnz,
+                     "bytes_per_cycle": float(bytes_per_cycle), "latency": int(latency)})
+    if check_golden:
+        counters["golden_match"] = bool(res["golden_match"])
+    note = f"{path}, {counters['bound']}-bound, {counters['cycles']} cycles"
+    return BackendResult(out=res["out"], lse=res["lse"] if return_lse else None, counters=counters,
+                         time_s=t2 - t1, note=note)
+
+
+def bench_peers(q, k, v, spec, *, scale, repeat: int = 1, **options):
+    """Beside the accelerator: the CPU backend on the same problem in the same run, and the
+    accelerator's unfused path (SPDOT_BSR + SPMM_BSR) to show how many bytes fusion saves."""
+    from sattn.backends import get
+    peers = []
+    cpu = get("cpu")
+    times = []
+    res = None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        res = cpu.attention(q, k, v, spec, scale=scale, return_lse=False)
+        times.append(time.perf_counter() - t0)
+    res.time_s = float(np.median(times))
+    res.name = "cpu"
+    peers.append(res)
+    sim_opts = {k: v for k, v in options.items() if k in ("tile", "latency", "bytes_per_cycle", "plan", "threads")}
+    unfused = attention(q, k, v, spec, scale=scale, return_lse=False, path="unfused", **sim_opts)
+    unfused.name = "rocc_unfused"
+    peers.append(unfused)
+    return peers

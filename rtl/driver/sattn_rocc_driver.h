@@ -1,0 +1,34 @@
+/* C driver for the sattn RoCC accelerator. The same API runs on a RISC-V core with the accelerator
+ * attached (each call is one custom-0 instruction, encoded in the generated sattn_rocc_cmds.h) and
+ * on the host, where the instruction goes to a transport (the Verilator simulator). */
+#ifndef SATTN_ROCC_DRIVER_H_
+#define SATTN_ROCC_DRIVER_H_
+
+#include <stdint.h>
+
+#include "sattn_rocc_cmds.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Host builds: where the driver sends an instruction. Unused on RISC-V. */
+typedef uint64_t (*sattn_rocc_transport_fn)(void* ctx, uint32_t funct7, uint64_t rs1, uint64_t rs2);
+void sattn_rocc_set_host_transport(sattn_rocc_transport_fn fn, void* ctx);
+
+/* One accelerator instruction; returns rd. Unknown funct7 values return SATTN_ROCC_ERR_UNSUPPORTED
+ * without touching the accelerator. */
+uint64_t sattn_rocc_issue(uint32_t funct7, uint64_t rs1, uint64_t rs2);
+
+/* Runs SPDOT_BSR, SOFTMAX_FUSED or SPMM_BSR on a descriptor (16-byte aligned, in memory the
+ * accelerator can read); returns a sattn_rocc_err_t. Blocks until the accelerator answers. */
+int sattn_rocc_run(const sattn_rocc_desc_t* desc, uint32_t funct7);
+
+uint64_t sattn_rocc_status(sattn_rocc_stat_t reg);
+void sattn_rocc_clear_counters(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SATTN_ROCC_DRIVER_H_ */

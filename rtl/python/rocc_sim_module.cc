@@ -1,0 +1,122 @@
+// Python binding of the simulated accelerator (thin: converts arguments, calls the runner).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "rocc_model.h"
+#include "runner.h"
+#include "sattn_rocc_cmds.h"
+
+namespace py = pybind11;
+using namespace sattn;
+using namespace sattn::rocc;
+
+namespace {
+
+template <typename T>
+std::vector<T> Vec(const py::dict& d, const char* key) {
+  if (!d.contains(key)) throw std::invalid_argument(std::string("plan: missing field '") + key + "'");
+  auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(d[key]);
+  if (!a) throw std::invalid_argument(std::string("plan.") + key + ": expected an array");
+  return std::vector<T>(a.data(), a.data() + a.size());
+}
+
+int32_t Int(const py::dict& d, const char* key) {
+  if (!d.contains(key)) throw std::invalid_argument(std::string("plan: missing field '") + key + "'");
+  return d[key].cast<int32_t>();
+}
+
+BlockPlan PlanFromDict(const py::dict& d) {
+  BlockPlan p;
+  p.block = Int(d, "block");
+  p.B = Int(d, "B");
+  p.Hq = Int(d, "Hq");
+  p.Lq = Int(d, "Lq");
+  p.Lk = Int(d, "Lk");
+  p.plan_b = Int(d, "plan_b");
+  p.plan_h = Int(d, "plan_h");
+  p.q_block_begin = Int(d, "q_block_begin");
+  p.n_q_blocks = Int(d, "n_q_blocks");
+  p.n_k_blocks = Int(d, "n_k_blocks");
+  p.words_per_row = Int(d, "words_per_row");
+  p.row_ptr = Vec<int32_t>(d, "row_ptr");
+  p.col_idx = Vec<int32_t>(d, "col_idx");
+  p.mask_idx = Vec<int32_t>(d, "mask_idx");
+  p.bitmaps = Vec<uint64_t>(d, "bitmaps");
+  Status st = ValidatePlan(p);
+  if (!st.ok()) throw std::invalid_argument("plan: " + st.message);
+  return p;
+}
+
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+Problem MakeProblem(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale) {
+  if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4) throw std::invalid_argument("q, k, v: expected 4-D arrays");
+  const int32_t B = int32_t(q.shape(0)), Hq = int32_t(q.shape(1)), Lq = int32_t(q.shape(2)), D = int32_t(q.shape(3));
+  const int32_t Hkv = int32_t(k.shape(1)), Lk = int32_t(k.shape(2));
+  Problem p;
+  const std::string err = Quantize(q.data(), k.data(), v.data(), B, Hq, Hkv, Lq, Lk, D, scale, PlanFromDict(plan), &p);
+  if (!err.empty()) throw std::invalid_argument(err);
+  return p;
+}
+
+py::tuple ToFloat(const Problem& p, const Output& o) {
+  py::array_t<float> out({p.B, p.Hq, p.Lq, p.D_orig});
+  py::array_t<float> lse({p.B, p.Hq, p.Lq});
+  Dequantize(p, o, out.mutable_data(), lse.mutable_data());
+  return py::make_tuple(out, lse);
+}
+
+py::dict RunSim(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale,
+                const std::string& path, int latency, double bytes_per_cycle, bool check_golden) {
+  if (path != "fused" && path != "unfused") throw std::invalid_argument("path: expected 'fused' or 'unfused', got '" + path + "'");
+  if (!(bytes_per_cycle > 0 && bytes_per_cycle <= SATTN_ROCC_BUS_BYTES))
+    throw std::invalid_argument("bytes_per_cycle: expected (0, " + std::to_string(SATTN_ROCC_BUS_BYTES) + "]");
+  if (latency < 1) throw std::invalid_argument("latency: expected >= 1 cycle");
+  Problem p = MakeProblem(q, k, v, plan, scale);
+  MemConfig mc;
+  mc.latency = latency;
+  mc.bytes_per_cycle = bytes_per_cycle;
+  RunResult r;
+  {
+    py::gil_scoped_release nogil;
+    Sim sim(mc);
+    r = Run(p, path == "fused" ? Path::kFused : Path::kUnfused, &sim);
+  }
+  if (r.error != 0)
+    throw std::runtime_error(std::string("rocc accelerator answered ") + sattn_rocc_err_name(r.error));
+  if (r.sim_faults != 0) throw std::runtime_error("rocc accelerator accessed unmapped memory");
+  py::dict res;
+  py::tuple f = ToFloat(p, r.output);
+  res["out"] = f[0];
+  res["lse"] = f[1];
+  py::dict c;
+  for (const auto& kv : r.counters) c[py::str(kv.first)] = kv.second;
+  res["counters"] = c;
+  if (check_golden) {
+    const Output g = Golden(p);
+    res["golden_match"] = (g.out == r.output.out && g.stats == r.output.stats);
+  }
+  return res;
+}
+
+py::tuple GoldenAttention(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale) {
+  Problem p = MakeProblem(q, k, v, plan, scale);
+  return ToFloat(p, Golden(p));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(sattn_rocc_sim, m) {
+  m.doc() = "Cycle-accurate Verilator model of the sattn RoCC sparse-attention accelerator";
+  m.def("run", &RunSim, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"), py::arg("scale"),
+        py::arg("path") = "fused", py::arg("latency") = 40, py::arg("bytes_per_cycle") = 16.0,
+        py::arg("check_golden") = false,
+        "Quantises, runs the plan on the simulated accelerator through the C driver, returns "
+        "{out, lse, counters[, golden_match]}.");
+  m.def("golden", &GoldenAttention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"), py::arg("scale"),
+        "The bit-exact golden model's (out, lse), dequantised.");
+}

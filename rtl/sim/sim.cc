@@ -1,0 +1,137 @@
+#include "sim.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "Vsattn_rocc.h"
+#include "verilated.h"
+
+namespace sattn {
+namespace rocc {
+
+struct Sim::Impl {
+  VerilatedContext ctx;
+  std::unique_ptr<Vsattn_rocc> top;
+  Impl() {
+    ctx.fatalOnError(false);  // a failed assertion is reported, counted and fails the command
+    top = std::make_unique<Vsattn_rocc>(&ctx, "sattn_rocc");
+  }
+};
+
+Sim::Sim(const MemConfig& cfg) : impl_(new Impl), cfg_(cfg) {
+  Vsattn_rocc* t = impl_->top.get();
+  t->rst = 1;
+  t->clk = 0;
+  t->cmd_valid = 0;
+  t->resp_ready = 0;
+  t->mem_req_ready = 0;
+  t->mem_resp_valid = 0;
+  for (int i = 0; i < 4; ++i) Tick();
+  t->rst = 0;
+  Tick();
+}
+
+Sim::~Sim() { impl_->top->final(); }
+
+uint64_t Sim::assertion_failures() const { return impl_->ctx.errorCount(); }
+
+void Sim::Map(const void* base, size_t bytes) {
+  regions_.push_back({uint64_t(reinterpret_cast<uintptr_t>(base)), bytes});
+}
+
+void Sim::UnmapAll() { regions_.clear(); }
+
+bool Sim::InRegion(uint64_t addr, size_t n, bool) const {
+  for (const Region& r : regions_)
+    if (addr >= r.base && addr + n <= r.base + r.bytes) return true;
+  return false;
+}
+
+// One clock cycle: drive inputs from the memory model, sample the design's outputs as they stand
+// at the rising edge, clock it, then update the memory model with what was transferred.
+void Sim::Tick() {
+  Vsattn_rocc* t = impl_->top.get();
+  // Bandwidth: a token bucket refilled at bytes_per_cycle, one 16-byte beat per accepted request.
+  tokens_ = std::min(tokens_ + cfg_.bytes_per_cycle, 32.0);
+  t->mem_req_ready = tokens_ >= 16.0;
+  const bool resp = !reads_.empty() && reads_.front().ready <= cycle_;
+  t->mem_resp_valid = resp;
+  if (resp) {
+    const uint64_t a = reads_.front().addr;
+    uint32_t w[4] = {0, 0, 0, 0};
+    if (InRegion(a, 16, false)) std::memcpy(w, reinterpret_cast<const void*>(uintptr_t(a)), 16);
+    else ++faults_;
+    for (int i = 0; i < 4; ++i) t->mem_resp_rdata[i] = w[i];
+  }
+  t->clk = 0;
+  t->eval();
+  const bool fire = t->mem_req_valid && t->mem_req_ready;
+  const uint64_t addr = t->mem_req_addr;
+  const bool write = t->mem_req_write;
+  uint32_t wdata[4];
+  for (int i = 0; i < 4; ++i) wdata[i] = t->mem_req_wdata[i];
+  const uint32_t strb = t->mem_req_wstrb;
+  t->clk = 1;
+  t->eval();
+  impl_->ctx.timeInc(1);
+  if (resp) reads_.pop_front();
+  if (fire) {
+    tokens_ -= 16.0;
+    if (write) {
+      if (strb != 0) {
+        if (InRegion(addr, 16, true)) {
+          uint8_t* dst = reinterpret_cast<uint8_t*>(uintptr_t(addr));
+          const uint8_t* src = reinterpret_cast<const uint8_t*>(wdata);
+          for (int i = 0; i < 16; ++i)
+            if (strb & (1u << i)) dst[i] = src[i];
+        } else {
+          ++faults_;
+        }
+      }
+    } else {
+      reads_.push_back({cycle_ + uint64_t(cfg_.latency), addr});
+    }
+  }
+  ++cycle_;
+}
+
+uint64_t Sim::Command(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
+  Vsattn_rocc* t = impl_->top.get();
+  const uint64_t start = cycle_;
+  const uint64_t errors0 = impl_->ctx.errorCount();
+  t->cmd_valid = 1;
+  t->cmd_funct7 = funct7;
+  t->cmd_rs1 = rs1;
+  t->cmd_rs2 = rs2;
+  t->cmd_rd = 10;
+  t->resp_ready = 1;
+  bool sent = false;
+  for (;;) {
+    if (cycle_ - start > cfg_.watchdog_cycles)
+      throw std::runtime_error("sattn rocc sim: watchdog: no response to funct7 " + std::to_string(funct7) +
+                               " after " + std::to_string(cfg_.watchdog_cycles) + " cycles");
+    t->clk = 0;
+    t->eval();
+    const bool accepted = t->cmd_valid && t->cmd_ready;
+    const bool got = t->resp_valid && t->resp_ready;
+    const uint64_t data = t->resp_data;
+    Tick();
+    if (accepted && !sent) {
+      sent = true;
+      t->cmd_valid = 0;
+    }
+    if (got) {
+      t->resp_ready = 0;
+      if (uint64_t(impl_->ctx.errorCount()) != errors0)
+        throw std::runtime_error("sattn rocc sim: RTL assertion failed during funct7 " + std::to_string(funct7));
+      return data;
+    }
+  }
+}
+
+uint64_t SimTransport(void* sim, uint32_t funct7, uint64_t rs1, uint64_t rs2) {
+  return static_cast<Sim*>(sim)->Command(funct7, rs1, rs2);
+}
+
+}  // namespace rocc
+}  // namespace sattn

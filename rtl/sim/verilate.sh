@@ -1,0 +1,35 @@
+#!/bin/bash
+# Verilates a design into a static archive with a fixed set of outputs (Bazel cannot glob the
+# files Verilator generates): lib<prefix>.a (model + Verilator runtime), <prefix>.h and the five
+# runtime headers it includes.
+# Usage: verilate.sh PREFIX TOP OUTDIR FILE.sv...
+set -euo pipefail
+prefix=$1; top=$2; out=$3; shift 3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+inc=/usr/share/verilator/include
+files=()
+for f in "$@"; do files+=("$(realpath "$f")"); done
+if ! verilator --cc --assert -Wno-fatal -Wno-WIDTH -Wno-UNUSED -Wno-DECLFILENAME \
+    --prefix "$prefix" --top-module "$top" --Mdir "$work" "${files[@]}" >"$work/verilator.log" 2>&1; then
+  cat "$work/verilator.log" >&2
+  exit 1
+fi
+flags=(-fPIC -O1 -I"$inc" -I"$inc/vltstd" -DVM_COVERAGE=0 -DVM_SC=0 -DVM_TRACE=0 -DVM_TRACE_FST=0
+       -DVM_TRACE_VCD=0 -faligned-new -w)
+# The model's translation units, then the Verilator runtime it needs, in one archive.
+objs=()
+for src in "$work"/*.cpp; do
+  obj="${src%.cpp}.o"
+  objs+=("$obj")
+done
+printf '%s\n' "$work"/*.cpp | xargs -P 2 -I{} sh -c 'g++ "$@" -I"'"$work"'" -c {} -o "$(echo {} | sed s/\\.cpp\$/.o/)"' _ "${flags[@]}"
+g++ "${flags[@]}" -c "$inc/verilated.cpp" -o "$work/verilated.o"
+g++ "${flags[@]}" -c "$inc/verilated_threads.cpp" -o "$work/verilated_threads.o"
+mkdir -p "$out"
+rm -f "$out/lib$prefix.a"
+ar rcs "$out/lib$prefix.a" "${objs[@]}" "$work/verilated.o" "$work/verilated_threads.o"
+cp "$work/$prefix.h" "$out/$prefix.h"
+for h in verilated.h verilatedos.h verilated_config.h verilated_types.h verilated_funcs.h; do
+  cp "$inc/$h" "$out/$h"
+done

@@ -124,9 +124,11 @@ scf::ForOp forLoop(Emitter &e, Value lo, Value hi, ValueRange init,
                    function_ref<SmallVector<Value>(Value, ValueRange)> body, int64_t step = 1) {
   auto loop = e.b.create<scf::ForOp>(e.loc, lo, hi, e.idx(step), init);
   OpBuilder::InsertionGuard guard(e.b);
-  e.b.setInsertionPointToStart(loop.getBody());
+  // Without iter args the builder already put an empty scf.yield in the body.
+  if (init.empty()) e.b.setInsertionPoint(loop.getBody()->getTerminator());
+  else e.b.setInsertionPointToStart(loop.getBody());
   SmallVector<Value> y = body(loop.getInductionVar(), loop.getRegionIterArgs());
-  e.b.create<scf::YieldOp>(e.loc, y);
+  if (!init.empty()) e.b.create<scf::YieldOp>(e.loc, y);
   return loop;
 }
 

@@ -20,17 +20,17 @@ namespace sattn {
 namespace {
 
 // A private constant memref.global holding `values`, read back as memref<?xT>.
+// (A module pass: it adds globals to the module.)
 template <typename T>
-Value constantArray(OpBuilder &b, Location loc, ModuleOp module, StringRef base, Type elem,
+Value constantArray(OpBuilder &b, Location loc, SymbolTable &symbols, StringRef base, Type elem,
                     ArrayRef<T> values) {
   auto type = MemRefType::get({int64_t(values.size())}, elem);
   auto tensorType = RankedTensorType::get({int64_t(values.size())}, elem);
   DenseElementsAttr init = DenseElementsAttr::get(tensorType, values);
-  OpBuilder mb(module.getBodyRegion());
-  mb.setInsertionPointToStart(module.getBody());
+  OpBuilder mb(b.getContext());  // detached: the symbol table inserts it, renaming on collision
   auto global = mb.create<memref::GlobalOp>(loc, base, mb.getStringAttr("private"), type, init,
                                             /*constant=*/true, mb.getI64IntegerAttr(64));
-  SymbolTable(module).insert(global);  // renames on collision
+  symbols.insert(global);
   Value v = b.create<memref::GetGlobalOp>(loc, type, global.getSymName());
   return b.create<memref::CastOp>(loc, MemRefType::get({ShapedType::kDynamic}, elem), v);
 }
@@ -39,14 +39,15 @@ struct MaterializeIndicesPass : impl::SattnMaterializeIndicesBase<MaterializeInd
   using SattnMaterializeIndicesBase::SattnMaterializeIndicesBase;
 
   void runOnOperation() override {
-    ModuleOp module = getOperation()->getParentOfType<ModuleOp>();
+    ModuleOp module = getOperation();
+    SymbolTable symbols(module);
     SmallVector<AttentionOp> ops;
-    getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
+    module.walk([&](AttentionOp op) { ops.push_back(op); });
     for (AttentionOp op : ops)
-      if (failed(rewrite(op, module))) return signalPassFailure();
+      if (failed(rewrite(op, symbols))) return signalPassFailure();
   }
 
-  LogicalResult rewrite(AttentionOp op, ModuleOp module) {
+  LogicalResult rewrite(AttentionOp op, SymbolTable &symbols) {
     if (!op.getSpec())
       return op.emitOpError() << "has no spec; run --sattn-select-spec first or give 'spec'";
     ::sattn::Spec spec = *specFromAttr(*op.getSpec());
@@ -86,10 +87,10 @@ struct MaterializeIndicesPass : impl::SattnMaterializeIndicesBase<MaterializeInd
       planB = plan.plan_b;
       planH = plan.plan_h;
       std::vector<int64_t> bits(plan.bitmaps.begin(), plan.bitmaps.end());
-      rowPtr = constantArray<int32_t>(b, loc, module, "__sattn_row_ptr", b.getI32Type(), plan.row_ptr);
-      colIdx = constantArray<int32_t>(b, loc, module, "__sattn_col_idx", b.getI32Type(), plan.col_idx);
-      maskIdx = constantArray<int32_t>(b, loc, module, "__sattn_mask_idx", b.getI32Type(), plan.mask_idx);
-      bitmaps = constantArray<int64_t>(b, loc, module, "__sattn_bitmaps", b.getI64Type(), bits);
+      rowPtr = constantArray<int32_t>(b, loc, symbols, "__sattn_row_ptr", b.getI32Type(), plan.row_ptr);
+      colIdx = constantArray<int32_t>(b, loc, symbols, "__sattn_col_idx", b.getI32Type(), plan.col_idx);
+      maskIdx = constantArray<int32_t>(b, loc, symbols, "__sattn_mask_idx", b.getI32Type(), plan.mask_idx);
+      bitmaps = constantArray<int64_t>(b, loc, symbols, "__sattn_bitmaps", b.getI64Type(), bits);
     }
     b.create<BlockSparseAttentionOp>(loc, op.getQ(), op.getK(), op.getV(), rowPtr, colIdx, maskIdx, bitmaps,
                                      op.getOut(), b.getI64IntegerAttr(block), b.getI64IntegerAttr(planB),

@@ -34,7 +34,7 @@ void registerSattnPipelines() {
       "sattn-rvv-pipeline", "sattn.attention to LLVM dialect through the RVV lowering",
       [](OpPassManager &pm, const PipelineOptions &o) {
         pm.addPass(createSattnSelectSpec(SattnSelectSpecOptions{o.profile}));
-        pm.addNestedPass<func::FuncOp>(createSattnMaterializeIndices());
+        pm.addPass(createSattnMaterializeIndices());
         pm.addNestedPass<func::FuncOp>(createSattnTile());
         if (o.fuse) pm.addNestedPass<func::FuncOp>(createSattnFuseSoftmax());
         pm.addPass(createSattnLowerToRVV(SattnLowerToRVVOptions{o.vectorWidth}));
@@ -44,7 +44,7 @@ void registerSattnPipelines() {
       "sattn-rocc-pipeline", "sattn.attention to LLVM dialect through RoCC driver calls",
       [](OpPassManager &pm, const PipelineOptions &o) {
         pm.addPass(createSattnSelectSpec(SattnSelectSpecOptions{"rocc"}));
-        pm.addNestedPass<func::FuncOp>(createSattnMaterializeIndices());
+        pm.addPass(createSattnMaterializeIndices());
         pm.addPass(createSattnLowerToRoCC());
         pm.addPass(createSattnLowerToRVV(SattnLowerToRVVOptions{o.vectorWidth}));  // build_plan calls
         addToLLVM(pm);

@@ -18,7 +18,7 @@ def SattnSelectSpec : Pass<"sattn-select-spec", "::mlir::ModuleOp"> {
   ];
 }
 
-def SattnMaterializeIndices : Pass<"sattn-materialize-indices", "::mlir::func::FuncOp"> {
+def SattnMaterializeIndices : Pass<"sattn-materialize-indices", "::mlir::ModuleOp"> {
   let summary = "sattn.attention -> sattn.build_plan + sattn.block_sparse_attention";
   let description = [{
     Rewrites each `sattn.attention` (which must have a spec) into a block plan computation and

@@ -220,8 +220,7 @@ Status RunAttention(const Problem& pb, const RunOptions& opt, std::vector<float>
           const int64_t ri = p - p0, i = p - qf;
           float* o = out->data() + (qoff + i) * D;
           if (l[ri] > 0.0f) {
-            const float inv = 1.0f / l[ri];
-            for (int32_t d = 0; d < D; ++d) o[d] *= inv;
+            sattn_row_normalize(o, D, 1.0f / l[ri]);
             (*lse)[qoff + i] = m[ri] + std::log(l[ri]);
           } else {
             for (int32_t d = 0; d < D; ++d) o[d] = 0.0f;

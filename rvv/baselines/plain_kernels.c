@@ -131,6 +131,10 @@ void sattn_row_pv(const float* p, const float* vt, int64_t vt_ld, int32_t D, int
   }
 }
 
+void sattn_row_normalize(float* o, int32_t D, float inv) {
+  for (int32_t d = 0; d < D; ++d) o[d] *= inv;
+}
+
 void sattn_exp_array(const float* x, int32_t n, float* y) {
   for (int32_t i = 0; i < n; ++i) y[i] = kexp(x[i]);
 }

@@ -57,6 +57,9 @@ float sattn_row_exp_sum(float* s, int32_t nk, float m);
 void sattn_row_pv(const float* p, const float* vt, int64_t vt_ld, int32_t D, int32_t nk,
                   float alpha, float* acc);
 
+/* Final online-softmax normalisation of one output row: o[d] *= inv. */
+void sattn_row_normalize(float* o, int32_t D, float inv);
+
 /* y[i] = exp(x[i]) with the kernels' exp (for its error test); x[i] <= 0. */
 void sattn_exp_array(const float* x, int32_t n, float* y);
 

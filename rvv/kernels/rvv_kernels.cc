@@ -182,32 +182,71 @@ float sattn_row_exp_sum(float* s, int32_t nk, float m) {
 
 void sattn_row_pv(const float* p, const float* vt, int64_t vt_ld, int32_t D, int32_t nk,
                   float alpha, float* acc) {
-  // Along keys: per feature d, partial products accumulate in a VLMAX-wide register group (tail-
-  // undisturbed, so a short last strip keeps earlier partials) and one reduction folds them.
+  // Along keys: per feature d, products accumulate in a VLMAX-wide register group and one
+  // reduction folds them. The reductions start from 0 and land in `sums`; the online-softmax
+  // rescale acc = alpha * acc + sums is then one vector pass over D instead of scalar work per d.
+  // When P fits in one or two register groups (nk <= 2 * VLMAX) it is loaded once for all D
+  // features: longer vectors then also remove the reloads, not only shorten the loops.
   const size_t vlmax = __riscv_vsetvlmax_e32m8();
-  if (size_t(nk) <= vlmax) {
-    // One strip: P stays in registers across all D features.
-    const size_t vl = __riscv_vsetvl_e32m8(size_t(nk));
-    const vfloat32m8_t pv = __riscv_vle32_v_f32m8(p, vl);
-    for (int32_t d = 0; d < D; ++d) {
-      const vfloat32m8_t prod = __riscv_vfmul_vv_f32m8(pv, __riscv_vle32_v_f32m8(vt + d * vt_ld, vl), vl);
-      const vfloat32m1_t init = __riscv_vfmv_s_f_f32m1(alpha * acc[d], 1);
-      acc[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(prod, init, vl));
+  const size_t n = size_t(nk);
+  constexpr int32_t kTile = 64;
+  float sums[kTile];
+  const vfloat32m1_t zero = __riscv_vfmv_v_f_f32m1(0.0f, __riscv_vsetvlmax_e32m1());
+  for (int32_t d0 = 0; d0 < D; d0 += kTile) {
+    const int32_t dn = D - d0 < kTile ? D - d0 : kTile;
+    const float* rows = vt + int64_t(d0) * vt_ld;
+    if (n <= vlmax) {
+      const vfloat32m8_t p0 = __riscv_vle32_v_f32m8(p, n);
+      for (int32_t d = 0; d < dn; ++d, rows += vt_ld) {
+        const vfloat32m8_t prod = __riscv_vfmul_vv_f32m8(p0, __riscv_vle32_v_f32m8(rows, n), n);
+        sums[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(prod, zero, n));
+      }
+    } else if (n == 2 * vlmax) {
+      // Two full groups (e.g. 4 blocks of 64 keys at VLEN=512): one vl, no tail handling.
+      const vfloat32m8_t p0 = __riscv_vle32_v_f32m8(p, vlmax);
+      const vfloat32m8_t p1 = __riscv_vle32_v_f32m8(p + vlmax, vlmax);
+      for (int32_t d = 0; d < dn; ++d, rows += vt_ld) {
+        vfloat32m8_t part = __riscv_vfmul_vv_f32m8(p0, __riscv_vle32_v_f32m8(rows, vlmax), vlmax);
+        part = __riscv_vfmacc_vv_f32m8(part, p1, __riscv_vle32_v_f32m8(rows + vlmax, vlmax), vlmax);
+        sums[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(part, zero, vlmax));
+      }
+    } else if (n < 2 * vlmax) {
+      const size_t n1 = n - vlmax;
+      const vfloat32m8_t p0 = __riscv_vle32_v_f32m8(p, vlmax);
+      const vfloat32m8_t p1 = __riscv_vle32_v_f32m8(p + vlmax, n1);
+      for (int32_t d = 0; d < dn; ++d, rows += vt_ld) {
+        vfloat32m8_t part = __riscv_vfmul_vv_f32m8(p0, __riscv_vle32_v_f32m8(rows, vlmax), vlmax);
+        part = __riscv_vfmacc_vv_f32m8_tu(part, p1, __riscv_vle32_v_f32m8(rows + vlmax, n1), n1);
+        sums[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(part, zero, vlmax));
+      }
+    } else {
+      const size_t full = n / vlmax * vlmax, tail = n - full;
+      for (int32_t d = 0; d < dn; ++d, rows += vt_ld) {
+        vfloat32m8_t part = __riscv_vfmul_vv_f32m8(__riscv_vle32_v_f32m8(p, vlmax),
+                                                   __riscv_vle32_v_f32m8(rows, vlmax), vlmax);
+        const float* pp = p + vlmax;
+        const float* rr = rows + vlmax;
+        for (size_t j = vlmax; j < full; j += vlmax, pp += vlmax, rr += vlmax)
+          part = __riscv_vfmacc_vv_f32m8(part, __riscv_vle32_v_f32m8(pp, vlmax), __riscv_vle32_v_f32m8(rr, vlmax), vlmax);
+        if (tail)
+          part = __riscv_vfmacc_vv_f32m8_tu(part, __riscv_vle32_v_f32m8(pp, tail), __riscv_vle32_v_f32m8(rr, tail), tail);
+        sums[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(part, zero, vlmax));
+      }
     }
-    return;
+    for (int32_t d = 0; d < dn;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(dn - d));
+      const vfloat32m8_t a = __riscv_vle32_v_f32m8(acc + d0 + d, vl);
+      __riscv_vse32_v_f32m8(acc + d0 + d, __riscv_vfmacc_vf_f32m8(__riscv_vle32_v_f32m8(sums + d, vl), alpha, a, vl), vl);
+      d += int32_t(vl);
+    }
   }
-  for (int32_t d = 0; d < D; ++d) {
-    const float* row = vt + d * vt_ld;
-    vfloat32m8_t part = __riscv_vfmul_vv_f32m8(__riscv_vle32_v_f32m8(p, vlmax),
-                                               __riscv_vle32_v_f32m8(row, vlmax), vlmax);
-    for (int32_t j = int32_t(vlmax); j < nk;) {
-      const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
-      part = __riscv_vfmacc_vv_f32m8_tu(part, __riscv_vle32_v_f32m8(p + j, vl),
-                                        __riscv_vle32_v_f32m8(row + j, vl), vl);
-      j += int32_t(vl);
-    }
-    const vfloat32m1_t init = __riscv_vfmv_s_f_f32m1(alpha * acc[d], 1);
-    acc[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(part, init, vlmax));
+}
+
+void sattn_row_normalize(float* o, int32_t D, float inv) {
+  for (int32_t d = 0; d < D;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(D - d));
+    __riscv_vse32_v_f32m8(o + d, __riscv_vfmul_vf_f32m8(__riscv_vle32_v_f32m8(o + d, vl), inv, vl), vl);
+    d += int32_t(vl);
   }
 }
 

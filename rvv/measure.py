@@ -1,0 +1,93 @@
+"""RVV instruction-count measurement for docs/backends/rvv.md (the issue-6 targets).
+
+  bazel run //rvv:measure -- --seq_len 2048 --head_dim 64 --block 64 --keep 0.125 --vlens 128,256,512
+
+Runs BlockTopK (or --spec) through the RVV kernels at each VLEN and through the scalar and
+auto-vectorised baselines at --baseline_vlen, all under QEMU with the counting plugin, checks each
+output against the float64 reference, and prints one row per run plus the target ratios.
+The same rows come out of `bazel run //tools:bench -- --backend rvv --option vlen=N --compare`.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import platform
+import sys
+
+from absl import app, flags
+import numpy as np
+
+import sattn
+from sattn.backends import rvv
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("spec", "block_topk", ["dense", "block_topk", "sliding_window", "bigbird"], "Spec.")
+flags.DEFINE_bool("causal", False, "Causal variant.")
+flags.DEFINE_integer("seq_len", 2048, "L (Lq = Lk).")
+flags.DEFINE_integer("head_dim", 64, "D.")
+flags.DEFINE_integer("heads", 1, "Hq = Hkv.")
+flags.DEFINE_integer("block", 64, "Block (BlockTopK, BigBird).")
+flags.DEFINE_float("keep", 0.125, "BlockTopK keep.")
+flags.DEFINE_integer("window", 256, "SlidingWindow window.")
+flags.DEFINE_string("vlens", "128,256,512", "VLENs for the RVV kernels.")
+flags.DEFINE_integer("baseline_vlen", 256, "VLEN for the scalar/autovec baselines.")
+flags.DEFINE_enum("dtype", "fp32", ["fp32", "bf16", "int8"], "Kernel storage type.")
+flags.DEFINE_integer("seed", 0, "Input seed.")
+flags.DEFINE_string("out", None, "Write the rows as JSON here.")
+
+
+def make_spec():
+    f = FLAGS
+    if f.spec == "dense":
+        return sattn.Dense(causal=f.causal)
+    if f.spec == "sliding_window":
+        return sattn.SlidingWindow(window=f.window, causal=f.causal)
+    if f.spec == "bigbird":
+        return sattn.BigBird(block=f.block, causal=f.causal)
+    return sattn.BlockTopK(block=f.block, keep=f.keep, causal=f.causal)
+
+
+def main(argv):
+    del argv
+    L, D, H = FLAGS.seq_len, FLAGS.head_dim, FLAGS.heads
+    rng = np.random.default_rng(FLAGS.seed)
+    q, k, v = (rng.standard_normal((1, H, L, D), dtype=np.float32) for _ in range(3))
+    spec = make_spec()
+    scale = 1.0 / math.sqrt(D)
+    plan = sattn.plan(spec, q, k, tile=FLAGS.block, scale=scale)
+    ref, ref_lse = sattn.reference.attention(q, k, v, spec, return_lse=True)
+    runs = [("rvv", vl) for vl in (int(x) for x in FLAGS.vlens.split(","))]
+    runs += [("scalar", FLAGS.baseline_vlen), ("autovec", FLAGS.baseline_vlen)]
+    rows = []
+    print(f"{spec} L={L} D={D} H={H} {FLAGS.dtype} visible pairs={plan.visible_pairs()}", flush=True)
+    hdr = f"{'variant':<8} {'VLEN':>5} {'instructions':>14} {'vec frac':>8} {'vec bytes':>12} {'scalar bytes':>13} " \
+          f"{'cyc low-power':>14} {'cyc high-perf':>14} {'nJ low-power':>13} {'max err':>9} {'qemu s':>7}"
+    print(hdr)
+    for variant, vl in runs:
+        res = rvv.attention(q, k, v, spec, scale=scale, return_lse=True, vlen=vl, variant=variant,
+                            dtype=FLAGS.dtype, plan=plan)
+        c = res.counters
+        err = float(np.max(np.abs(res.out - ref)))
+        row = {"variant": variant, "vlen": vl, "err": err, "qemu_wall_s": res.time_s, **c}
+        rows.append(row)
+        print(f"{variant:<8} {vl:>5} {c['instructions']:>14,} {c['vector_fraction']:>8.3f} {c['insn_vec_mem_bytes']:>12,} "
+              f"{c['insn_scalar_mem_bytes']:>13,} {c['proxy_cycles_low_power']:>14,} {c['proxy_cycles_high_perf']:>14,} "
+              f"{c['proxy_energy_nj_low_power']:>13.0f} {err:>9.2e} {res.time_s:>7.1f}", flush=True)
+    by = {(r["variant"], r["vlen"]): r["instructions"] for r in rows}
+    bv = FLAGS.baseline_vlen
+    if ("rvv", bv) in by:
+        print(f"scalar / rvv @VLEN {bv}:  {by[('scalar', bv)] / by[('rvv', bv)]:.2f}x fewer instructions (target >= 8)")
+        print(f"autovec / rvv @VLEN {bv}: {by[('autovec', bv)] / by[('rvv', bv)]:.2f}x fewer instructions (target >= 2)")
+    if ("rvv", 128) in by and ("rvv", 512) in by:
+        print(f"rvv VLEN 128 / VLEN 512:  {by[('rvv', 128)] / by[('rvv', 512)]:.2f}x (target >= 3)")
+    print(f"host: {platform.node()} {platform.processor() or platform.machine()}; "
+          f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
+    if FLAGS.out:
+        with open(FLAGS.out, "w") as f:
+            json.dump(rows, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))

@@ -22,6 +22,11 @@ class Sattn_F64Param<string dflt> :
   let comparator = "$_lhs.bitwiseIsEqual($_rhs)";
 }
 
+// A quoted string (the default std::string printer would drop the quotes).
+class Sattn_StrParam<string dflt> : DefaultValuedParameter<"std::string", dflt, "a string"> {
+  let printer = "$_printer.printString($_self)";
+}
+
 class Sattn_I64Param<string dflt> : DefaultValuedParameter<"int64_t", dflt, "an integer">;
 
 class Sattn_SpecAttr<string name, string attrMnemonic> :
@@ -58,7 +63,7 @@ def Sattn_BlockTopKSpecAttr : Sattn_SpecAttr<"BlockTopKSpec", "block_topk"> {
     Sattn_I64Param<"1">:$global_blocks,
     Sattn_I64Param<"1">:$local_blocks,
     Sattn_BoolParam<"false">:$causal,
-    DefaultValuedParameter<"std::string", "\"mean\"", "block score: mean or max">:$score);
+    Sattn_StrParam<"\"mean\"">:$score);
 }
 
 def Sattn_BigBirdSpecAttr : Sattn_SpecAttr<"BigBirdSpec", "bigbird"> {

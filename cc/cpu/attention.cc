@@ -108,7 +108,8 @@ const Isa* SelectIsa() {
   return chosen;
 }
 
-Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa) {
+Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa,
+                        KeyLayout layout) {
   Status st = Validate(args, plan);
   if (!st.ok()) return st;
   if (isa == nullptr) return Status{ErrorCode::kInternal, "cpu attention: no kernel for this host"};
@@ -136,17 +137,49 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   for (int64_t u = 0; u < n_bkv * nkb; ++u)
     if (used[size_t(u)]) stage_units.push_back(u);
 
-  // K staging layout: see Problem::kt. W: chunk width (a multiple of the lane count, at most
-  // ksub; narrower for small blocks so they do not compute on padding).
+  // Work items (b, h, query block) with their cost: kept entries x valid query rows. Sorted by
+  // decreasing cost and handed out one at a time, so a few heavy rows (global blocks, dense
+  // diagonals) start first and the light ones fill the gaps at the end.
+  const int64_t n_items = int64_t(s.B) * s.Hq * plan.n_q_blocks;
+  const int64_t q_first = int64_t(s.Lk) - s.Lq;
+  std::vector<int64_t> cost(static_cast<size_t>(n_items));
+  int64_t total_cost = 0, entry_rows = 0;
+  for (int64_t it = 0; it < n_items; ++it) {
+    const int32_t r = int32_t(it % plan.n_q_blocks);
+    const int64_t bh = it / plan.n_q_blocks;
+    const int64_t row = plan.row_of(int32_t(bh / s.Hq), int32_t(bh % s.Hq), r);
+    const int64_t a = r + plan.q_block_begin;
+    const int64_t rows = std::min((a + 1) * blk, int64_t(s.Lk)) - std::max(a * blk, q_first);
+    const int64_t entries = plan.row_ptr[row + 1] - plan.row_ptr[row];
+    cost[size_t(it)] = entries * blk * rows + rows;
+    total_cost += cost[size_t(it)];
+    entry_rows += entries * rows;
+  }
+
+  // Key layout. Transposing a key block costs about blk*D scalar moves; reading it row-major
+  // costs about D/lanes + 8 extra instructions per (query row, key) in Q K^T. So the transposed
+  // layout pays off once ~8 query rows read each staged block: always for prefill with 64-row
+  // blocks, never for decode.
   const int64_t D = s.D, L = isa->lanes, ksub = isa->ksub;
+  const int64_t Dp = (D + L - 1) / L * L;
+  if (layout == KeyLayout::kAuto) {
+    layout = entry_rows < 8 * std::max<int64_t>(1, int64_t(stage_units.size())) ? KeyLayout::kRows
+                                                                                 : KeyLayout::kTransposed;
+  }
+  const bool transpose_k = layout == KeyLayout::kTransposed;
+  // Transposed K: see Problem::kt. W: chunk width (a multiple of the lane count, at most ksub;
+  // narrower for small blocks so they do not compute on padding).
   const int64_t W = std::min<int64_t>(ksub, (blk + L - 1) / L * L);
   const int64_t n_chunks = (blk + ksub - 1) / ksub;
   const int64_t kt_block_stride = n_chunks * D * W;
-  const int64_t Dp = (D + L - 1) / L * L;
-  FloatBuffer kt, vbuf;
-  kt.Allocate(n_bkv * nkb * kt_block_stride);
-  // V is read in place when it is fp32 and its rows need no padding to whole vectors.
-  const bool stage_v = bf16 || Dp != D;
+  FloatBuffer kt, kbuf, vbuf;
+  if (transpose_k) kt.Allocate(n_bkv * nkb * kt_block_stride);
+  // Row-major K and V are read in place when fp32 with rows of whole vectors; otherwise staged
+  // as fp32 rows padded to Dp.
+  const bool stage_rows = bf16 || Dp != D;
+  const bool stage_k_rows = !transpose_k && stage_rows;
+  if (stage_k_rows) kbuf.Allocate(n_bkv * int64_t(s.Lk) * Dp);
+  const bool stage_v = stage_rows;
   if (stage_v) vbuf.Allocate(n_bkv * int64_t(s.Lk) * Dp);
 
   Problem pr;
@@ -157,27 +190,14 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   pr.qscale = float(args.scale * 1.4426950408889634);  // scale * log2(e)
   pr.bf16 = bf16;
   pr.q = args.q, pr.out = args.out, pr.lse = args.lse;
-  pr.kt = kt.data, pr.kt_w = int32_t(W), pr.kt_block_stride = kt_block_stride;
+  pr.kt = transpose_k ? kt.data : nullptr, pr.kt_w = int32_t(W), pr.kt_block_stride = kt_block_stride;
+  pr.k_rows = stage_k_rows ? kbuf.data : static_cast<const float*>(args.k);
+  pr.k_ld = stage_k_rows ? Dp : D;
+  pr.k_head_stride = int64_t(s.Lk) * pr.k_ld;
   pr.v = stage_v ? vbuf.data : static_cast<const float*>(args.v);
   pr.v_ld = stage_v ? Dp : D;
   pr.v_head_stride = int64_t(s.Lk) * pr.v_ld;
 
-  // Work items (b, h, query block) with their cost: kept entries x valid query rows. Sorted by
-  // decreasing cost and handed out one at a time, so a few heavy rows (global blocks, dense
-  // diagonals) start first and the light ones fill the gaps at the end.
-  const int64_t n_items = int64_t(s.B) * s.Hq * plan.n_q_blocks;
-  const int64_t q_first = int64_t(s.Lk) - s.Lq;
-  std::vector<int64_t> cost(static_cast<size_t>(n_items));
-  int64_t total_cost = 0;
-  for (int64_t it = 0; it < n_items; ++it) {
-    const int32_t r = int32_t(it % plan.n_q_blocks);
-    const int64_t bh = it / plan.n_q_blocks;
-    const int64_t row = plan.row_of(int32_t(bh / s.Hq), int32_t(bh % s.Hq), r);
-    const int64_t a = r + plan.q_block_begin;
-    const int64_t rows = std::min((a + 1) * blk, int64_t(s.Lk)) - std::max(a * blk, q_first);
-    cost[size_t(it)] = (plan.row_ptr[row + 1] - plan.row_ptr[row]) * blk * rows + rows;
-    total_cost += cost[size_t(it)];
-  }
   std::vector<int64_t> order(static_cast<size_t>(n_items));
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
@@ -185,7 +205,7 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   });
 
   // Threads cost tens of microseconds to start: tiny problems run on the calling thread.
-  const int64_t staged = int64_t(stage_units.size()) * blk * D;
+  const int64_t staged = (transpose_k || stage_rows) ? int64_t(stage_units.size()) * blk * D : 0;
   int threads = ResolveThreads(args.num_threads);
   if (total_cost * D + staged < (int64_t(1) << 18)) threads = 1;
   threads = int(std::min<int64_t>(threads, std::max<int64_t>(n_items, int64_t(stage_units.size()))));
@@ -193,7 +213,7 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
 
   const int64_t rmax = isa->rmax;
   std::atomic<int64_t> next_stage{0}, next_item{0}, staged_done{0};
-  const int64_t n_stage = int64_t(stage_units.size());
+  const int64_t n_stage = (transpose_k || stage_rows) ? int64_t(stage_units.size()) : 0;
   RunOnThreads(threads, [&](int tid) {
     (void)tid;
     // Phase 1: stage K (and V) blocks.
@@ -202,8 +222,8 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
       const int64_t bkv = u / nkb, c = u % nkb;
       const int64_t j0 = c * blk, kvalid = std::min<int64_t>(blk, s.Lk - j0);
       const int64_t src_off = (bkv * s.Lk + j0) * D;
-      float* dst = kt.data + u * kt_block_stride;
-      for (int64_t t = 0; t < n_chunks; ++t) {
+      float* dst = transpose_k ? kt.data + u * kt_block_stride : nullptr;
+      for (int64_t t = 0; transpose_k && t < n_chunks; ++t) {
         float* ch = dst + t * D * W;
         const int64_t k0 = t * ksub, n = std::max<int64_t>(0, std::min<int64_t>(W, kvalid - k0));
         for (int64_t d = 0; d < D; ++d) {
@@ -218,14 +238,18 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
           for (int64_t j = n; j < W; ++j) out_row[j] = 0.0f;
         }
       }
-      if (stage_v) {
+      // Row-major fp32 copies, padded to Dp: V when needed, K too in the row-major layout.
+      for (int pass = 0; pass < 2; ++pass) {
+        if (pass == 0 ? !stage_v : !stage_k_rows) continue;
+        const void* base = pass == 0 ? args.v : args.k;
+        float* buf = pass == 0 ? vbuf.data : kbuf.data;
         for (int64_t j = 0; j < kvalid; ++j) {
-          float* out_row = vbuf.data + (bkv * s.Lk + j0 + j) * Dp;
+          float* out_row = buf + (bkv * s.Lk + j0 + j) * Dp;
           if (bf16) {
-            const uint16_t* src = static_cast<const uint16_t*>(args.v) + src_off + j * D;
+            const uint16_t* src = static_cast<const uint16_t*>(base) + src_off + j * D;
             for (int64_t d = 0; d < D; ++d) out_row[d] = Bf16ToF32(src[d]);
           } else {
-            const float* src = static_cast<const float*>(args.v) + src_off + j * D;
+            const float* src = static_cast<const float*>(base) + src_off + j * D;
             for (int64_t d = 0; d < D; ++d) out_row[d] = src[d];
           }
           for (int64_t d = D; d < Dp; ++d) out_row[d] = 0.0f;
@@ -239,7 +263,7 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
 
     // Phase 2: attention rows.
     FloatBuffer scratch;
-    const int64_t qs_n = blk * D, o_n = blk * Dp;
+    const int64_t qs_n = blk * Dp, o_n = blk * Dp;
     auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };  // keep every array 64-byte aligned
     scratch.Allocate(up16(qs_n) + up16(o_n) + 2 * up16(blk) + up16(rmax * ksub) + up16(rmax));
     Scratch sc;

@@ -1,7 +1,8 @@
 // Microbenchmark of the CPU kernel alone (the plan is built once, outside the timing):
 //   bazel run -c opt //cc/cpu:attention_bench -- [--seq_len 8192] [--heads 4] [--kv_heads 4]
 //       [--dim 64] [--batch 1] [--threads 2] [--repeats 7] [--dtype f32|bf16]
-//       [--spec topk|window|causal|dense|all]
+//       [--spec topk|window|causal|dense|all] [--q_len Lq (default L; 1 = decode)]
+//       [--key_layout auto|rows|transposed]
 // Prints, per spec, the plan's density, the median wall time over the repeats, and effective
 // GFLOP/s = 4 * D * (visible (query, key) pairs) / time, the FLOP count of docs/contract.md.
 // The project-level comparison against torch is //tools:bench; this binary is for kernel work.
@@ -44,8 +45,8 @@ double CpuMs() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int L = 8192, H = 4, Hkv = -1, D = 64, B = 1, threads = 2, repeats = 7;
-  std::string dtype = "f32", which = "all";
+  int L = 8192, Lq = -1, H = 4, Hkv = -1, D = 64, B = 1, threads = 2, repeats = 7;
+  std::string dtype = "f32", which = "all", key_layout = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
     const char* v = argv[i + 1];
@@ -58,17 +59,24 @@ int main(int argc, char** argv) {
     else if (f == "--repeats") repeats = std::atoi(v);
     else if (f == "--dtype") dtype = v;
     else if (f == "--spec") which = v;
+    else if (f == "--q_len") Lq = std::atoi(v);
+    else if (f == "--key_layout") key_layout = v;
     else {
       std::fprintf(stderr, "unknown flag %s (see the comment at the top of attention_bench.cc)\n", f.c_str());
       return 2;
     }
   }
   if (Hkv < 0) Hkv = H;
+  if (Lq < 0) Lq = L;
+  namespace internal = sattn::cpu::internal;
+  const internal::KeyLayout layout = key_layout == "rows"         ? internal::KeyLayout::kRows
+                                     : key_layout == "transposed" ? internal::KeyLayout::kTransposed
+                                                                  : internal::KeyLayout::kAuto;
   sattn::Shape s;
-  s.B = B, s.Hq = H, s.Hkv = Hkv, s.Lq = L, s.Lk = L, s.D = D;
+  s.B = B, s.Hq = H, s.Hkv = Hkv, s.Lq = Lq, s.Lk = L, s.D = D;
   std::mt19937_64 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> q(size_t(B) * H * L * D), k(size_t(B) * Hkv * L * D), v(k.size());
+  std::vector<float> q(size_t(B) * H * Lq * D), k(size_t(B) * Hkv * L * D), v(k.size());
   for (auto* x : {&q, &k, &v})
     for (auto& e : *x) e = nd(rng);
   const bool bf16 = dtype == "bf16";
@@ -78,7 +86,7 @@ int main(int argc, char** argv) {
     for (auto& e : k) kb.push_back(ToBf16(e));
     for (auto& e : v) vb.push_back(ToBf16(e));
   }
-  std::vector<float> out(q.size()), lse(size_t(B) * H * L);
+  std::vector<float> out(q.size()), lse(size_t(B) * H * Lq);
   std::vector<uint16_t> outb(bf16 ? q.size() : 0);
 
   struct Named {
@@ -101,8 +109,8 @@ int main(int argc, char** argv) {
   if (which == "all" || which == "dense") specs.push_back({"Dense()", sp});
 
   const double scale = 1.0 / std::sqrt(double(D));
-  std::printf("cpu attention_bench: B=%d Hq=%d Hkv=%d L=%d D=%d %s threads=%d repeats=%d isa=%s\n", B, H,
-              Hkv, L, D, dtype.c_str(), threads, repeats, sattn::cpu::internal::SelectIsa()->name);
+  std::printf("cpu attention_bench: B=%d Hq=%d Hkv=%d Lq=%d Lk=%d D=%d %s threads=%d repeats=%d isa=%s keys=%s\n",
+              B, H, Hkv, Lq, L, D, dtype.c_str(), threads, repeats, internal::SelectIsa()->name, key_layout.c_str());
   for (const Named& n : specs) {
     sattn::PlanOptions opt;
     opt.tile = 64;
@@ -126,7 +134,7 @@ int main(int argc, char** argv) {
     std::vector<double> times, cpu_times;
     for (int r = 0; r < repeats + 1; ++r) {  // the first run warms caches and page tables
       const double t1 = NowMs(), c1 = CpuMs();
-      st = sattn::cpu::Attention(a, plan);
+      st = internal::AttentionWithIsa(a, plan, internal::SelectIsa(), layout);
       const double t = NowMs() - t1, c = CpuMs() - c1;
       if (!st.ok()) {
         std::fprintf(stderr, "Attention: %s\n", st.message.c_str());
@@ -138,7 +146,7 @@ int main(int argc, char** argv) {
     std::sort(cpu_times.begin(), cpu_times.end());
     const double med = times[times.size() / 2], cpu_med = cpu_times[cpu_times.size() / 2];
     const double pairs = double(plan.VisiblePairs());
-    const double density = pairs / (double(B) * H * L * double(L));
+    const double density = pairs / (double(B) * H * Lq * double(L));
     const double flops = 4.0 * D * pairs;
     std::printf("%-34s density %.4f  plan %.1f ms  kernel median %.2f ms (min %.2f, max %.2f)  %.1f effective GFLOP/s"
                 "  | CPU time %.2f ms: %.1f effective GFLOP per CPU-second\n",

@@ -174,7 +174,8 @@ Data RandomData(const Shape& s, bool bf16, std::mt19937_64& rng, float k_scale =
 
 // Runs one case on one ISA and compares with the reference; returns false on mismatch.
 bool RunCase(const char* what, const Shape& s, const BlockPlan& pl, const Data& x, bool bf16,
-             const internal::Isa* isa, int threads, double scale = 0.0) {
+             const internal::Isa* isa, int threads, double scale = 0.0,
+             internal::KeyLayout layout = internal::KeyLayout::kAuto) {
   if (scale == 0.0) scale = 1.0 / std::sqrt(double(s.D));
   const size_t n_out = size_t(s.B) * s.Hq * s.Lq * s.D, n_lse = size_t(s.B) * s.Hq * s.Lq;
   std::vector<float> out(n_out, 12345.0f), lse(n_lse, 12345.0f);
@@ -189,9 +190,14 @@ bool RunCase(const char* what, const Shape& s, const BlockPlan& pl, const Data& 
   a.out = bf16 ? static_cast<void*>(outb.data()) : out.data();
   a.lse = lse.data();
   a.num_threads = threads;
-  const sattn::Status st = internal::AttentionWithIsa(a, pl, isa);
+  const sattn::Status st = internal::AttentionWithIsa(a, pl, isa, layout);
+  const char* layout_name = layout == internal::KeyLayout::kRows         ? "rows"
+                            : layout == internal::KeyLayout::kTransposed ? "transposed"
+                                                                         : "auto";
+  char tag[64];
+  std::snprintf(tag, sizeof tag, "%s, %s keys", isa->name, layout_name);
   if (!st.ok()) {
-    std::fprintf(stderr, "%s [%s]: status %s\n", what, isa->name, st.message.c_str());
+    std::fprintf(stderr, "%s [%s]: status %s\n", what, tag, st.message.c_str());
     return false;
   }
   std::vector<double> ref, ref_lse;
@@ -207,7 +213,7 @@ bool RunCase(const char* what, const Shape& s, const BlockPlan& pl, const Data& 
   for (size_t i = 0; i < n_lse; ++i) {
     const bool ref_inf = std::isinf(ref_lse[i]);
     if (ref_inf != std::isinf(lse[i]) || (ref_inf && lse[i] > 0)) {
-      std::fprintf(stderr, "%s [%s]: lse[%zu] = %g, reference %g\n", what, isa->name, i, lse[i], ref_lse[i]);
+      std::fprintf(stderr, "%s [%s]: lse[%zu] = %g, reference %g\n", what, tag, i, lse[i], ref_lse[i]);
       return false;
     }
     if (ref_inf) {
@@ -215,7 +221,7 @@ bool RunCase(const char* what, const Shape& s, const BlockPlan& pl, const Data& 
       for (int d = 0; d < s.D; ++d) {
         const double got = bf16 ? FromBf16(outb[i * s.D + d]) : out[i * s.D + d];
         if (got != 0.0) {
-          std::fprintf(stderr, "%s [%s]: empty row %zu has out %g\n", what, isa->name, i, got);
+          std::fprintf(stderr, "%s [%s]: empty row %zu has out %g\n", what, tag, i, got);
           return false;
         }
       }
@@ -223,14 +229,14 @@ bool RunCase(const char* what, const Shape& s, const BlockPlan& pl, const Data& 
     }
     const double excess = std::fabs(lse[i] - ref_lse[i]) / (2e-5 + 2e-5 * std::fabs(ref_lse[i]));
     if (!(excess <= 1.0)) {
-      std::fprintf(stderr, "%s [%s]: lse[%zu] = %.8g, reference %.8g\n", what, isa->name, i, lse[i], ref_lse[i]);
+      std::fprintf(stderr, "%s [%s]: lse[%zu] = %.8g, reference %.8g\n", what, tag, i, lse[i], ref_lse[i]);
       return false;
     }
   }
   if (!(worst <= 1.0)) {
     const double got = bf16 ? FromBf16(outb[worst_i]) : out[worst_i];
     std::fprintf(stderr, "%s [%s]: out[%zu] = %.8g, reference %.8g (%.2fx the tolerance)\n", what,
-                 isa->name, worst_i, got, ref[worst_i], worst);
+                 tag, worst_i, got, ref[worst_i], worst);
     return false;
   }
   return true;
@@ -243,7 +249,10 @@ std::string Describe(const Shape& s, int block, bool bf16) {
   return buf;
 }
 
-// Random shapes x random hand-built plans, fp32 and bf16, every ISA.
+// Both key layouts are run explicitly (kAuto picks one by the plan's shape).
+constexpr internal::KeyLayout kLayouts[] = {internal::KeyLayout::kTransposed, internal::KeyLayout::kRows};
+
+// Random shapes x random hand-built plans, fp32 and bf16, every ISA, both key layouts.
 void TestRandomPlans() {
   std::mt19937_64 rng(20261125);
   const int dims[] = {16, 32, 64, 80, 128, 8, 20};
@@ -264,7 +273,7 @@ void TestRandomPlans() {
     const Data x = RandomData(s, bf16, rng);
     for (const internal::Isa* isa : HostIsas()) {
       const std::string what = "random plan " + Describe(s, block, bf16);
-      SATTN_CHECK(RunCase(what.c_str(), s, pl, x, bf16, isa, 1 + iter % 3));
+      for (auto layout : kLayouts) SATTN_CHECK(RunCase(what.c_str(), s, pl, x, bf16, isa, 1 + iter % 3, 0.0, layout));
     }
   }
 }
@@ -318,7 +327,7 @@ void TestPlannerSpecs() {
       for (const internal::Isa* isa : HostIsas()) {
         const std::string what = "planner spec " + std::to_string(int(c.spec.kind)) + " " +
                                  Describe(c.s, pl.block, bf16);
-        SATTN_CHECK(RunCase(what.c_str(), c.s, pl, x, bf16, isa, 2));
+        for (auto layout : kLayouts) SATTN_CHECK(RunCase(what.c_str(), c.s, pl, x, bf16, isa, 2, 0.0, layout));
         // The plan's own semantics agree with the token rule for the closed-form specs.
         if (c.spec.kind == sattn::SpecKind::kSlidingWindow || c.spec.kind == sattn::SpecKind::kDense) {
           int bad = 0;
@@ -342,7 +351,7 @@ void TestScoreRange() {
   BlockPlan pl = RandomPlan(s, 64, 1.0, rng);
   const Data x = RandomData(s, false, rng, 6.0f);  // scores of tens: softmax nearly one-hot
   for (const internal::Isa* isa : HostIsas()) {
-    SATTN_CHECK(RunCase("large scores", s, pl, x, false, isa, 2));
+    for (auto layout : kLayouts) SATTN_CHECK(RunCase("large scores", s, pl, x, false, isa, 2, 0.0, layout));
     SATTN_CHECK(RunCase("tiny scale", s, pl, x, false, isa, 1, 1e-6));
   }
 }

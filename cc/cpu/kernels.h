@@ -29,6 +29,12 @@ struct Problem {
   const float* kt = nullptr;
   int32_t kt_w = 0;
   int64_t kt_block_stride = 0;
+  // When kt is null, keys are read in row-major layout instead: k_rows + bh*k_head_stride +
+  // j*k_ld, rows readable in whole vectors up to Dp (the caller's fp32 array when D is a
+  // multiple of the lane count, a staged padded copy otherwise).
+  const float* k_rows = nullptr;
+  int64_t k_ld = 0;
+  int64_t k_head_stride = 0;
   // V rows: v + bh*v_head_stride + j*v_ld (the caller's array for fp32 when no padding is
   // needed, a staged fp32 copy otherwise).
   const float* v = nullptr;
@@ -38,7 +44,7 @@ struct Problem {
 
 // Per-thread scratch, sized by the driver from the ISA constants below.
 struct Scratch {
-  float* qs;     // block * D: pre-scaled fp32 query rows of the current block
+  float* qs;     // block * Dp: pre-scaled fp32 query rows of the current block, zero padded
   float* o;      // block * Dp: unnormalised output accumulators
   float* m;      // block: running max (base-2 units)
   float* l;      // block: running sum of exp2(s - m)
@@ -68,8 +74,14 @@ bool CpuHasAvx2();
 // variable SATTN_CPU_ISA (avx512, avx2 or portable) when that one is supported.
 const Isa* SelectIsa();
 
-// Attention with an explicit kernel set (tests run every supported ISA through this).
-Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa);
+// How keys reach the kernel. kTransposed stages each referenced key block as D x W chunks (the
+// fast layout for Q K^T); kRows reads keys row-major (no transposition: cheaper when only a few
+// query rows read each key block, as in decode). kAuto picks by the plan's rows per key block.
+enum class KeyLayout { kAuto, kTransposed, kRows };
+
+// Attention with an explicit kernel set and key layout (tests run every combination).
+Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa,
+                        KeyLayout layout = KeyLayout::kAuto);
 
 }  // namespace internal
 }  // namespace cpu

@@ -21,7 +21,7 @@ def main():
     env["NOT"] = _runfile("../sattn_llvm/bin/not")
     # lit writes its output next to the tests unless told otherwise; runfiles are read-only.
     env["SATTN_LIT_EXEC_ROOT"] = tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR"))
-    cmd = [sys.executable, "-m", "lit", "-v", here]
+    cmd = [sys.executable, "-c", "import lit.main; lit.main.main()", "-v", here]
     sys.exit(subprocess.call(cmd, env=env))
 
 

@@ -1,0 +1,40 @@
+// Instruction-count benchmark programs (mlir/e2e/bench_insn.py, docs/mlir.md): BlockTopK at
+// L=2048, D=64, B=H=1, fp32. `grid_*` plan inside the call (the select-spec grid);
+// `auto` lets --sattn-select-spec choose at density 0.125; `plan_bt64` runs on the caller's plan
+// (the hand-written RVV kernel's setting: rvv/runner also gets the plan from the problem file).
+
+func.func @grid_dense(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>, %o: memref<1x1x2048x64xf32>) attributes {llvm.emit_c_interface} {
+  sattn.attention %q, %k, %v, %o {spec = #sattn.dense<>} : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>
+  return
+}
+
+func.func @grid_bt16(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>, %o: memref<1x1x2048x64xf32>) attributes {llvm.emit_c_interface} {
+  sattn.attention %q, %k, %v, %o {spec = #sattn.block_topk<block = 16, keep = 0.125>} : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>
+  return
+}
+
+func.func @grid_bt32(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>, %o: memref<1x1x2048x64xf32>) attributes {llvm.emit_c_interface} {
+  sattn.attention %q, %k, %v, %o {spec = #sattn.block_topk<block = 32, keep = 0.125>} : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>
+  return
+}
+
+func.func @grid_bt64(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>, %o: memref<1x1x2048x64xf32>) attributes {llvm.emit_c_interface} {
+  sattn.attention %q, %k, %v, %o {spec = #sattn.block_topk<block = 64, keep = 0.125>} : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>
+  return
+}
+
+func.func @grid_bt128(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>, %o: memref<1x1x2048x64xf32>) attributes {llvm.emit_c_interface} {
+  sattn.attention %q, %k, %v, %o {spec = #sattn.block_topk<block = 128, keep = 0.125>} : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>
+  return
+}
+
+func.func @auto(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>, %o: memref<1x1x2048x64xf32>) attributes {llvm.emit_c_interface} {
+  sattn.attention %q, %k, %v, %o {density = 0.125 : f64} : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>
+  return
+}
+
+func.func @plan_bt64(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>, %rp: memref<?xi32>, %ci: memref<?xi32>, %mi: memref<?xi32>, %bm: memref<?xi64>, %o: memref<1x1x2048x64xf32>) attributes {llvm.emit_c_interface} {
+  sattn.block_sparse_attention %q, %k, %v plan(%rp, %ci, %mi, %bm) into %o {block = 64 : i64, plan_b = 1 : i64, plan_h = 1 : i64, scale = 0.125 : f64}
+      : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi64>, memref<1x1x2048x64xf32>
+  return
+}

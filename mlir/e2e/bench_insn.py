@@ -1,0 +1,120 @@
+"""Dynamic instruction counts of the MLIR path vs the hand-written RVV kernel (docs/mlir.md).
+
+    bazel run //mlir/e2e:bench_insn [-- --json out.json]
+
+One problem (BlockTopK block=64 keep=0.125, L=2048, D=64, B=H=1, fp32, seed 0) goes to both
+runners under qemu-riscv64 (VLEN=256) with rvv/plugin's counter in the same run:
+  * rvv/runner (hand-written RVV 1.0 kernels) and mlir_runner `plan_bt64` both execute the
+    problem file's plan, and both count only the attention region;
+  * the select-spec grid (`grid_*`: dense and block_topk block 16/32/64/128 at keep 0.125, each
+    planning inside the call) and `auto` (the block --sattn-select-spec chose) count the whole
+    call, planning included.
+Every output is also checked against the float64 reference.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import sattn
+from sattn import _cc, reference
+from sattn import specs as S
+
+VLEN = 256
+CPU = f"rv64,v=true,vext_spec=v1.0,vlen={VLEN},elen=64"
+SHAPE = (1, 1, 1, 2048, 2048, 64)
+GRID = ["grid_dense", "grid_bt16", "grid_bt32", "grid_bt64", "grid_bt128"]
+
+
+def runfile(rel):
+    # This file runs from <runfiles>/sattn/mlir/e2e/; the data deps sit beside it.
+    roots = [os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))]
+    if os.environ.get("RUNFILES_DIR"):
+        roots.append(os.path.join(os.environ["RUNFILES_DIR"], "sattn"))
+    for root in roots:
+        p = os.path.join(root, rel)
+        if os.path.exists(p):
+            return p
+    sys.exit(f"bench_insn: {rel} not found in runfiles; use bazel run //mlir/e2e:bench_insn")
+
+
+def run(cmd_tail, runner, plugin, tmp):
+    counts = os.path.join(tmp, "counts.txt")
+    cmd = [shutil.which("qemu-riscv64"), "-cpu", CPU, "-plugin", f"{plugin},out={counts}", runner] + cmd_tail
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench_insn: {' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    out = {}
+    for line in open(counts):
+        key, val = line.split()
+        out[key] = int(val)
+    if out.get("region.valid") != 1:
+        sys.exit(f"bench_insn: no valid instruction-count region in {runner}")
+    return out["region.insns"], time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", help="also write the numbers here")
+    args = ap.parse_args()
+    B, Hq, Hkv, Lq, Lk, D = SHAPE
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((B, Hq, Lq, D), dtype=np.float32)
+    k = rng.standard_normal((B, Hkv, Lk, D), dtype=np.float32)
+    v = rng.standard_normal((B, Hkv, Lk, D), dtype=np.float32)
+    scale = 1.0 / np.sqrt(D)
+    spec = S.BlockTopK(block=64, keep=0.125)
+    plan = sattn.plan(spec, q, k, scale=scale, threads=1)
+    blob = _cc.serialize_problem(spec.to_fields(), SHAPE, float(scale), q, k, v, plan.to_dict())
+    plugin = runfile("rvv/librvv_insn_count.so")
+    mlir_runner = runfile("mlir/e2e/runner_bench_riscv64")
+    rvv_runner = runfile("rvv/runner_riscv64")
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        pin, pout = os.path.join(tmp, "p.bin"), os.path.join(tmp, "r.bin")
+        with open(pin, "wb") as f:
+            f.write(blob)
+
+        def check(name, spec_for_ref):
+            out, _, _ = _cc.parse_result(open(pout, "rb").read())
+            ref = reference.attention(q, k, v, spec_for_ref, scale=scale)
+            err = float(np.max(np.abs(out - ref)))
+            if err > 1e-4:
+                sys.exit(f"bench_insn: {name}: max error {err:.3g} vs the float64 reference")
+            return err
+
+        n, s = run(["--problem", pin, "--result", pout, "--dtype", "fp32"], rvv_runner, plugin, tmp)
+        rows["rvv_kernel"] = {"insns": n, "err": check("rvv_kernel", spec), "qemu_s": s}
+        for case in ["plan_bt64"] + GRID + ["auto"]:
+            n, s = run(["--case", case, "--problem", pin, "--result", pout], mlir_runner, plugin, tmp)
+            ref_spec = {"grid_dense": S.Dense(), "grid_bt16": S.BlockTopK(block=16, keep=0.125),
+                        "grid_bt32": S.BlockTopK(block=32, keep=0.125),
+                        "grid_bt128": S.BlockTopK(block=128, keep=0.125)}.get(case, spec)
+            err = check(case, ref_spec) if case != "auto" else None
+            rows[case] = {"insns": n, "err": err, "qemu_s": s}
+    ratio = rows["plan_bt64"]["insns"] / rows["rvv_kernel"]["insns"]
+    best = min(GRID, key=lambda c: rows[c]["insns"])
+    print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.machine()} qemu-riscv64 VLEN={VLEN}")
+    print("| program | region instructions | max abs err vs float64 |")
+    print("|---|---:|---:|")
+    for name, r in rows.items():
+        e = "-" if r["err"] is None else f"{r['err']:.2g}"
+        print(f"| {name} | {r['insns']:,} | {e} |")
+    print(f"\nMLIR plan_bt64 / hand-written RVV kernel: {ratio:.3f}x (target <= 1.2x)")
+    print(f"grid best: {best} ({rows[best]['insns']:,}); auto: {rows['auto']['insns']:,} = "
+          f"{rows['auto']['insns'] / rows[best]['insns']:.3f}x of best (target <= 1.1x)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "ratio_vs_rvv": ratio, "grid_best": best}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

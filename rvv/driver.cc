@@ -86,18 +86,6 @@ float QuantizeRowsI8(const float* x, int64_t n, int32_t D, int8_t* x8) {
   return scale;
 }
 
-void RegionBegin() {
-#if defined(__riscv)
-  asm volatile(".insn i 0x13, 0, x0, x0, 0x7e1" ::: "memory");
-#endif
-}
-
-void RegionEnd() {
-#if defined(__riscv)
-  asm volatile(".insn i 0x13, 0, x0, x0, 0x7e2" ::: "memory");
-#endif
-}
-
 Status RunAttention(const Problem& pb, const RunOptions& opt, std::vector<float>* out,
                     std::vector<float>* lse, RunStats* stats) {
   Status st = CheckShapes(pb);

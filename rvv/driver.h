@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rvv/region.h"
 #include "sattn/plan.h"
 #include "sattn/plan_io.h"
 #include "sattn/spec.h"
@@ -62,11 +63,6 @@ Status SelectBlockTopK(const Spec& spec, const Shape& shape, const float* q, con
 // Compares the kernels' selection with the plan's key blocks, row by row. Returns the number of
 // plan rows that differ.
 int64_t CountSelectionMismatches(const Problem& problem, Status* status);
-
-// Instruction-count region markers for the QEMU plugin (rvv/plugin): HINT encodings of
-// `addi x0, x0, 0x7e1/0x7e2`, no-ops on any RISC-V core.
-void RegionBegin();
-void RegionEnd();
 
 }  // namespace rvv
 }  // namespace sattn

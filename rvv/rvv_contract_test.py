@@ -106,3 +106,14 @@ def test_proxy_profiles_documented_parameters():
     assert lp["cycles"] == 153
     with pytest.raises(ValueError):
         rvv.parse_counts("garbage")
+
+
+def test_torch_bfloat16_inputs_use_bf16_storage():
+    torch = pytest.importorskip("torch")
+    q, k, v = (torch.from_numpy(x).to(torch.bfloat16) for x in inputs((1, 2, 1, 40, 40, 16), 21))
+    spec = sattn.SlidingWindow(window=9, causal=True)
+    out = sattn.sparse_attention(q, k, v, spec, backend="rvv")
+    assert out.dtype == torch.bfloat16
+    ref = sattn.reference.attention(q.float(), k.float(), v.float(), spec)
+    # Inputs are exactly representable (already bf16); the error is the bf16 rounding of out.
+    np.testing.assert_allclose(out.float().numpy(), ref, atol=2e-2, rtol=2e-2)

@@ -31,7 +31,14 @@ Sim::Sim(const MemConfig& cfg) : impl_(new Impl), cfg_(cfg) {
   Tick();
 }
 
-Sim::~Sim() { impl_->top->final(); }
+Sim::~Sim() {
+  // Verilator 5.006 unregisters a model's scopes through the calling thread's *current* context,
+  // which is whichever model last ran on this thread (possibly one already destroyed). Point it
+  // at this model's own context first, or destroying several models deadlocks on a freed mutex.
+  Verilated::threadContextp(&impl_->ctx);
+  impl_->top->final();
+  impl_->top.reset();
+}
 
 uint64_t Sim::assertion_failures() const { return impl_->ctx.errorCount(); }
 

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include "rocc_model.h"
 #include "runner.h"
@@ -61,17 +63,58 @@ bool MakeProblem(const Case& c, const Data& d, Problem* p, BlockPlan* plan) {
   return true;
 }
 
+// A random plan straight in the BlockPlan format (not from the planner): per-head rows, random
+// ascending key blocks, random bitmaps (including all-zero rows, i.e. queries with no key).
+BlockPlan RandomPlan(int32_t B, int32_t Hq, int32_t Lq, int32_t Lk, int32_t blk, std::mt19937* rng) {
+  BlockPlan p;
+  p.block = blk;
+  p.B = B; p.Hq = Hq; p.Lq = Lq; p.Lk = Lk;
+  p.plan_b = B; p.plan_h = Hq;
+  p.n_k_blocks = (Lk + blk - 1) / blk;
+  p.q_block_begin = (Lk - Lq) / blk;
+  p.n_q_blocks = p.n_k_blocks - p.q_block_begin;
+  p.words_per_row = 1;
+  p.row_ptr.push_back(0);
+  std::uniform_int_distribution<int> coin(0, 3);
+  for (int64_t row = 0; row < p.rows(); ++row) {
+    for (int32_t c = 0; c < p.n_k_blocks; ++c) {
+      if (coin(*rng) == 0) continue;
+      p.col_idx.push_back(c);
+      if (coin(*rng) < 2) {
+        p.mask_idx.push_back(-1);
+      } else {
+        p.mask_idx.push_back(int32_t(p.bitmaps.size() / blk));
+        for (int32_t i = 0; i < blk; ++i) {
+          uint64_t w = (uint64_t((*rng)()) << 32) | (*rng)();
+          if (coin(*rng) == 0) w = 0;
+          if (blk < 64) w &= (uint64_t(1) << blk) - 1;
+          p.bitmaps.push_back(w);
+        }
+      }
+    }
+    p.row_ptr.push_back(int32_t(p.col_idx.size()));
+  }
+  return p;
+}
+
 int CountDiff(const std::vector<int16_t>& a, const std::vector<int16_t>& b) {
   int n = 0;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) n += a[i] != b[i];
   return n + int(a.size() != b.size());
 }
 
-void TestCase(const Case& c, Sim* sim, uint32_t seed) {
+void TestCase(const Case& c, Sim* sim, uint32_t seed, bool random_plan = false) {
   const Data d = RandomData(c, seed);
   Problem p;
   BlockPlan plan;
-  if (!MakeProblem(c, d, &p, &plan)) {
+  if (random_plan) {
+    std::mt19937 rng(seed);
+    plan = RandomPlan(c.B, c.Hq, c.Lq, c.Lk, c.tile, &rng);
+    SATTN_CHECK(ValidatePlan(plan).ok());
+    const std::string err = Quantize(d.q.data(), d.k.data(), d.v.data(), c.B, c.Hq, c.Hkv, c.Lq, c.Lk, c.D,
+                                     1.0 / std::sqrt(double(c.D)), plan, &p);
+    SATTN_CHECK(err.empty());
+  } else if (!MakeProblem(c, d, &p, &plan)) {
     SATTN_CHECK(false);
     return;
   }
@@ -106,9 +149,9 @@ void TestCase(const Case& c, Sim* sim, uint32_t seed) {
     }
     max_lse = std::max(max_lse, std::fabs(lse[i] - rlse[i]));
   }
-  std::printf("%-28s nnz=%-5lld cycles=%-8llu mac_util(spdot)=%.3f fused_bytes=%llu unfused_bytes=%llu "
+  std::printf("[lat %3d, %4.1f B/c] %-26s nnz=%-5lld cycles=%-8llu mac_util(spdot)=%.3f fused_bytes=%llu unfused_bytes=%llu "
               "max|out-ref|=%.4f max|lse-ref|=%.4f\n",
-              c.name, (long long)plan.nnz(), (unsigned long long)fused.counters.at("cycles"),
+              sim->config().latency, sim->config().bytes_per_cycle, c.name, (long long)plan.nnz(), (unsigned long long)fused.counters.at("cycles"),
               fused.counters.at("spdot_cycles") ? double(fused.counters.at("spdot_mac_busy")) / fused.counters.at("spdot_cycles") : 0.0,
               (unsigned long long)fb, (unsigned long long)ub, max_err, max_lse);
   // Unit-variance inputs: see docs/backends/rocc.md for the bound's derivation and measurements.
@@ -218,7 +261,42 @@ int main() {
   }
   uint32_t seed = 1;
   for (const Case& c : cases) TestCase(c, &sim, seed++);
+  // Plans straight in the BSR format: every bitmap pattern, empty query rows, per-head rows.
+  for (uint32_t s = 0; s < 3; ++s) {
+    Case c{"random plan", Spec(), 2, 2, 1, 50 + 13 * int32_t(s), 77, 16 * int32_t(s + 1), 16 * int32_t(s + 1)};
+    TestCase(c, &sim, 100 + s, /*random_plan=*/true);
+  }
   TestBadDescriptors(&sim);
   SATTN_CHECK_EQ(sim.assertion_failures(), 0u);
+
+  // A slow, high-latency memory: refused requests, write backpressure and long read queues must
+  // not change a single bit (and the protocol assertions watch the handshakes meanwhile).
+  MemConfig slow;
+  slow.latency = 150;
+  slow.bytes_per_cycle = 3;
+  slow.watchdog_cycles = 50000000;
+  Sim slow_sim(slow);
+  TestCase(cases[1], &slow_sim, 2);
+  TestCase(cases[4], &slow_sim, 5);
+  TestCase(Case{"random plan slow", Spec(), 1, 2, 2, 40, 64, 16, 32}, &slow_sim, 200, true);
+  TestBadDescriptors(&slow_sim);
+  SATTN_CHECK_EQ(slow_sim.assertion_failures(), 0u);
+
+  // The watchdog turns a memory that never answers into an error instead of a hang.
+  MemConfig dead;
+  dead.latency = 1 << 30;
+  dead.watchdog_cycles = 20000;
+  Sim dead_sim(dead);
+  bool threw = false;
+  try {
+    Problem p;
+    BlockPlan plan;
+    const Data d = RandomData(cases[0], 1);
+    SATTN_CHECK(MakeProblem(cases[0], d, &p, &plan));
+    Run(p, Path::kFused, &dead_sim);
+  } catch (const std::runtime_error& e) {
+    threw = std::string(e.what()).find("watchdog") != std::string::npos;
+  }
+  SATTN_CHECK(threw);
   return sattn_testing::Finish("rocc_e2e_test");
 }

@@ -75,7 +75,7 @@ def test_rtl_matches_golden_and_fused_moves_fewer_bytes():
     np.testing.assert_array_equal(fused.out, unfused.out)
     assert fused.counters["dma_bytes"] < unfused.counters["dma_bytes"]
     c = fused.counters
-    assert c["macs"] > 0 and 0 < c["mac_utilisation"] <= 1 and c["cycles_over_roofline"] >= 1
+    assert c["macs"] > 0 and 0 < c["mac_utilization"] <= 1 and c["cycles_over_roofline"] >= 1
     assert c["last_error"] == 0
 
 

@@ -56,8 +56,8 @@ def roofline(counters: dict, bytes_per_cycle: float) -> dict:
     bound = max(compute, memory, 1.0)
     return {
         "dma_bytes": int(dma),
-        "mac_utilisation": compute / cycles,
-        "spdot_mac_utilisation": counters["spdot_mac_busy"] / max(1, counters["spdot_cycles"]),
+        "mac_utilization": compute / cycles,
+        "spdot_mac_utilization": counters["spdot_mac_busy"] / max(1, counters["spdot_cycles"]),
         "ops_per_cycle": 2.0 * macs / cycles,
         "compute_bound_cycles": int(round(compute)),
         "memory_bound_cycles": int(round(memory)),
@@ -101,7 +101,7 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     t2 = time.perf_counter()
     counters = {k: int(v) for k, v in res["counters"].items()}
     counters.update(roofline(counters, float(bytes_per_cycle)))
-    counters.update({"plan_ns": int((t1 - t0) * 1e9), "sim_ns": int((t2 - t1) * 1e9), "nnz_blocks": pl.nnz,
+    counters.update({"simulated": 1, "plan_ns": int((t1 - t0) * 1e9), "sim_ns": int((t2 - t1) * 1e9), "nnz_blocks": pl.nnz,
                      "bytes_per_cycle": float(bytes_per_cycle), "latency": int(latency)})
     if check_golden:
         counters["golden_match"] = bool(res["golden_match"])
@@ -120,7 +120,8 @@ def bench_peers(q, k, v, spec, *, scale, repeat: int = 1, **options):
     res = None
     for _ in range(max(1, repeat)):
         t0 = time.perf_counter()
-        res = cpu.attention(q, k, v, spec, scale=scale, return_lse=False)
+        res = cpu.attention(q, k, v, spec, scale=scale, return_lse=False,
+                            **{k: v for k, v in options.items() if k in ("tile", "threads")})
         times.append(time.perf_counter() - t0)
     res.time_s = float(np.median(times))
     res.name = "cpu"

@@ -42,21 +42,80 @@ int16_t Normalise(int32_t acc, uint64_t rc) {
   return int16_t(std::max<int64_t>(-32768, std::min<int64_t>(32767, v)));
 }
 
+int32_t AcceleratorTile(int32_t block) {
+  if (block >= SATTN_ROCC_MAX_BLK) return SATTN_ROCC_MAX_BLK;
+  return std::max(16, (block + 15) / 16 * 16);
+}
+
+BlockPlan RetilePlan(const BlockPlan& f, int32_t T) {
+  BlockPlan c;
+  c.block = T;
+  c.B = f.B; c.Hq = f.Hq; c.Lq = f.Lq; c.Lk = f.Lk;
+  c.plan_b = f.plan_b; c.plan_h = f.plan_h;
+  c.words_per_row = 1;
+  c.n_k_blocks = (f.Lk + T - 1) / T;
+  c.q_block_begin = (f.Lk - f.Lq) / T;
+  c.n_q_blocks = c.n_k_blocks - c.q_block_begin;
+  c.row_ptr.push_back(0);
+  const int32_t off = f.Lk - f.Lq;
+  std::vector<uint64_t> tile(size_t(c.n_k_blocks) * T);
+  for (int32_t pb = 0; pb < f.plan_b; ++pb)
+    for (int32_t ph = 0; ph < f.plan_h; ++ph)
+      for (int32_t R = 0; R < c.n_q_blocks; ++R) {
+        const int32_t A = R + c.q_block_begin;
+        std::fill(tile.begin(), tile.end(), 0);
+        const int32_t p0 = std::max(A * T, off), p1 = std::min((A + 1) * T, f.Lk);
+        for (int32_t p = p0; p < p1; ++p) {
+          const int32_t a = p / f.block, i = p - a * f.block;
+          const int64_t row = (int64_t(pb) * f.plan_h + ph) * f.n_q_blocks + (a - f.q_block_begin);
+          for (int64_t e = f.row_ptr[row]; e < f.row_ptr[row + 1]; ++e) {
+            const int32_t cf = f.col_idx[e], m = f.mask_idx[e];
+            for (int32_t j = 0; j < f.block; ++j) {
+              const int64_t key = int64_t(cf) * f.block + j;
+              if (key >= f.Lk) break;
+              if (m >= 0 && !((f.bitmap(m)[int64_t(i) * f.words_per_row + j / 64] >> (j % 64)) & 1)) continue;
+              tile[size_t(key / T) * T + (p - A * T)] |= uint64_t(1) << (key % T);
+            }
+          }
+        }
+        for (int32_t C = 0; C < c.n_k_blocks; ++C) {
+          const uint64_t* t = &tile[size_t(C) * T];
+          bool any = false, full = true;
+          const int32_t keys = std::min(T, f.Lk - C * T);
+          const uint64_t all = keys == 64 ? ~uint64_t(0) : (uint64_t(1) << keys) - 1;
+          for (int32_t i = 0; i < T; ++i) {
+            any |= t[i] != 0;
+            const int32_t p = A * T + i;
+            if (p >= off && p < f.Lk) full &= t[i] == all;
+          }
+          if (!any) continue;
+          c.col_idx.push_back(C);
+          if (full) {
+            c.mask_idx.push_back(-1);
+          } else {
+            c.mask_idx.push_back(int32_t(c.bitmaps.size() / T));
+            c.bitmaps.insert(c.bitmaps.end(), t, t + T);
+          }
+        }
+        c.row_ptr.push_back(int32_t(c.col_idx.size()));
+      }
+  return c;
+}
+
 std::string Quantize(const float* q, const float* k, const float* v, int32_t B, int32_t Hq,
                      int32_t Hkv, int32_t Lq, int32_t Lk, int32_t D0, double scale,
-                     const BlockPlan& plan, Problem* p) {
+                     const BlockPlan& plan_in, Problem* p) {
   if (B <= 0 || Hq <= 0 || Hkv <= 0 || Lq <= 0 || Lk <= 0 || D0 <= 0) return "shape: every dimension must be positive";
   if (Hq % Hkv != 0) return "shape: Hq must be a multiple of Hkv";
   if (Lq > Lk) return "shape: Lq must not exceed Lk";
   if (!(scale > 0.0) || !std::isfinite(scale)) return "scale: the rocc backend needs a finite scale > 0";
-  if (plan.block % 16 != 0 || plan.block > SATTN_ROCC_MAX_BLK)
-    return "plan.block: the rocc accelerator needs a multiple of 16 no larger than " +
-           std::to_string(SATTN_ROCC_MAX_BLK) + ", got " + std::to_string(plan.block);
-  if (plan.words_per_row != 1) return "plan.words_per_row: must be 1 (block <= 64)";
+  if (plan_in.block <= 0) return "plan.block: must be positive, got " + std::to_string(plan_in.block);
+  if (plan_in.B != B || plan_in.Hq != Hq || plan_in.Lq != Lq || plan_in.Lk != Lk) return "plan: built for another shape";
+  const int32_t T = AcceleratorTile(plan_in.block);
+  const BlockPlan plan = T == plan_in.block ? plan_in : RetilePlan(plan_in, T);
   const int32_t D = (D0 + 15) / 16 * 16;
   if (D > SATTN_ROCC_MAX_D)
     return "q: head dimension " + std::to_string(D0) + " exceeds the accelerator's MAX_D " + std::to_string(SATTN_ROCC_MAX_D);
-  if (plan.B != B || plan.Hq != Hq || plan.Lq != Lq || plan.Lk != Lk) return "plan: built for another shape";
   p->B = B; p->Hq = Hq; p->Hkv = Hkv; p->Lq = Lq; p->Lk = Lk; p->D = D; p->D_orig = D0;
   p->block = plan.block;
   p->n_k_blocks = plan.n_k_blocks;

@@ -53,8 +53,17 @@ struct Output {
   std::vector<int32_t> stats;   // [B][Hq][head_rows][2]
 };
 
-// Quantises float32 q (B,Hq,Lq,D0), k and v (B,Hkv,Lk,D0) for `plan` (block <= 64, so one bitmap
-// word per row). Returns "" or an error naming the argument.
+// The same visibility re-expressed with tile edge T (a multiple of 16, at most 64) for plans whose
+// block the accelerator cannot take (e.g. BlockTopK(block=8) or block=128). A layout conversion
+// only: the selection is the planner's, pair for pair.
+BlockPlan RetilePlan(const BlockPlan& plan, int32_t T);
+
+// The tile edge the accelerator runs `block` at: block itself when it is a multiple of 16 up to
+// MAX_BLK, else the nearest such edge.
+int32_t AcceleratorTile(int32_t block);
+
+// Quantises float32 q (B,Hq,Lq,D0), k and v (B,Hkv,Lk,D0) for `plan` (retiled first when its
+// block is not AcceleratorTile(block)). Returns "" or an error naming the argument.
 std::string Quantize(const float* q, const float* k, const float* v, int32_t B, int32_t Hq,
                      int32_t Hkv, int32_t Lq, int32_t Lk, int32_t D0, double scale,
                      const BlockPlan& plan, Problem* prob);

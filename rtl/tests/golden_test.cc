@@ -27,13 +27,52 @@ int main() {
   // Bad arguments are named.
   {
     BlockPlan plan;
-    plan.block = 24;
     Problem p;
     float x = 0;
-    std::string e = Quantize(&x, &x, &x, 1, 1, 1, 1, 1, 1, 0.5, plan, &p);
-    SATTN_CHECK(e.find("plan.block") == 0);
-    e = Quantize(&x, &x, &x, 1, 1, 1, 1, 1, 1, -1.0, plan, &p);
+    std::string e = Quantize(&x, &x, &x, 1, 1, 1, 1, 1, 1, -1.0, plan, &p);
     SATTN_CHECK(e.find("scale") == 0);
+    e = Quantize(&x, &x, &x, 1, 1, 1, 1, 1, 1, 0.5, plan, &p);
+    SATTN_CHECK(e.find("plan") == 0);
+  }
+
+  // Retiling keeps every visible pair and adds none (fine blocks 8 and 128, causal and random).
+  for (int32_t fine : {8, 24, 128}) {
+    Spec spec;
+    spec.kind = SpecKind::kBigBird;
+    spec.block = fine;
+    spec.window_blocks = 3;
+    spec.random_blocks = 1;
+    spec.seed = 9;
+    spec.causal = true;
+    Shape s;
+    s.B = 1; s.Hq = 2; s.Hkv = 1; s.Lq = 150; s.Lk = 300; s.D = 16;
+    BlockPlan f;
+    SATTN_CHECK(BuildPlan(spec, s, nullptr, nullptr, PlanOptions(), &f).ok());
+    const int32_t T = AcceleratorTile(fine);
+    BlockPlan c = RetilePlan(f, T);
+    SATTN_CHECK(ValidatePlan(c).ok());
+    SATTN_CHECK_EQ(c.block, T);
+    auto visible = [](const BlockPlan& pl, int32_t h, int32_t pos, int32_t key) {
+      const int32_t a = pos / pl.block, i = pos - a * pl.block;
+      const int64_t row = pl.row_of(0, h, a - pl.q_block_begin);
+      for (int64_t e = pl.row_ptr[row]; e < pl.row_ptr[row + 1]; ++e) {
+        if (pl.col_idx[e] != key / pl.block) continue;
+        const int32_t j = key - pl.col_idx[e] * pl.block;
+        return pl.mask_idx[e] < 0 || ((pl.bitmap(pl.mask_idx[e])[int64_t(i) * pl.words_per_row + j / 64] >> (j % 64)) & 1) != 0;
+      }
+      return false;
+    };
+    int64_t diff = 0, vis = 0;
+    for (int32_t h = 0; h < s.Hq; ++h)
+      for (int32_t pos = s.Lk - s.Lq; pos < s.Lk; ++pos)
+        for (int32_t key = 0; key < s.Lk; ++key) {
+          const bool v = visible(f, h, pos, key);
+          vis += v;
+          diff += v != visible(c, h, pos, key);
+        }
+    SATTN_CHECK(vis > 0);
+    SATTN_CHECK_EQ(diff, 0);
+    SATTN_CHECK_EQ(c.VisiblePairs(), f.VisiblePairs());
   }
 
   // Golden attention vs float64 over a real plan, several scales of input.

@@ -62,7 +62,10 @@ void Sim::Tick() {
   tokens_ = std::min(tokens_ + cfg_.bytes_per_cycle, 32.0);
   t->mem_req_ready = tokens_ >= 16.0;
   const bool resp = !reads_.empty() && reads_.front().ready <= cycle_;
-  t->mem_resp_valid = resp;
+  t->mem_resp_valid = resp || inject_resp_;
+  if (inject_resp_ && !resp)
+    for (int i = 0; i < 4; ++i) t->mem_resp_rdata[i] = 0;
+  inject_resp_ = false;
   if (resp) {
     const uint64_t a = reads_.front().addr;
     uint32_t w[4] = {0, 0, 0, 0};
@@ -102,7 +105,16 @@ void Sim::Tick() {
   ++cycle_;
 }
 
+void Sim::InjectSpuriousResponse() {
+  Verilated::threadContextp(&impl_->ctx);
+  inject_resp_ = true;
+  Tick();
+}
+
 uint64_t Sim::Command(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
+  // Assertion failures are counted in the thread's current context (Verilator 5.006): make that
+  // this model's, since several simulators may live in one process.
+  Verilated::threadContextp(&impl_->ctx);
   Vsattn_rocc* t = impl_->top.get();
   const uint64_t start = cycle_;
   const uint64_t errors0 = impl_->ctx.errorCount();

@@ -36,6 +36,10 @@ class Sim {
   // on a watchdog timeout.
   uint64_t Command(uint32_t funct7, uint64_t rs1, uint64_t rs2);
 
+  // Test hook: drive one memory response nobody asked for (the design's input-protocol assertion
+  // must catch it; see e2e_test).
+  void InjectSpuriousResponse();
+
   uint64_t cycles() const { return cycle_; }   // since construction
   uint64_t faults() const { return faults_; }
   uint64_t assertion_failures() const;
@@ -55,6 +59,7 @@ class Sim {
   double tokens_ = 0;
   uint64_t cycle_ = 0;
   uint64_t faults_ = 0;
+  bool inject_resp_ = false;
 };
 
 // The C driver's host transport (sattn_rocc_set_host_transport) for a Sim.

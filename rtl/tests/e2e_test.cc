@@ -282,6 +282,14 @@ int main() {
   TestBadDescriptors(&slow_sim);
   SATTN_CHECK_EQ(slow_sim.assertion_failures(), 0u);
 
+  // The protocol assertions are compiled in (--assert) and live: a memory response with no read
+  // in flight is reported.
+  {
+    const uint64_t before = sim.assertion_failures();
+    sim.InjectSpuriousResponse();
+    SATTN_CHECK(sim.assertion_failures() > before);
+  }
+
   // The watchdog turns a memory that never answers into an error instead of a hang.
   MemConfig dead;
   dead.latency = 1 << 30;

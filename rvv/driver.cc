@@ -132,6 +132,9 @@ Status RunAttention(const Problem& pb, const RunOptions& opt, std::vector<float>
   std::vector<uint64_t> ones(size_t(plan.words_per_row), ~uint64_t(0));
   std::vector<float> m(blk), l(blk);
 
+  // Everything above allocates or converts storage; everything below is the attention compute,
+  // which allocates nothing, so its instruction count does not depend on the heap's state.
+  if (opt.mark_region) RegionBegin();
   for (int32_t b = 0; b < sh.B; ++b) {
     for (int32_t h = 0; h < sh.Hq; ++h) {
       const int32_t hk = h / group;
@@ -218,6 +221,7 @@ Status RunAttention(const Problem& pb, const RunOptions& opt, std::vector<float>
       }
     }
   }
+  if (opt.mark_region) RegionEnd();
   return Status::Ok();
 }
 

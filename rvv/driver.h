@@ -26,6 +26,9 @@ struct RunOptions {
   // Most gathered key slots one online-softmax step handles (rounded to whole blocks, at least
   // one block): bounds scratch memory independently of L.
   int32_t chunk_keys = 512;
+  // Execute the QEMU plugin's region markers (region.h) around the compute only: after scratch
+  // allocation and bf16/int8 storage conversion, before returning.
+  bool mark_region = false;
 };
 
 // What the driver did, for the result file's counters (the QEMU plugin counts instructions).

@@ -97,9 +97,8 @@ int RunnerMain(int argc, char** argv) {
 
   RunStats stats;
   stats.visible_pairs = pb.plan.VisiblePairs();
-  RegionBegin();
+  opt.mark_region = true;
   st = RunAttention(pb, opt, &res.out, &res.lse, &stats);
-  RegionEnd();
   if (!st.ok()) return Fail("attention", st);
 
   res.counters.emplace_back("visible_pairs", stats.visible_pairs);

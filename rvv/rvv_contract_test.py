@@ -84,10 +84,11 @@ def test_counters_and_selection_on_target():
                                                              "vec_arith", "vec_mem"))
     assert 0.0 < c["vector_fraction"] < 1.0 and c["insn_vec_mem_bytes"] > 0
     assert c["proxy_cycles_low_power"] > c["proxy_cycles_high_perf"] > 0
-    # Exact counts: the same run twice gives the same numbers.
-    runs = [rvv.attention(q, k, v, spec, scale=0.25, return_lse=True, vlen=256).counters for _ in range(2)]
-    assert runs[0]["instructions"] == runs[1]["instructions"]
-    assert runs[0]["insn_vec_mem_bytes"] == runs[1]["insn_vec_mem_bytes"]
+    # Exact counts: the region holds only the compute (no allocation), so a run with a different
+    # heap history (no on-target planning before it) gives the same numbers.
+    again = rvv.attention(q, k, v, spec, scale=0.25, return_lse=True, vlen=256).counters
+    for key in ("instructions", "insn_vec_mem_bytes", "insn_scalar_mem_bytes", "insn_vec_arith_reg_ops"):
+        assert again[key] == c[key], key
 
 
 @pytest.mark.parametrize("bad,match", [({"vlen": 96}, "vlen"), ({"variant": "gpu"}, "variant"),

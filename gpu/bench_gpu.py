@@ -98,8 +98,45 @@ def sw_pairs(L, window):
 
 
 def flex_setup():
+    """A fresh compiled flex_attention per case: every case has its own mask_mod, and dynamo's
+    recompile limit (8) would otherwise drop later cases to the unfused eager fallback."""
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    torch._dynamo.reset()
+    cfg = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(cfg, name):
+            setattr(cfg, name, 64)
     return create_block_mask, torch.compile(flex_attention)
+
+
+BWD_CONFIGS = [  # dq BLOCK_M, dq BLOCK_N, dk/dv BLOCK_M, dk/dv BLOCK_N, num_warps, num_stages
+    (128, 64, 64, 128, 8, 3), (128, 64, 64, 128, 8, 2), (64, 64, 64, 64, 4, 3), (128, 64, 32, 128, 4, 3),
+    (64, 128, 64, 128, 8, 2), (128, 32, 32, 128, 4, 4), (128, 64, 128, 128, 8, 2), (64, 64, 64, 128, 4, 3),
+]
+
+
+def bwd_sweep(args):
+    """Times forward+backward (Dense, L=8192) for each backward tile config; keeps the fastest
+    for the rest of the run (SATTN_BWD_TILES) and records every result."""
+    L = 8192
+    q, k, v = make(1, args.heads, L, L, args.head_dim)
+    dout = torch.randn_like(q)
+    spec = sattn.Dense()
+    ours = lambda q, k, v: ops.attention(q, k, v, spec)[0]  # noqa: E731
+    best = None
+    for cfg in BWD_CONFIGS:
+        os.environ["SATTN_BWD_TILES"] = ",".join(map(str, cfg))
+        try:
+            t = cuda_time(fwd_bwd(ours, q, k, v, dout), args.repeat)
+        except Exception as e:  # a config may not fit shared memory
+            print(f"# bwd config {cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
+            continue
+        record(args.out, case="bwd_tile_sweep_dense", L=L, system="sattn_triton", config=list(cfg), fwd_bwd_ms=t)
+        if best is None or t < best[0]:
+            best = (t, cfg)
+    os.environ["SATTN_BWD_TILES"] = ",".join(map(str, best[1]))
+    ENV["bwd_tiles"] = list(best[1])
+    print(f"# chosen backward tiles {best[1]} ({best[0]:.3f} ms)", flush=True)
 
 
 def case_static(args, L, create_block_mask, flex):
@@ -235,11 +272,14 @@ def case_decode(args):
     first_call(dense)
     t3 = cuda_time(dense, args.repeat * 4)
     dense_bytes = 2 * B * Hh * Lk * D * q.element_size()
+    tg = graph_time(ours, args.repeat * 4)
     record(args.out, case="decode_static_12.5%", Lq=1, Lk=Lk, system="sattn_triton", fwd_ms=t,
-           kv_bytes=kv_bytes, GBps=gbps, fraction_of_hbm_peak=gbps / H100_HBM3_GBPS, ours_jit_s=t_jit)
+           kv_bytes=kv_bytes, GBps=gbps, fraction_of_hbm_peak=gbps / H100_HBM3_GBPS, ours_jit_s=t_jit,
+           fwd_ms_cuda_graph=tg, GBps_cuda_graph=None if tg is None else kv_bytes / (tg * 1e-3) / 1e9)
     record(args.out, case="decode_block_topk_0.125_end_to_end", Lq=1, Lk=Lk, system="sattn_triton", fwd_ms=t2,
            GBps_attention_bytes_only=kv_bytes / (t2 * 1e-3) / 1e9)
-    record(args.out, case="decode_dense", Lq=1, Lk=Lk, system="sattn_triton", fwd_ms=t3,
+    tg3 = graph_time(dense, args.repeat * 4)
+    record(args.out, case="decode_dense", Lq=1, Lk=Lk, system="sattn_triton", fwd_ms=t3, fwd_ms_cuda_graph=tg3,
            GBps=dense_bytes / (t3 * 1e-3) / 1e9, fraction_of_hbm_peak=dense_bytes / (t3 * 1e-3) / 1e9 / H100_HBM3_GBPS)
 
 
@@ -251,11 +291,29 @@ def make(B, Hh, Lq, Lk, D, grad=True):
     return [x.requires_grad_(grad) for x in (q, k, v)]
 
 
+def graph_time(fn, repeat):
+    """Forward replayed from a CUDA graph: GPU time without Python/launch overhead."""
+    try:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            fn()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            fn()
+        return cuda_time(g.replay, repeat)
+    except Exception as e:  # selection paths that cannot be captured report why
+        print(f"# graph capture failed: {type(e).__name__}: {e}", flush=True)
+        return None
+
+
 def timed_pair(args, case, L, ours, peer, peer_name, q, k, v, flops, density, extra):
     dout = torch.randn_like(q)
     with torch.no_grad():
         f1 = cuda_time(lambda: ours(q, k, v), args.repeat)
         f2 = cuda_time(lambda: peer(q, k, v), args.repeat)
+        extra = dict(extra, fwd_ms_cuda_graph=graph_time(lambda: ours(q, k, v), args.repeat))
     b1 = b2 = None
     if not args.no_backward:
         b1 = cuda_time(fwd_bwd(ours, q, k, v, dout), args.repeat)
@@ -269,6 +327,25 @@ def timed_pair(args, case, L, ours, peer, peer_name, q, k, v, flops, density, ex
            fwd_bwd_tflops=None if b2 is None else 2.5 * flops / b2 / 1e9, **common)
     for x in (q, k, v):
         x.grad = None
+
+
+def profile(args):
+    """Kernel-level CUDA times of one forward and one forward+backward (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile as tprof
+    L = 8192
+    q, k, v = make(1, args.heads, L, L, args.head_dim)
+    dout = torch.randn_like(q)
+    for spec in (sattn.Dense(), sattn.SlidingWindow(window=1024, causal=True)):
+        ours = lambda q, k, v: ops.attention(q, k, v, spec)[0]  # noqa: E731
+        fwd_bwd(ours, q, k, v, dout)()
+        torch.cuda.synchronize()
+        with tprof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            with torch.no_grad():
+                ours(q, k, v)
+            fwd_bwd(ours, q, k, v, dout)()
+            torch.cuda.synchronize()
+        print(f"# profile {spec} L={L}", flush=True)
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=10), flush=True)
 
 
 def main():
@@ -289,11 +366,15 @@ def main():
                cuda=torch.version.cuda, python=platform.python_version(), command=" ".join(sys.argv))
     print(json.dumps(ENV), flush=True)
     cases = args.cases.split(",")
-    create_block_mask, flex = flex_setup()
+    if "profile" in cases:
+        profile(args)
+    if "sweep" in cases:
+        bwd_sweep(args)
     for L in [int(x) for x in args.lengths.split(",")]:
         for name, fn in (("static", case_static), ("sliding", case_sliding), ("topk", case_topk_e2e)):
             if name in cases:
                 t0 = time.perf_counter()
+                create_block_mask, flex = flex_setup()
                 fn(args, L, create_block_mask, flex)
                 print(f"# {name} L={L} took {time.perf_counter() - t0:.1f} s", flush=True)
         if "dense" in cases:

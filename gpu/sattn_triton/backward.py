@@ -9,11 +9,13 @@ atomics and no repeated k/v in the forward.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
 
-from sattn_triton.common import (LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
+from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
                                  dot_in_fp32, dot_precision, fit_tile, interpreting, key_tile_full, padded_head_dim,
                                  query_tile_full, token_visible)
 from sattn_triton.forward import key_tile_range
@@ -64,12 +66,11 @@ def _bwd_dq_kernel(
     v_base = V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh
 
     NSUB: tl.constexpr = BLK // BLOCK_N
-    if MODE == MODE_PLAN:
+    if MODE == K_PLAN:
         row = b * plan_sb + h * plan_sh + r
         e0 = tl.load(ROW_PTR + row)
         total = (tl.load(ROW_PTR + row + 1) - e0) * NSUB
-        if p_hi < p_lo:
-            total = 0
+        total = tl.where(p_hi < p_lo, 0, total)
         n_g = 0
         lo_t = 0
     else:
@@ -77,7 +78,7 @@ def _bwd_dq_kernel(
         e0 = 0
     dq = tl.zeros([BLOCK_M, DP], tl.float32)
     for t in range(0, total):
-        if MODE == MODE_PLAN:
+        if MODE == K_PLAN:
             e = e0 + t // NSUB
             c = tl.load(COL_IDX + e)
             mi = tl.load(MASK_IDX + e)
@@ -119,19 +120,20 @@ def query_tile_range(n0, j_hi, q_first, Lk, MODE: tl.constexpr, CAUSAL: tl.const
     tile t maps to query tile first_t + t (t < n_g, global queries) or lo_t + t - n_g."""
     first_t = q_first // BLOCK_M
     last_t = (Lk - 1) // BLOCK_M
-    lo_p = q_first
+    lo_p = q_first + 0 * n0
     if CAUSAL:
         lo_p = tl.maximum(n0, q_first)
-    hi_p = Lk - 1
-    n_g = 0
-    if MODE == MODE_SLIDING:
-        if n0 >= gtok:
-            if CAUSAL:
-                lo_p = tl.maximum(n0, q_first)
-            else:
-                lo_p = tl.maximum(n0 - span + 1, q_first)
-            hi_p = tl.minimum(j_hi + span - 1, Lk - 1)
-            n_g = tl.maximum(tl.minimum(tl.cdiv(gtok, BLOCK_M), lo_p // BLOCK_M) - first_t, 0)
+    hi_p = Lk - 1 + 0 * n0
+    n_g = 0 * n0
+    if MODE == K_SLIDING:
+        win = n0 >= gtok
+        if CAUSAL:
+            lo_w = tl.maximum(n0, q_first)
+        else:
+            lo_w = tl.maximum(n0 - span + 1, q_first)
+        lo_p = tl.where(win, lo_w, lo_p)
+        hi_p = tl.where(win, tl.minimum(j_hi + span - 1, Lk - 1), hi_p)
+        n_g = tl.where(win, tl.maximum(tl.minimum(tl.cdiv(gtok, BLOCK_M), lo_p // BLOCK_M) - first_t, 0), 0)
     lo_t = lo_p // BLOCK_M
     last_t = tl.minimum(last_t, hi_p // BLOCK_M)
     n_w = tl.where(hi_p >= lo_p, last_t - lo_t + 1, 0)
@@ -175,7 +177,7 @@ def _bwd_dkdv_kernel(
 
     NSUB: tl.constexpr = BLK // BLOCK_M
     c = n0 // BLK
-    if MODE == MODE_PLAN:
+    if MODE == K_PLAN:
         col = b * t_sb + h * t_sh + c
         e0 = tl.load(COL_PTR + col)
         total = (tl.load(COL_PTR + col + 1) - e0) * NSUB
@@ -188,7 +190,7 @@ def _bwd_dkdv_kernel(
     dk = tl.zeros([BLOCK_N, DP], tl.float32)
     dv = tl.zeros([BLOCK_N, DP], tl.float32)
     for t in range(0, total):
-        if MODE == MODE_PLAN:
+        if MODE == K_PLAN:
             e = e0 + t // NSUB
             r = tl.load(T_ROW + e)
             mi = tl.load(T_MASK + e)
@@ -234,8 +236,15 @@ def _bwd_dkdv_kernel(
 
 
 def bwd_tiles(head_dim: int, block: int):
-    """((dq BLOCK_M, BLOCK_N), (dkdv BLOCK_M, BLOCK_N), num_warps, num_stages)."""
-    if interpreting():
+    """((dq BLOCK_M, BLOCK_N), (dkdv BLOCK_M, BLOCK_N), num_warps, num_stages).
+
+    SATTN_BWD_TILES="dqm,dqn,kvm,kvn,warps,stages" overrides the choice (the bench's sweep).
+    """
+    env = os.environ.get("SATTN_BWD_TILES")
+    if env and not INTERPRETED:
+        a, b, c, d, w, st = (int(x) for x in env.split(","))
+        return (fit_tile(a, block), fit_tile(b, block)), (fit_tile(c, block), fit_tile(d, block)), w, st
+    if INTERPRETED:
         t = fit_tile(16, block)
         return (t, t), (t, t), 4, 1
     big = head_dim > 128

@@ -6,6 +6,7 @@ in absolute positions, so plan blocks (multiples of the tile edge) split into wh
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -20,10 +21,21 @@ MODE_SLIDING = 2   # SlidingWindow: window + global tokens, ranges from program 
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
 
+# The same values for use inside @triton.jit code: compiled kernels may only read globals that
+# are tl.constexpr (the interpreter does not enforce this, the GPU compiler does).
+K_PLAN = tl.constexpr(MODE_PLAN)
+K_SLIDING = tl.constexpr(MODE_SLIDING)
+K_LN2 = tl.constexpr(LN2)
+
 
 def interpreting() -> bool:
     """True when Triton runs kernels on the CPU (TRITON_INTERPRET=1): the CI correctness mode."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+# Triton decides at import (kernel decoration) whether kernels are interpreted, so launch-time
+# choices read this snapshot: os.environ lookups showed up in the per-call Python overhead.
+INTERPRETED = interpreting()
 
 
 def dot_in_fp32(dtype: torch.dtype) -> bool:
@@ -33,7 +45,7 @@ def dot_in_fp32(dtype: torch.dtype) -> bool:
     machine), so under TRITON_INTERPRET=1 bf16 tiles are upcast before the dot; loads, stores and
     everything else still run in bf16. On a GPU the tensor cores take bf16 directly.
     """
-    return interpreting() and dtype == torch.bfloat16
+    return INTERPRETED and dtype == torch.bfloat16
 
 
 def dot_precision(dtype: torch.dtype) -> str:
@@ -98,8 +110,13 @@ def query_tile_full(m0, j_lo, j_hi, q_first, Lk, BLOCK_M: tl.constexpr, CAUSAL: 
 
 def num_sms(device: torch.device) -> int:
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
+        return _cuda_sms(device.index if device.index is not None else torch.cuda.current_device())
     return 4  # the interpreter: a few splits keep the split path exercised
+
+
+@functools.lru_cache(maxsize=16)
+def _cuda_sms(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def fit_tile(want: int, block: int) -> int:

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from sattn_triton.common import (LN2, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
+from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LN2, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
                                  dot_in_fp32, dot_precision, fit_tile, interpreting, key_tile_full, num_sms,
                                  padded_head_dim, token_visible)
 
@@ -23,21 +23,21 @@ from sattn_triton.common import (LN2, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING
 def key_tile_range(p_lo, p_hi, Lk, MODE: tl.constexpr, CAUSAL: tl.constexpr, BLOCK_N: tl.constexpr,
                    span, gtok):
     """Planless modes: (n_g, lo_t, total) so virtual tile t maps to t (t < n_g) or lo_t + t - n_g."""
+    # Branch-free on runtime values (tl.where), so compiled if/else never yields mixed types.
     hi = Lk - 1
     if CAUSAL:
         hi = tl.minimum(p_hi, Lk - 1)
     lo = 0
     n_g = 0
-    if MODE == MODE_SLIDING:
-        if p_lo >= gtok:
-            lo = tl.maximum(p_lo - span + 1, 0)
-            if not CAUSAL:
-                hi = tl.minimum(p_hi + span - 1, Lk - 1)
-            n_g = tl.minimum(tl.cdiv(gtok, BLOCK_N), lo // BLOCK_N)
+    if MODE == K_SLIDING:
+        win = p_lo >= gtok
+        lo = tl.where(win, tl.maximum(p_lo - span + 1, 0), 0)
+        if not CAUSAL:
+            hi = tl.where(win, tl.minimum(p_hi + span - 1, Lk - 1), hi)
+        n_g = tl.where(win, tl.minimum(tl.cdiv(gtok, BLOCK_N), lo // BLOCK_N), 0)
     lo_t = lo // BLOCK_N
     total = n_g + tl.maximum(hi // BLOCK_N - lo_t + 1, 0)
-    if p_hi < p_lo:
-        total = 0
+    total = tl.where(p_hi < p_lo, 0, total)
     return n_g, lo_t, total
 
 
@@ -80,12 +80,11 @@ def _fwd_kernel(
 
     # The key tiles of this program: a range of "virtual tiles" [ts, te) of this split.
     NSUB: tl.constexpr = BLK // BLOCK_N
-    if MODE == MODE_PLAN:
+    if MODE == K_PLAN:
         row = b * plan_sb + h * plan_sh + r
         e0 = tl.load(ROW_PTR + row)
         total = (tl.load(ROW_PTR + row + 1) - e0) * NSUB
-        if p_hi < p_lo:
-            total = 0
+        total = tl.where(p_hi < p_lo, 0, total)
         n_g = 0
         lo_t = 0
     else:
@@ -99,7 +98,7 @@ def _fwd_kernel(
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, DP], tl.float32)
     for t in range(ts, te):
-        if MODE == MODE_PLAN:
+        if MODE == K_PLAN:
             e = e0 + t // NSUB
             c = tl.load(COL_IDX + e)
             mi = tl.load(MASK_IDX + e)
@@ -137,7 +136,7 @@ def _fwd_kernel(
 
     has = l_i > 0.0
     out = acc / tl.where(has, l_i, 1.0)[:, None]
-    lse = tl.where(has, (m_i + tl.log2(tl.where(has, l_i, 1.0))) * LN2, float("-inf"))
+    lse = tl.where(has, (m_i + tl.log2(tl.where(has, l_i, 1.0))) * K_LN2, float("-inf"))
     o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + h.to(tl.int64) * soh
     tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
              out.to(O.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
@@ -151,7 +150,7 @@ def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int)
     H100 choices follow FlashAttention-2's Triton configs (128x64 tiles, 8 warps for D=128);
     under the interpreter small tiles keep CI fast. Decode (Lq <= 16) uses 16-row tiles.
     """
-    if interpreting():
+    if INTERPRETED:
         return fit_tile(16, block), fit_tile(16, block), 4, 1
     bm = 16 if Lq <= 16 else (64 if head_dim > 128 else 128)
     bn = 32 if head_dim > 128 else 64
@@ -192,11 +191,15 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         kv_tiles = triton.cdiv(Lk, bn)
     n_prog = n_q_blocks * (blk // bm)
     if num_splits is None:
-        # Split the keys only when the query tiles alone cannot fill the GPU (decode).
-        want = 2 * num_sms(q.device)
+        # Split the keys only when the query tiles alone cannot fill the GPU (decode). A decode
+        # program streams its K/V tiles one after another, so bandwidth needs many programs per
+        # SM (8 here), each with a few tiles at least (>= 2, else the LSE merge dominates).
+        # Planned rows keep only part of their n_k_blocks tiles; the split size adapts in-kernel.
+        busy = n_prog * B * Hq if mode != MODE_PLAN else max(1, B * Hq * n_q_blocks)
+        want = 8 * num_sms(q.device)
         num_splits = 1
-        if n_prog * B * Hq < want:
-            num_splits = max(1, min(64, triton.cdiv(want, n_prog * B * Hq), kv_tiles // 4))
+        if busy < want // 4:
+            num_splits = max(1, min(256, triton.cdiv(want, busy), kv_tiles // 2))
     if num_splits == 1:
         out = torch.empty(B, Hq, Lq, D, dtype=q.dtype, device=q.device)
         lse = torch.empty(B, Hq, Lq, dtype=torch.float32, device=q.device)

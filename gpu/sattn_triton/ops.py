@@ -39,8 +39,7 @@ def _plan_from(geom: List[int], bitmap_masks: bool, shape, row_ptr, col_idx, mas
                      bitmap_masks=bitmap_masks)
 
 
-@torch.library.custom_op("sattn::sparse_attention", mutates_args=())
-def sparse_attention_op(
+def _attention_impl(
     q: Tensor, k: Tensor, v: Tensor,
     row_ptr: Optional[Tensor], col_idx: Optional[Tensor], mask_idx: Optional[Tensor],
     bitmaps: Optional[Tensor], col_ptr: Optional[Tensor], t_row: Optional[Tensor],
@@ -53,6 +52,9 @@ def sparse_attention_op(
                         dilation=dilation, global_tokens=global_tokens, plan=plan)
 
 
+sparse_attention_op = torch.library.custom_op("sattn::sparse_attention", mutates_args=())(_attention_impl)
+
+
 @sparse_attention_op.register_fake
 def _(q, k, v, row_ptr, col_idx, mask_idx, bitmaps, col_ptr, t_row, t_mask, geom, mode, causal,
       window, dilation, global_tokens, bitmap_masks, scale):
@@ -60,8 +62,7 @@ def _(q, k, v, row_ptr, col_idx, mask_idx, bitmaps, col_ptr, t_row, t_mask, geom
     return torch.empty_like(q), q.new_empty((B, Hq, Lq), dtype=torch.float32)
 
 
-@torch.library.custom_op("sattn::sparse_attention_backward", mutates_args=())
-def sparse_attention_backward_op(
+def _backward_impl(
     dout: Tensor, dlse: Optional[Tensor], q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
     row_ptr: Optional[Tensor], col_idx: Optional[Tensor], mask_idx: Optional[Tensor],
     bitmaps: Optional[Tensor], col_ptr: Optional[Tensor], t_row: Optional[Tensor],
@@ -75,6 +76,10 @@ def sparse_attention_backward_op(
     return _bwd.backward(dout, q, k, v, out, lse, scale=scale, mode=mode, causal=causal,
                          window=window, dilation=dilation, global_tokens=global_tokens, plan=plan,
                          dlse=dlse)
+
+
+sparse_attention_backward_op = torch.library.custom_op(
+    "sattn::sparse_attention_backward", mutates_args=())(_backward_impl)
 
 
 @sparse_attention_backward_op.register_fake
@@ -102,6 +107,35 @@ def _backward(ctx, dout, dlse):
 
 
 torch.library.register_autograd("sattn::sparse_attention", _backward, setup_context=_setup_context)
+
+
+class _EagerAttention(torch.autograd.Function):
+    """The same forward/backward as the op, for eager calls only.
+
+    torch.library's custom-op dispatch costs a few hundred microseconds of Python per call on
+    the H100 machine (docs/backends/gpu.md), which dominates short kernels; outside torch.compile
+    nothing needs the op's schema, so eager calls take this lighter autograd.Function. Under
+    torch.compile `attention()` calls the op (fake impl, no graph break).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, *rest):
+        out, lse = _attention_impl(q, k, v, *rest)
+        ctx.save_for_backward(q, k, v, out, lse, *[t for t in rest[:7] if t is not None])
+        ctx.present = [t is not None for t in rest[:7]]
+        ctx.args = rest[7:]
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, dout, dlse):
+        q, k, v, out, lse, *given = ctx.saved_tensors
+        it = iter(given)
+        plan_tensors = [next(it) if p else None for p in ctx.present]
+        if dout is None:
+            dout = torch.zeros_like(out)
+        dq, dk, dv = _backward_impl(dout.contiguous(), dlse, q, k, v, out, lse,
+                                                           *plan_tensors, *ctx.args)
+        return (dq, dk, dv) + (None,) * (7 + len(ctx.args))
 
 
 # ---- device planners as ops (opaque to torch.compile, sizes known from shapes) -------------
@@ -314,11 +348,14 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
         bitmap_masks = False
     else:
         mode = MODE_PLAN
-        need_t = any(x.requires_grad for x in (q, k, v))
+        need_t = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
         col_ptr, t_row, t_mask = P.transpose(gp) if need_t else (None, None, None)
         tensors = [gp.row_ptr, gp.col_idx, gp.mask_idx, gp.bitmaps, col_ptr, t_row, t_mask]
         geom = [gp.block, gp.plan_b, gp.plan_h, gp.q_block_begin, gp.n_q_blocks, gp.n_k_blocks,
                 gp.words_per_row]
         bitmap_masks = gp.bitmap_masks
-    return sparse_attention_op(q, k, v, *tensors, geom, mode, launch["causal"], launch["window"],
-                               launch["dilation"], launch["global_tokens"], bitmap_masks, scale)
+    args = (q, k, v, *tensors, geom, mode, launch["causal"], launch["window"], launch["dilation"],
+            launch["global_tokens"], bitmap_masks, scale)
+    if torch.compiler.is_compiling():
+        return sparse_attention_op(*args)
+    return _EagerAttention.apply(*args)

@@ -3,7 +3,8 @@
 load("@rules_cc//cc:defs.bzl", "cc_binary")
 load("//third_party/toolchains/riscv64:defs.bzl", "RISCV64_ONLY", "riscv64_binary")
 
-def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "--sattn-rvv-pipeline", tags = []):
+def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "--sattn-rvv-pipeline",
+                      march = "rv64gcv", tags = []):
     """A riscv64 `mlir_runner` over the functions of `mlir`, as host-visible `<name>_riscv64`.
 
     Args:
@@ -12,6 +13,8 @@ def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "
       spec_cases: functions taking (q, k, v, out).
       plan_cases: functions taking (q, k, v, row_ptr, col_idx, mask_idx, bitmaps, out).
       pipeline: the sattn-opt pass pipeline flags.
+      march: clang's -march for the generated code (rv64gcv_zvl256b lets LLVM map a 64-lane f32
+        vector onto one LMUL=8 register group, i.e. assumes VLEN >= 256).
     """
     native.genrule(
         name = name + "_compile",
@@ -20,8 +23,8 @@ def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "
         # -O2 over LLVM IR that already has the vector ops; rv64gcv at any VLEN.
         cmd = ("$(location //mlir:sattn-opt) $(location %s) %s -o $(location %s.llvm.mlir) && " +
                "$(location @sattn_llvm//:mlir-translate) --mlir-to-llvmir $(location %s.llvm.mlir) -o $(location %s.ll) && " +
-               "$(location @sattn_llvm//:clang) --target=riscv64-linux-gnu -march=rv64gcv -O2 -Wno-override-module " +
-               "-c $(location %s.ll) -o $(location %s.o)") % (mlir, pipeline, name, name, name, name, name),
+               "$(location @sattn_llvm//:clang) --target=riscv64-linux-gnu -march=%s -O2 -Wno-override-module " +
+               "-c $(location %s.ll) -o $(location %s.o)") % (mlir, pipeline, name, name, name, march, name, name),
         tools = ["//mlir:sattn-opt", "@sattn_llvm//:mlir-translate", "@sattn_llvm//:clang"],
         tags = ["manual"],
     )

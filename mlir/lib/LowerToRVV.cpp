@@ -4,17 +4,16 @@
 // Vectorisation is along the head dimension D in chunks of `vector-width` f32 lanes (8 = one
 // LMUL=1 register at VLEN=256), unrolled statically so q, the acc row and the score
 // accumulators stay in vector registers across the key loop; key-direction work (exp, row sums)
-// runs over the score row in chunks. exp is MLIR's polynomial approximation, so it vectorises
-// instead of calling libm once per key. Masked entries (mask >= 0) test one bitmap bit per pair;
+// runs over the score row in chunks. exp is an inline polynomial (Emitter::exp), so it
+// vectorises instead of calling libm once per key. Masked entries (mask >= 0) test one bitmap bit per pair;
 // the unmasked case gets its own copy of the key loop so it pays nothing for masks.
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "Sattn/SattnPasses.h"
-#include "mlir/Dialect/Math/Transforms/Approximation.h"
-#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir {
 namespace sattn {
@@ -73,14 +72,48 @@ class Emitter {
     for (size_t c = 1; c < x.size(); ++c) acc = b.create<vector::FMAOp>(loc, x[c], y[c], acc);
     return reduceAdd(acc);
   }
+  // A scalar constant, or its splat when `like` is a vector.
+  Value cst(Value like, double v) {
+    Value c = f(v);
+    if (auto vt2 = dyn_cast<VectorType>(like.getType())) return b.create<vector::SplatOp>(loc, vt2, c);
+    return c;
+  }
+  Value icst(Value like, int32_t v) {
+    Value c = b.create<arith::ConstantOp>(loc, b.getI32IntegerAttr(v));
+    if (auto vt2 = dyn_cast<VectorType>(like.getType()))
+      return b.create<vector::SplatOp>(loc, VectorType::get(vt2.getShape(), b.getI32Type()), c);
+    return c;
+  }
+  // exp(x) for f32 scalars or vectors: x = n ln2 + r, |r| <= ln2/2, exp(r) by its degree-6
+  // Taylor polynomial (relative error < 2e-7), 2^n by building the exponent bits. n is rounded
+  // with the 1.5*2^23 trick instead of fptosi: QEMU 7.2 crashes on vfcvt.rtz.x.f.v in some
+  // translation blocks, and this form is shorter anyway. Inputs are clamped to [-87, 88].
+  Value exp(Value x) {
+    Type it = x.getType();
+    if (auto vt2 = dyn_cast<VectorType>(it)) it = VectorType::get(vt2.getShape(), b.getI32Type());
+    else it = b.getI32Type();
+    x = b.create<arith::MaxNumFOp>(loc, x, cst(x, -87.0));
+    x = b.create<arith::MinNumFOp>(loc, x, cst(x, 88.0));
+    Value magic = cst(x, 12582912.0);  // 1.5 * 2^23
+    Value t = b.create<math::FmaOp>(loc, x, cst(x, 1.4426950408889634), magic);
+    Value n = b.create<arith::SubFOp>(loc, t, magic);  // round(x / ln2) as a float
+    Value r = b.create<math::FmaOp>(loc, n, cst(x, -0.693145751953125), x);
+    r = b.create<math::FmaOp>(loc, n, cst(x, -1.428606765330187e-06), r);
+    Value p = cst(x, 1.0 / 720);
+    for (double c : {1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0}) p = b.create<math::FmaOp>(loc, p, r, cst(x, c));
+    // The low mantissa bits of t hold n (+ 2^22 from the magic): bits(t) - bits(magic) = n.
+    Value ni = b.create<arith::SubIOp>(loc, b.create<arith::BitcastOp>(loc, it, t),
+                                       b.create<arith::BitcastOp>(loc, it, magic));
+    Value e2 = b.create<arith::ShLIOp>(loc, b.create<arith::AddIOp>(loc, ni, icst(x, 127)), icst(x, 23));
+    return b.create<arith::MulFOp>(loc, p, b.create<arith::BitcastOp>(loc, x.getType(), e2));
+  }
   // exp(x - ref), exactly 0 where x is -inf (so fully masked rows keep l = 0).
   Value expShifted(Value x, Value ref) {
     bool vec = isa<VectorType>(x.getType());
-    Value r = vec ? splat(ref) : ref;
-    Value e = b.create<math::ExpOp>(loc, b.create<arith::SubFOp>(loc, x, r));
-    Value ninf = vec ? splat(negInf()) : negInf();
-    Value isNinf = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OEQ, x, ninf);
-    Value zero = vec ? splat(f(0)) : f(0);
+    Value r = vec ? b.create<vector::SplatOp>(loc, cast<VectorType>(x.getType()), ref) : ref;
+    Value e = exp(b.create<arith::SubFOp>(loc, x, r));
+    Value isNinf = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OEQ, x, cst(x, -INFINITY));
+    Value zero = cst(x, 0.0);
     return b.create<arith::SelectOp>(loc, isNinf, zero, e);
   }
   // Is key j of the block visible to query row i under bitmap `mask` (>= 0)?
@@ -198,21 +231,27 @@ Value emitSoftmaxRow(Emitter &e, Value rowMax, Value m, Value l, Value i, Value 
   Value none = e.b.create<arith::CmpFOp>(e.loc, arith::CmpFPredicate::OEQ, mNew, e.negInf());
   Value ref = e.b.create<arith::SelectOp>(e.loc, none, e.f(0), mNew);
   Value alpha = e.expShifted(mOld, ref);
-  // p = exp(s - ref) over the row in W-lane chunks, plus their sum.
-  int64_t full = blk / e.W;
-  Value vsum = e.splat(e.f(0));
+  // p = exp(s - ref) over the row in chunks, plus their sum. The polynomial keeps ~6 vectors
+  // live, so chunks are capped at 16 lanes (LMUL 2 at VLEN=256): wider ones spill.
+  const int64_t EW = std::min<int64_t>(e.W, 16);
+  VectorType et = VectorType::get({EW}, e.f32);
+  auto esplat = [&](Value x) -> Value { return e.b.create<vector::SplatOp>(e.loc, et, x); };
+  int64_t full = blk / EW;
+  Value vsum = esplat(e.f(0));
   if (full > 0) {
-    vsum = forLoop(e, e.idx(0), e.idx(full * e.W), {vsum}, [&](Value j, ValueRange it) {
+    vsum = forLoop(e, e.idx(0), e.idx(full * EW), {vsum}, [&](Value j, ValueRange it) {
       SmallVector<Value> ix = prefix;
       ix.push_back(j);
-      Value s = e.b.create<vector::LoadOp>(e.loc, e.vt, row, ix);
-      Value p = e.expShifted(s, ref);
+      Value s = e.b.create<vector::LoadOp>(e.loc, et, row, ix);
+      Value ex = e.exp(e.b.create<arith::SubFOp>(e.loc, s, esplat(ref)));
+      Value isNinf = e.b.create<arith::CmpFOp>(e.loc, arith::CmpFPredicate::OEQ, s, esplat(e.negInf()));
+      Value p = e.b.create<arith::SelectOp>(e.loc, isNinf, esplat(e.f(0)), ex);
       e.b.create<vector::StoreOp>(e.loc, p, row, ix);
       return SmallVector<Value>{e.b.create<arith::AddFOp>(e.loc, it[0], p)};
-    }, e.W).getResult(0);
+    }, EW).getResult(0);
   }
   Value sum = e.reduceAdd(vsum);
-  for (int64_t j = full * e.W; j < blk; ++j) {  // static tail when blk % W != 0
+  for (int64_t j = full * EW; j < blk; ++j) {  // static tail when blk % EW != 0
     SmallVector<Value> ix = prefix;
     ix.push_back(e.idx(j));
     Value p = e.expShifted(e.b.create<memref::LoadOp>(e.loc, row, ix), ref);
@@ -440,10 +479,6 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
       }
       op->erase();
     }
-    // exp -> polynomial approximation (vectorisable arith), then tidy up.
-    RewritePatternSet patterns(&getContext());
-    populateMathPolynomialApproximationPatterns(patterns);
-    if (failed(applyPatternsAndFoldGreedily(module, std::move(patterns)))) return signalPassFailure();
   }
 };
 

@@ -18,7 +18,7 @@ constexpr const char *kToLLVM =
 
 struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
   Option<std::string> profile{*this, "profile", llvm::cl::desc("select-spec profile"), llvm::cl::init("rvv")};
-  Option<int64_t> vectorWidth{*this, "vector-width", llvm::cl::desc("f32 lanes"), llvm::cl::init(8)};
+  Option<int64_t> vectorWidth{*this, "vector-width", llvm::cl::desc("f32 lanes along D"), llvm::cl::init(64)};
   Option<bool> fuse{*this, "fuse", llvm::cl::desc("run --sattn-fuse-softmax"), llvm::cl::init(true)};
 };
 

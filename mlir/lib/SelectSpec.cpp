@@ -3,6 +3,8 @@
 #include "Sattn/CostModel.h"
 #include "Sattn/SattnPasses.h"
 
+#include <cmath>
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
@@ -31,7 +33,7 @@ struct SelectSpecPass : impl::SattnSelectSpecBase<SelectSpecPass> {
       ::sattn::cost::Candidate best{};
       ::sattn::cost::Breakdown bestCost;
       bool have = false;
-      for (const auto &c : ::sattn::cost::Grid(keep)) {
+      for (const auto &c : ::sattn::cost::Grid(prof, pr, keep)) {
         ::sattn::cost::Breakdown b = ::sattn::cost::Predict(prof, pr, c);
         if (!have || b.total < bestCost.total) {
           best = c;
@@ -55,7 +57,7 @@ struct SelectSpecPass : impl::SattnSelectSpecBase<SelectSpecPass> {
       op->removeAttr(op.getCausalAttrName());
       // The tile edge a dense spec should be planned with, and the prediction, for inspection.
       op->setAttr("sattn.tile", b.getI64IntegerAttr(best.block));
-      op->setAttr("sattn.predicted_cost", b.getF64FloatAttr(bestCost.total));
+      op->setAttr("sattn.predicted_insns", b.getI64IntegerAttr(int64_t(std::llround(bestCost.total))));
       op->setAttr("sattn.profile", b.getStringAttr(prof.name));
     });
   }

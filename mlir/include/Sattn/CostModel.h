@@ -1,16 +1,27 @@
 // The --sattn-select-spec cost model: predicted dynamic instructions of one attention call
-// through this compiler path, per target profile. docs/mlir.md derives every term.
+// through this compiler path (QEMU rv64gcv, rvv/plugin's count), per target profile.
+// docs/mlir.md derives every term and lists the calibration run.
 //
-// The model mirrors the code the passes emit, so it can rank configurations:
-//  * attention: for every plan entry (query block x key block) and every query row of the
-//    block, a row set-up (reload q, rescale acc, one exp for alpha) plus, per key of the block,
-//    a score (D/W loads + D/W FMAs + a reduction), an exp (vectorised over W keys) and a PV
-//    update (D/W loads + D/W FMAs);
-//  * selection (block_topk only, in the shared C++ planner, scalar float64 code): mean pooling
-//    of q and k, one D-long dot product per (query block, key block), a partial sort per row;
-//  * masked entries (causal diagonal, ragged ends) add a bitmap test per pair.
-// For the rocc profile the PV/QK work goes to the accelerator (one command per plan entry, an
-// A x A systolic array), so the host side is selection plus per-command overhead.
+// The model mirrors the code --sattn-lower-to-rvv emits (fused tiles):
+//   attention = entries * (entry + b * row(D) + b^2 * pair(D))
+//     entries: plan entries (query block x key block) over all heads, counted as the planner
+//              counts them: per row max(forced, ceil(keep * n_k)) capped by eligible blocks;
+//     row(D):  per query row of an entry: q load and scale, one scalar exp for alpha, acc
+//              rescale and store, m/l updates;
+//     pair(D): per (query, key): K-row load + FMA + reduction, select/store/max, the
+//              vectorised exp share, V-row load + FMA, loop overhead;
+//     chunks = ceil(D / lanes) multiplies the per-chunk terms (lanes = 8 * VLEN / 32: LMUL=8);
+//   selection (block_topk only, the shared planner in scalar float64 C++):
+//     mac * (pooling (Lq + Lk) * D + scoring n_q * n_k * D) + sort * n_q * n_k * log2(n_k),
+//     per head;
+//   masked entries (causal diagonal, ragged ends) add `mask` per pair.
+// Constants were fitted to the measured grid (docs/mlir.md, 2026-11-25): pair 16+4/chunk,
+// row 89+5/chunk, entry 40, mac 8.3, sort 10 reproduce the six measured programs within 1%.
+// The mask term (6 per pair) is read off the generated loop, not fitted.
+//
+// rocc: QK and PV of each entry run on the accelerator's 16 x 16 MAC array
+// (rtl/spec/commands.json): 2 * b^2 * D / 256 cycles per entry plus a per-entry command cost;
+// the host still plans (same selection term) and quantises q/k/v (3 instructions per element).
 #ifndef SATTN_COSTMODEL_H
 #define SATTN_COSTMODEL_H
 
@@ -25,25 +36,31 @@ namespace cost {
 
 struct Profile {
   std::string name;
-  int64_t lanes;          // f32 lanes per vector op (VLEN/32 at LMUL=1)
-  double row_setup;       // instructions per (entry, query row) besides the D/W terms
-  double per_pair;        // instructions per (query, key) pair besides the D/W terms
-  double exp_cost;        // instructions of one vectorised exp (polynomial approximation)
-  double mask_test;       // extra instructions per pair of a bitmap-masked entry
-  double scalar_mac;      // instructions per float64 multiply-add in the planner
-  double sort_cost;       // instructions per compare of the per-row partial sort
-  double entry_cost;      // instructions per plan entry (CSR walk, tile bookkeeping)
-  int64_t rocc_array;     // 0: no accelerator; else the systolic array edge A
-  double rocc_command;    // host instructions per RoCC command (descriptor + issue + wait)
+  int64_t vlen;           // bits; lanes = 8 * vlen / 32 (LMUL=8 groups of f32)
+  double pair_fixed = 16, pair_chunk = 4;
+  double row_fixed = 89, row_chunk = 5;
+  double entry = 40, mac = 8.3, sort = 10, mask = 6;
+  int64_t rocc_macs = 0;  // MACs per accelerator cycle (0: no accelerator)
+  double rocc_entry = 0;  // per-entry command/descriptor overhead on the accelerator
+  int64_t max_block = 4096;
+  int64_t lanes() const { return 8 * vlen / 32; }
 };
 
-// Profiles. rvv = QEMU rv64gcv VLEN=256 (the measured target); highperf = a wider RVV core
-// (VLEN=512); lowpower = VLEN=128 with costlier scalar code paths; rocc = rvv host + accelerator.
+// rvv: the measured target (QEMU, VLEN=256). highperf: VLEN=512. lowpower: VLEN=128.
+// rocc: rvv host + the RoCC accelerator (block <= 64, multiple of 16).
 inline bool GetProfile(const std::string& name, Profile* p) {
-  if (name == "rvv") { *p = {"rvv", 8, 14, 7, 22, 6, 4, 3, 40, 0, 0}; return true; }
-  if (name == "highperf") { *p = {"highperf", 16, 14, 7, 22, 6, 4, 3, 40, 0, 0}; return true; }
-  if (name == "lowpower") { *p = {"lowpower", 4, 18, 9, 22, 8, 6, 4, 50, 0, 0}; return true; }
-  if (name == "rocc") { *p = {"rocc", 8, 14, 7, 22, 6, 4, 3, 40, 8, 120}; return true; }
+  *p = Profile();
+  p->name = name;
+  if (name == "rvv") { p->vlen = 256; return true; }
+  if (name == "highperf") { p->vlen = 512; return true; }
+  if (name == "lowpower") { p->vlen = 128; return true; }
+  if (name == "rocc") {
+    p->vlen = 256;
+    p->rocc_macs = 16 * 16;
+    p->rocc_entry = 64;
+    p->max_block = 64;
+    return true;
+  }
   return false;
 }
 
@@ -53,7 +70,7 @@ struct Problem {
 };
 
 struct Candidate {
-  bool dense;       // Dense(causal) at tile `block`, else BlockTopK(block, keep)
+  bool dense;  // Dense(causal) planned at tile `block`, else BlockTopK(block, keep)
   int64_t block;
   double keep;
 };
@@ -65,59 +82,53 @@ struct Breakdown {
 
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Predicted instructions of one call. Counts entries per row as the planner does: the kept
-// budget max(forced, ceil(keep * n_k)) capped by the causally eligible blocks.
 inline Breakdown Predict(const Profile& p, const Problem& pr, const Candidate& c) {
   Breakdown out;
   const int64_t b = c.block;
   const int64_t nk = CeilDiv(pr.Lk, b);
   const int64_t qbegin = (pr.Lk - pr.Lq) / b;
-  const int64_t heads = pr.B * pr.Hq;
-  const double chunks = double(CeilDiv(pr.D, p.lanes));
-  double entries_per_head = 0, masked_per_head = 0;
+  const double heads = double(pr.B * pr.Hq);
+  const double chunks = double(CeilDiv(pr.D, p.lanes()));
+  double entries = 0, masked = 0;
   for (int64_t a = qbegin; a < nk; ++a) {
     const int64_t eligible = pr.causal ? std::min(a + 1, nk) : nk;
     int64_t kept = eligible;
     if (!c.dense) {
-      const int64_t forced = std::min<int64_t>(eligible, 1 + 1);  // global_blocks=1, local_blocks=1
+      const int64_t forced = std::min<int64_t>(eligible, 2);  // global_blocks = local_blocks = 1
       kept = std::min(eligible, std::max(forced, int64_t(std::ceil(c.keep * double(nk)))));
     }
-    entries_per_head += double(kept);
-    // Masked entries: the causal diagonal, the ragged last key block and ragged first query row.
-    masked_per_head += (pr.causal ? 1 : 0) + ((pr.Lk % b) ? 1 : 0);
+    entries += double(kept);
+    masked += (pr.causal ? 1 : 0) + ((pr.Lk % b) ? 1 : 0) + (((pr.Lk - pr.Lq) % b) ? 1 : 0);
   }
-  out.entries = entries_per_head * double(heads);
-  const double rows = double(b);
-  const double row_cost = p.row_setup + 4 * chunks;            // q reload, acc load/scale/store
-  const double pair_cost = p.per_pair + 4 * chunks + p.exp_cost / double(p.lanes);
-  if (p.rocc_array > 0) {
-    // Accelerator: QK and PV tiles run on the A x A array; the host pays per command.
-    const double tile_cycles = 2.0 * double(b) * double(b) * double(pr.D) / double(p.rocc_array * p.rocc_array);
-    out.attention = out.entries * (p.rocc_command + 0.05 * tile_cycles);
+  out.entries = entries * heads;
+  const double bb = double(b);
+  if (p.rocc_macs > 0) {
+    const double cycles = 2.0 * bb * bb * double(pr.D) / double(p.rocc_macs);
+    const double quantise = 3.0 * double(pr.D) * (heads * double(pr.Lq) + 2.0 * double(pr.B * pr.Hkv) * double(pr.Lk));
+    out.attention = out.entries * (p.rocc_entry + cycles) + quantise;
   } else {
-    out.attention = out.entries * (p.entry_cost + rows * (row_cost + double(b) * pair_cost)) +
-                    masked_per_head * double(heads) * double(b) * double(b) * p.mask_test;
+    const double pair = p.pair_fixed + p.pair_chunk * chunks;
+    const double row = p.row_fixed + p.row_chunk * chunks;
+    out.attention = out.entries * (p.entry + bb * row + bb * bb * pair) + masked * heads * bb * bb * p.mask;
   }
   if (!c.dense) {
     const double nq = double(nk - qbegin);
-    const double pool = double(heads) * (double(pr.Lq) + double(pr.Lk)) * double(pr.D) * p.scalar_mac;
-    const double score = double(heads) * nq * double(nk) * double(pr.D) * p.scalar_mac;
-    const double sort = double(heads) * nq * double(nk) * std::log2(std::max<double>(2.0, double(nk))) * p.sort_cost;
-    out.selection = pool + score + sort + out.entries * p.entry_cost;
+    const double macs = (double(pr.Lq) + double(pr.Lk)) * double(pr.D) + nq * double(nk) * double(pr.D);
+    const double sorts = nq * double(nk) * std::log2(std::max<double>(2.0, double(nk)));
+    out.selection = heads * (p.mac * macs + p.sort * sorts);
   }
   out.total = out.attention + out.selection;
   return out;
 }
 
-// The grid select-spec searches: dense, and block_topk at the requested density with these blocks.
-inline std::vector<Candidate> Grid(double keep) {
+// The grid select-spec searches: dense (tile 64), and block_topk at the requested density with
+// block 16, 32, 64, 128 (those the profile allows and that fit in Lk).
+inline std::vector<Candidate> Grid(const Profile& p, const Problem& pr, double keep) {
   std::vector<Candidate> g;
-  if (keep >= 1.0) {
-    g.push_back({true, 64, 1.0});
-    return g;
-  }
-  g.push_back({true, 64, 1.0});
-  for (int64_t b : {16, 32, 64, 128}) g.push_back({false, b, keep});
+  g.push_back({true, std::min<int64_t>(64, p.max_block), 1.0});
+  if (keep >= 1.0) return g;
+  for (int64_t b : {16, 32, 64, 128})
+    if (b <= p.max_block && b <= pr.Lk) g.push_back({false, b, keep});
   return g;
 }
 

@@ -56,15 +56,17 @@ def SattnFuseSoftmax : Pass<"sattn-fuse-softmax", "::mlir::func::FuncOp"> {
 def SattnLowerToRVV : Pass<"sattn-lower-to-rvv", "::mlir::ModuleOp"> {
   let summary = "Lower sattn tile ops and build_plan to scf/vector/arith/math/memref + runtime calls";
   let description = [{
-    Tile ops become loops over vectors along D (`vector-width` lanes; 8 = one LMUL=1 register of
-    f32 at VLEN=256), exp uses MLIR's polynomial approximation so it vectorises, and the
-    remaining `sattn.build_plan` ops become calls of `sattn_rt_plan_*` (mlir/runtime), which
-    wrap the shared C++ planner. The result goes through the standard LLVM conversions
-    (`--sattn-to-llvm` pipeline) and clang --target=riscv64 -march=rv64gcv.
+    Tile ops become loops over fixed-length vectors along D (`vector-width` f32 lanes: the
+    default 64 is one LMUL=8 register group at VLEN=256; LLVM splits wider-than-register vectors,
+    so the code is correct at any VLEN >= 128), exp is an inline range-reduced polynomial so
+    it vectorises (over 16-lane chunks of the score row), and the remaining `sattn.build_plan` ops
+    become calls of `sattn_rt_plan_*` (mlir/runtime), which wrap the shared C++ planner. The
+    result goes through the standard LLVM conversions (`--sattn-to-llvm`) and
+    clang --target=riscv64-linux-gnu -march=rv64gcv_zvl256b (or rv64gcv for VLEN 128).
   }];
   let options = [
-    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"8",
-           "f32 lanes per vector operation">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"64",
+           "f32 lanes per vector operation along D (64 = one LMUL=8 group at VLEN=256)">,
   ];
   let dependentDialects = ["::mlir::scf::SCFDialect", "::mlir::memref::MemRefDialect",
                            "::mlir::arith::ArithDialect", "::mlir::vector::VectorDialect",

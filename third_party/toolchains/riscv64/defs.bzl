@@ -31,7 +31,10 @@ in the host configuration and must not be RISCV64_ONLY.
 
 load("@rules_cc//cc:defs.bzl", "cc_binary")
 
-_TOOLCHAIN_PKG = "//third_party/toolchains/riscv64"
+# Resolved against the repository holding this file, so the transition also works when sattn is
+# an external repository (@sattn) of a downstream workspace.
+def _tc(name):
+    return str(Label("//third_party/toolchains/riscv64:" + name))
 
 # -march for RVV 1.0 intrinsic code (vector-length agnostic: VLEN is chosen at run time).
 RVV_COPTS = ["-march=rv64gcv"]
@@ -45,12 +48,12 @@ def qemu_cpu(vlen):
 
 def _riscv64_transition_impl(settings, attr):
     return {
-        "//command_line_option:crosstool_top": _TOOLCHAIN_PKG + ":suite",
+        "//command_line_option:crosstool_top": _tc("suite"),
         "//command_line_option:cpu": "riscv64",
-        "//command_line_option:platforms": _TOOLCHAIN_PKG + ":riscv64_linux",
+        "//command_line_option:platforms": _tc("riscv64_linux"),
         # Bazel 4.2's cc rules resolve a toolchain for the target platform even when cc toolchain
         # resolution is off; registering ours here keeps WORKSPACE untouched.
-        "//command_line_option:extra_toolchains": [_TOOLCHAIN_PKG + ":cc_toolchain_riscv64"],
+        "//command_line_option:extra_toolchains": [_tc("cc_toolchain_riscv64")],
     }
 
 riscv64_transition = transition(

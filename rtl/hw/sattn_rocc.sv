@@ -304,7 +304,7 @@ module sattn_rocc
   recip_unit u_recip (
       .clk(clk), .rst(rst || m_state == M_IDLE), .start(rcp_start), .s(rowsum[rc_i[5:0]]),
       .busy(rcp_busy), .done(rcp_done), .q(rcp_q));
-  assign rcp_start = rc_run && !rc_wait && !rcp_busy;
+  assign rcp_start = rc_run && !rc_wait && !rcp_busy && m_state != M_IDLE;
 
   // ---------------------------------------------------------------- compute write requests
   logic c_writing;
@@ -707,6 +707,9 @@ module sattn_rocc
         if (32'(rc_i) + 1 == 32'(cfg_blk)) begin rc_run <= 1'b0; rc_done_all <= 1'b1; end
         else rc_i <= rc_i + 1;
       end
+      // An aborted command may have left the sequencer mid-row; the unit itself is in reset while
+      // idle, so clear the sequencer there too.
+      if (m_state == M_IDLE) begin rc_run <= 1'b0; rc_wait <= 1'b0; rc_done_all <= 1'b0; end
 
       // ---------------- compute FSM
       case (c_state)

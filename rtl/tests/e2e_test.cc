@@ -189,6 +189,9 @@ void TestBadDescriptors(Sim* sim) {
       {"row_ptr decreasing", SATTN_ROCC_ERR_PLAN_RANGE, [](sattn_rocc_desc_t*, DeviceBuffers* b) { b->row_ptr[2] = 0; }},
       {"row too long", SATTN_ROCC_ERR_ROW_TOO_LONG, [](sattn_rocc_desc_t* x, DeviceBuffers* b) {
          b->row_ptr[0] = 0; x->nnz = 100000; for (int i = 1; i < 4; ++i) b->row_ptr[i] = 100000; }},
+      // Found at the last entry while the compute engine is still busy with earlier rows: the
+      // abort must leave no stale state behind for the valid run that follows.
+      {"late bad col", SATTN_ROCC_ERR_PLAN_RANGE, [](sattn_rocc_desc_t* x, DeviceBuffers* b) { b->col_idx[x->nnz - 1] = 77; }},
   };
   for (const Bad& bad : bads) {
     DeviceBuffers buf(p);

@@ -81,7 +81,10 @@ namespace sattn {
 namespace cpu {
 namespace internal {
 const Isa* IsaAvx2() { return &avx2::kIsa; }
-bool CpuHasAvx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+bool CpuHasAvx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 }  // namespace internal
 }  // namespace cpu
 }  // namespace sattn

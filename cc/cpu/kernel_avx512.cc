@@ -91,7 +91,10 @@ namespace sattn {
 namespace cpu {
 namespace internal {
 const Isa* IsaAvx512() { return &avx512::kIsa; }
-bool CpuHasAvx512() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"); }
+bool CpuHasAvx512() {
+  __builtin_cpu_init();  // harmless if done; needed if called from another static initialiser
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+}
 }  // namespace internal
 }  // namespace cpu
 }  // namespace sattn

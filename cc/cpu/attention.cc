@@ -109,7 +109,7 @@ const Isa* SelectIsa() {
 }
 
 Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa,
-                        KeyLayout layout) {
+                        KeyLayout layout, int64_t serial_below) {
   Status st = Validate(args, plan);
   if (!st.ok()) return st;
   if (isa == nullptr) return Status{ErrorCode::kInternal, "cpu attention: no kernel for this host"};
@@ -204,10 +204,10 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
     return cost[size_t(x)] != cost[size_t(y)] ? cost[size_t(x)] > cost[size_t(y)] : x < y;
   });
 
-  // Threads cost tens of microseconds to start: tiny problems run on the calling thread.
+  // Small problems run on the calling thread (kSerialBelow).
   const int64_t staged = (transpose_k || stage_rows) ? int64_t(stage_units.size()) * blk * D : 0;
   int threads = ResolveThreads(args.num_threads);
-  if (total_cost * D + staged < (int64_t(1) << 18)) threads = 1;
+  if (total_cost * D + staged < serial_below) threads = 1;
   threads = int(std::min<int64_t>(threads, std::max<int64_t>(n_items, int64_t(stage_units.size()))));
   threads = std::max(threads, 1);
 

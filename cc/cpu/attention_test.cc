@@ -210,7 +210,7 @@ bool RunCase(const char* what, const Shape& s, const BlockPlan& pl, const Data& 
   a.out = bf16 ? static_cast<void*>(outb.data()) : out.data();
   a.lse = lse.data();
   a.num_threads = threads;
-  const sattn::Status st = internal::AttentionWithIsa(a, pl, isa, layout);
+  const sattn::Status st = internal::AttentionWithIsa(a, pl, isa, layout, threads > 1 ? 0 : internal::kSerialBelow);
   const char* layout_name = layout == internal::KeyLayout::kRows         ? "rows"
                             : layout == internal::KeyLayout::kTransposed ? "transposed"
                                                                          : "auto";

@@ -79,9 +79,14 @@ const Isa* SelectIsa();
 // query rows read each key block, as in decode). kAuto picks by the plan's rows per key block.
 enum class KeyLayout { kAuto, kTransposed, kRows };
 
-// Attention with an explicit kernel set and key layout (tests run every combination).
+// Problems with fewer multiply-adds than this run on the calling thread: starting threads costs
+// tens of microseconds, about the time of 2M multiply-adds on one core.
+constexpr int64_t kSerialBelow = int64_t(1) << 21;
+
+// Attention with an explicit kernel set and key layout (tests run every combination, and pass
+// serial_below = 0 so that small problems exercise the threads too).
 Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa,
-                        KeyLayout layout = KeyLayout::kAuto);
+                        KeyLayout layout = KeyLayout::kAuto, int64_t serial_below = kSerialBelow);
 
 }  // namespace internal
 }  // namespace cpu

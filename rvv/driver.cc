@@ -151,7 +151,7 @@ Status RunAttention(const Problem& pb, const RunOptions& opt, std::vector<float>
         std::fill(l.begin(), l.end(), 0.0f);
         float qscale8 = 0.0f;
         if (dt == DType::kI8)
-          qscale8 = scale * QuantizeRowsI8(pb.q.data() + (qoff + p0 - qf) * D, nrows, D, q8.data());
+          qscale8 = scale * sattn_quantize_i8(pb.q.data() + (qoff + p0 - qf) * D, nrows * D, q8.data());
         for (int32_t ec = e_begin; ec < e_end; ec += per_chunk) {
           const int32_t ne = std::min(per_chunk, e_end - ec);
           const int32_t nk = ne * blk;

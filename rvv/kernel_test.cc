@@ -276,6 +276,25 @@ void TestSelectionMatchesPlanner() {
   CHECK_MSG(!st.ok() && st.message.find("spec.score") != std::string::npos, "score=max not rejected");
 }
 
+void TestQuantize() {
+  // The kernels' quantiser must equal the driver's scalar one bit for bit (tests dequantise with
+  // QuantizeRowsI8 to build the reference inputs). Ties (x/scale = k + 0.5) included.
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int n : {1, 7, 64, 1000}) {
+    std::vector<float> x(n);
+    for (auto& f : x) f = nd(rng);
+    if (n > 2) x[0] = 127.0f, x[1] = 0.5f, x[2] = -2.5f;  // scale 1: exact halves
+    std::vector<int8_t> a(n), b(n);
+    const float sa = QuantizeRowsI8(x.data(), n, 1, a.data());
+    const float sb = sattn_quantize_i8(x.data(), n, b.data());
+    CHECK_MSG(sa == sb && a == b, "quantize n=%d differs from QuantizeRowsI8", n);
+  }
+  std::vector<float> zeros(5, 0.0f);
+  std::vector<int8_t> z(5, 1);
+  CHECK_MSG(sattn_quantize_i8(zeros.data(), 5, z.data()) == 1.0f && z == std::vector<int8_t>(5, 0), "all-zero block");
+}
+
 void TestExp() {
   // Relative error of the kernels' exp over [-87, 0] against double exp (docs/backends/rvv.md).
   const int n = 20001;
@@ -305,6 +324,7 @@ int main() {
     std::printf("  [%s: %.2f s]\n", name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
   timed("exp", TestExp);
+  timed("quantize", TestQuantize);
   timed("selection", TestSelectionMatchesPlanner);
   timed("attention", TestAttentionAllSpecs);
   timed("empty rows", TestEmptyRows);

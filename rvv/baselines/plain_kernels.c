@@ -90,10 +90,33 @@ float sattn_row_scores_i8(const int8_t* q, const int8_t* kt, int64_t kt_ld, int3
   return m;
 }
 
+/* An integral float in [-2^22, 2^22] to int32 without a float->int conversion instruction: a
+ * vectorised C cast becomes a round-toward-zero vfcvt.rtz.*, which aborts QEMU 7.2's translator
+ * (docs/backends/rvv.md). Adding 1.5 * 2^23 puts the integer in the low mantissa bits. */
+static inline int32_t float_to_small_int(float f) {
+  const float t = f + 12582912.0f;
+  uint32_t bits;
+  memcpy(&bits, &t, sizeof bits);
+  return (int32_t)(bits - 0x4B400000u);
+}
+
+float sattn_quantize_i8(const float* x, int64_t n, int8_t* x8) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = fmaxf(amax, fabsf(x[i]));
+  const float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float r = nearbyintf(x[i] / scale);
+    r = r < -127.0f ? -127.0f : (r > 127.0f ? 127.0f : r);
+    x8[i] = (int8_t)float_to_small_int(r);
+  }
+  return scale;
+}
+
 /* The kernels' exp, same constants and steps as the RVV version (rvv_kernels.cc). */
 static inline float kexp(float x) {
   const float xc = x < -87.0f ? -87.0f : x;
   const float nf = nearbyintf(xc * 1.44269504088896341f);
+  const int32_t n = float_to_small_int(nf);
   float r = xc - nf * 0.693359375f;
   r = r - nf * -2.12194440e-4f;
   float p = 1.0f / 5040.0f;
@@ -106,7 +129,7 @@ static inline float kexp(float x) {
   p = p * r + 1.0f;
   uint32_t bits;
   memcpy(&bits, &p, sizeof bits);
-  bits += (uint32_t)((int32_t)nf << 23);
+  bits += (uint32_t)n << 23;
   memcpy(&p, &bits, sizeof p);
   return x < -87.0f ? 0.0f : p;
 }

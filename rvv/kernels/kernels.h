@@ -50,6 +50,11 @@ float sattn_row_scores_f32(const float* q, const float* kt, int64_t kt_ld, int32
 float sattn_row_scores_i8(const int8_t* q, const int8_t* kt, int64_t kt_ld, int32_t D, int32_t nk,
                           float qscale, const float* kscale, const uint8_t* mask, float* s);
 
+/* Symmetric int8 quantisation of n floats: returns scale = max|x| / 127 (1 if all zero) and
+ * writes x8 = clamp(round-half-even(x / scale), -127, 127). Bit-identical in every build (true
+ * division and round-to-nearest-even, as rvv/driver.cc's QuantizeRowsI8). */
+float sattn_quantize_i8(const float* x, int64_t n, int8_t* x8);
+
 /* In place: s[j] = exp(s[j] - m) (0 where s[j] = -inf). Returns the sum. m must be finite. */
 float sattn_row_exp_sum(float* s, int32_t nk, float m);
 

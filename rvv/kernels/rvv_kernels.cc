@@ -166,6 +166,27 @@ float sattn_row_scores_i8(const int8_t* q, const int8_t* kt, int64_t kt_ld, int3
   return __riscv_vfmv_f_s_f32m1_f32(vmax);
 }
 
+float sattn_quantize_i8(const float* x, int64_t n, int8_t* x8) {
+  const size_t vl1 = __riscv_vsetvlmax_e32m1();
+  vfloat32m1_t vmax = __riscv_vfmv_v_f_f32m1(0.0f, vl1);
+  for (int64_t i = 0; i < n;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(n - i));
+    vmax = __riscv_vfredmax_vs_f32m8_f32m1(__riscv_vfabs_v_f32m8(__riscv_vle32_v_f32m8(x + i, vl), vl), vmax, vl);
+    i += int64_t(vl);
+  }
+  const float amax = __riscv_vfmv_f_s_f32m1_f32(vmax);
+  const float scale = amax > 0.0f ? amax / 127.0f : 1.0f;
+  for (int64_t i = 0; i < n;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(n - i));
+    // vfcvt.x.f rounds with the dynamic rounding mode: round-to-nearest-even, like nearbyint.
+    vint32m8_t r = __riscv_vfcvt_x_f_v_i32m8(__riscv_vfdiv_vf_f32m8(__riscv_vle32_v_f32m8(x + i, vl), scale, vl), vl);
+    r = __riscv_vmin_vx_i32m8(__riscv_vmax_vx_i32m8(r, -127, vl), 127, vl);
+    __riscv_vse8_v_i8m2(x8 + i, __riscv_vncvt_x_x_w_i8m2(__riscv_vncvt_x_x_w_i16m4(r, vl), vl), vl);
+    i += int64_t(vl);
+  }
+  return scale;
+}
+
 float sattn_row_exp_sum(float* s, int32_t nk, float m) {
   const size_t vlmax = __riscv_vsetvlmax_e32m1();
   vfloat32m1_t vsum = __riscv_vfmv_v_f_f32m1(0.0f, vlmax);

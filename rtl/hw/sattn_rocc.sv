@@ -155,7 +155,6 @@ module sattn_rocc
 
   // Descriptor checks (combinational over the fetched descriptor).
   logic [7:0] chk_err;
-  mode_e      chk_mode;
   always_comb begin
     logic need_q, need_v, need_out, need_scores;
     logic [63:0] B, Hq, Hkv, D, blk, nkb, nqb, qbb, nnz, nbm, Lk, reps;

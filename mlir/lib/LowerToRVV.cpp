@@ -436,7 +436,7 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (vectorWidth < 1 || vectorWidth > 64) {
-      module.emitError() << "--sattn-lower-to-rvv: vector-width must be 1..64, got " << vectorWidth;
+      module.emitError() << "--sattn-lower-to-rvv: vector-width must be 1..64, got " << int64_t(vectorWidth);
       return signalPassFailure();
     }
     bool failedAny = false;

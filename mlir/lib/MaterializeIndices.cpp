@@ -22,13 +22,13 @@ namespace {
 // A private constant memref.global holding `values`, read back as memref<?xT>.
 // (A module pass: it adds globals to the module.)
 template <typename T>
-Value constantArray(OpBuilder &b, Location loc, SymbolTable &symbols, StringRef base, Type elem,
+Value constantArray(OpBuilder &b, Location loc, SymbolTable &symbols, const std::string &name, Type elem,
                     ArrayRef<T> values) {
   auto type = MemRefType::get({int64_t(values.size())}, elem);
   auto tensorType = RankedTensorType::get({int64_t(values.size())}, elem);
   DenseElementsAttr init = DenseElementsAttr::get(tensorType, values);
   OpBuilder mb(b.getContext());  // detached: the symbol table inserts it, renaming on collision
-  auto global = mb.create<memref::GlobalOp>(loc, base, mb.getStringAttr("private"), type, init,
+  auto global = mb.create<memref::GlobalOp>(loc, name, mb.getStringAttr("private"), type, init,
                                             /*constant=*/true, mb.getI64IntegerAttr(64));
   symbols.insert(global);
   Value v = b.create<memref::GetGlobalOp>(loc, type, global.getSymName());
@@ -41,11 +41,14 @@ struct MaterializeIndicesPass : impl::SattnMaterializeIndicesBase<MaterializeInd
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
+    planCount = 0;
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     for (AttentionOp op : ops)
       if (failed(rewrite(op, symbols))) return signalPassFailure();
   }
+
+  int64_t planCount = 0;
 
   LogicalResult rewrite(AttentionOp op, SymbolTable &symbols) {
     if (!op.getSpec())
@@ -87,10 +90,11 @@ struct MaterializeIndicesPass : impl::SattnMaterializeIndicesBase<MaterializeInd
       planB = plan.plan_b;
       planH = plan.plan_h;
       std::vector<int64_t> bits(plan.bitmaps.begin(), plan.bitmaps.end());
-      rowPtr = constantArray<int32_t>(b, loc, symbols, "__sattn_row_ptr", b.getI32Type(), plan.row_ptr);
-      colIdx = constantArray<int32_t>(b, loc, symbols, "__sattn_col_idx", b.getI32Type(), plan.col_idx);
-      maskIdx = constantArray<int32_t>(b, loc, symbols, "__sattn_mask_idx", b.getI32Type(), plan.mask_idx);
-      bitmaps = constantArray<int64_t>(b, loc, symbols, "__sattn_bitmaps", b.getI64Type(), bits);
+      std::string base = "__sattn_plan" + std::to_string(planCount++) + "_";
+      rowPtr = constantArray<int32_t>(b, loc, symbols, base + "row_ptr", b.getI32Type(), plan.row_ptr);
+      colIdx = constantArray<int32_t>(b, loc, symbols, base + "col_idx", b.getI32Type(), plan.col_idx);
+      maskIdx = constantArray<int32_t>(b, loc, symbols, base + "mask_idx", b.getI32Type(), plan.mask_idx);
+      bitmaps = constantArray<int64_t>(b, loc, symbols, base + "bitmaps", b.getI64Type(), bits);
     }
     b.create<BlockSparseAttentionOp>(loc, op.getQ(), op.getK(), op.getV(), rowPtr, colIdx, maskIdx, bitmaps,
                                      op.getOut(), b.getI64IntegerAttr(block), b.getI64IntegerAttr(planB),

@@ -15,8 +15,10 @@
 //     mac * (pooling (Lq + Lk) * D + scoring n_q * n_k * D) + sort * n_q * n_k * log2(n_k),
 //     per head;
 //   masked entries (causal diagonal, ragged ends) add `mask` per pair.
-// Constants were fitted to the measured grid (docs/mlir.md, 2026-11-25): pair 16+4/chunk,
-// row 89+5/chunk, entry 40, mac 8.3, sort 10 reproduce the six measured programs within 1%.
+// Constants were fitted (least squares, entry and sort fixed) to the six programs measured by
+// //mlir/e2e:bench_insn on 2026-11-25 (docs/mlir.md): pair 14.7+4/chunk, row 60.6+5/chunk,
+// entry 40, mac 8.5, sort 10 reproduce all six within 0.4%. The per-chunk split is read off
+// the generated loops (K and V row loads and FMAs), as is the mask term (6 per pair).
 // The mask term (6 per pair) is read off the generated loop, not fitted.
 //
 // rocc: QK and PV of each entry run on the accelerator's 16 x 16 MAC array
@@ -37,9 +39,9 @@ namespace cost {
 struct Profile {
   std::string name;
   int64_t vlen;           // bits; lanes = 8 * vlen / 32 (LMUL=8 groups of f32)
-  double pair_fixed = 16, pair_chunk = 4;
-  double row_fixed = 89, row_chunk = 5;
-  double entry = 40, mac = 8.3, sort = 10, mask = 6;
+  double pair_fixed = 14.7, pair_chunk = 4;
+  double row_fixed = 60.6, row_chunk = 5;
+  double entry = 40, mac = 8.5, sort = 10, mask = 6;
   int64_t rocc_macs = 0;  // MACs per accelerator cycle (0: no accelerator)
   double rocc_entry = 0;  // per-entry command/descriptor overhead on the accelerator
   int64_t max_block = 4096;

@@ -1,0 +1,16 @@
+// RUN: sattn-opt %s --sattn-lower-to-rocc -split-input-file -verify-diagnostics
+
+func.func @big_block(%q: memref<1x1x256x64xf32>, %r: memref<?xi32>, %b: memref<?xi64>) {
+  // expected-error @+1 {{block 128 does not fit the RoCC accelerator (multiple of 16, <= 64)}}
+  sattn.block_sparse_attention %q, %q, %q plan(%r, %r, %r, %b) into %q {block = 128 : i64, plan_b = 1 : i64, plan_h = 1 : i64, scale = 1.0 : f64}
+      : memref<1x1x256x64xf32>, memref<1x1x256x64xf32>, memref<1x1x256x64xf32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi64>, memref<1x1x256x64xf32>
+  return
+}
+
+// -----
+func.func @odd_d(%q: memref<1x1x64x20xf32>, %r: memref<?xi32>, %b: memref<?xi64>) {
+  // expected-error @+1 {{head_dim 20 does not fit the RoCC accelerator (multiple of 16, <= 128)}}
+  sattn.block_sparse_attention %q, %q, %q plan(%r, %r, %r, %b) into %q {block = 16 : i64, plan_b = 1 : i64, plan_h = 1 : i64, scale = 1.0 : f64}
+      : memref<1x1x64x20xf32>, memref<1x1x64x20xf32>, memref<1x1x64x20xf32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi64>, memref<1x1x64x20xf32>
+  return
+}

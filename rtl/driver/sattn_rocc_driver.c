@@ -57,6 +57,14 @@ int sattn_rocc_run(const sattn_rocc_desc_t* desc, uint32_t funct7) {
   return (int)sattn_rocc_issue(funct7, (uint64_t)(uintptr_t)desc, 0);
 }
 
+int sattn_rocc_copy2d(const sattn_rocc_copy_desc_t* desc, uint32_t funct7) {
+  if (funct7 != SATTN_ROCC_FUNCT_GATH2D && funct7 != SATTN_ROCC_FUNCT_SCAT2D) return SATTN_ROCC_ERR_UNSUPPORTED;
+#if defined(__riscv)
+  __asm__ volatile("fence rw, rw" ::: "memory");
+#endif
+  return (int)sattn_rocc_issue(funct7, (uint64_t)(uintptr_t)desc, 0);
+}
+
 uint64_t sattn_rocc_status(sattn_rocc_stat_t reg) {
   return sattn_rocc_issue(SATTN_ROCC_FUNCT_STATUS, (uint64_t)reg, 0);
 }

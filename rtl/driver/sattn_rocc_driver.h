@@ -24,6 +24,10 @@ uint64_t sattn_rocc_issue(uint32_t funct7, uint64_t rs1, uint64_t rs2);
  * accelerator can read); returns a sattn_rocc_err_t. Blocks until the accelerator answers. */
 int sattn_rocc_run(const sattn_rocc_desc_t* desc, uint32_t funct7);
 
+/* GATH2D (dst row r <- src row idx[r]) or SCAT2D (dst row idx[r] <- src row r) on a copy
+ * descriptor; returns a sattn_rocc_err_t. */
+int sattn_rocc_copy2d(const sattn_rocc_copy_desc_t* desc, uint32_t funct7);
+
 uint64_t sattn_rocc_status(sattn_rocc_stat_t reg);
 void sattn_rocc_clear_counters(void);
 

@@ -55,7 +55,7 @@ module sattn_rocc
     if (BUS_BYTES != 16) $fatal(1, "sattn_rocc: this RTL's beat packing assumes BUS_BYTES = 16");
   end
 
-  typedef enum logic [1:0] {MODE_SPDOT, MODE_FUSED, MODE_SPMM} mode_e;
+  typedef enum logic [2:0] {MODE_SPDOT, MODE_FUSED, MODE_SPMM, MODE_GATHER, MODE_SCATTER} mode_e;
 
   // ---------------------------------------------------------------- descriptor and configuration
   logic [63:0] desc [DESC_WORDS];
@@ -117,7 +117,9 @@ module sattn_rocc
   endfunction
   always_comb begin
     wr_in_range = 1'b0;
-    if (mode == MODE_SPDOT) wr_in_range = beat_in(cw_addr, desc[DESC_SCORES_PTR], desc[DESC_SCORES_BYTES]);
+    if (mode == MODE_GATHER || mode == MODE_SCATTER)
+      wr_in_range = beat_in(cw_addr, desc[CDESC_DST_PTR], desc[CDESC_DST_BYTES]);
+    else if (mode == MODE_SPDOT) wr_in_range = beat_in(cw_addr, desc[DESC_SCORES_PTR], desc[DESC_SCORES_BYTES]);
     else wr_in_range = beat_in(cw_addr, desc[DESC_OUT_PTR], desc[DESC_OUT_BYTES]) ||
                        beat_in(cw_addr, desc[DESC_STATS_PTR], desc[DESC_STATS_BYTES]);
   end
@@ -197,6 +199,37 @@ module sattn_rocc
              (need_scores && desc[DESC_SCORES_BYTES] < reps * nnz * blk * blk * 4))
       chk_err = ERR_BUFFER_SIZE;
   end
+
+  // Copy-descriptor checks (GATH2D / SCAT2D).
+  logic [7:0] chk_copy_err;
+  always_comb begin
+    logic [63:0] n, rb, ss, ds, last;
+    n = desc[CDESC_N_ROWS]; rb = desc[CDESC_ROW_BYTES];
+    ss = desc[CDESC_SRC_STRIDE]; ds = desc[CDESC_DST_STRIDE];
+    last = (mode == MODE_GATHER) ? n : desc[CDESC_DST_ROWS];  // destination rows that can be written
+    chk_copy_err = ERR_OK;
+    if (desc[CDESC_SRC_PTR] == 0 || desc[CDESC_DST_PTR] == 0 || desc[CDESC_IDX_PTR] == 0)
+      chk_copy_err = ERR_NULL_PTR;
+    else if (desc[CDESC_SRC_PTR][3:0] != 0 || desc[CDESC_DST_PTR][3:0] != 0 || desc[CDESC_IDX_PTR][3:0] != 0 ||
+             ss[3:0] != 0 || ds[3:0] != 0)
+      chk_copy_err = ERR_MISALIGNED;
+    else if (rb == 0)
+      chk_copy_err = ERR_ZERO_DIM;
+    else if (rb > 64'(MAX_BLK * MAX_D) || n >= 64'h1000000 || ss >= 64'h100000000 || ds >= 64'h100000000 ||
+             desc[CDESC_SRC_ROWS] >= 64'h80000000 || desc[CDESC_DST_ROWS] >= 64'h80000000)
+      chk_copy_err = ERR_OVERSIZE_DIM;
+    else if (rb[3:0] != 0)
+      chk_copy_err = ERR_BAD_SHAPE;
+    else if (last != 0 && (last - 64'd1) * ds + rb > desc[CDESC_DST_BYTES])
+      chk_copy_err = ERR_BUFFER_SIZE;
+  end
+
+  // ---------------------------------------------------------------- copy engine state
+  typedef enum logic [2:0] {X_IDLE, X_IDX, X_IDXW, X_RDW, X_WR, X_DONE} xstate_e;
+  xstate_e     x_state;
+  logic [31:0] x_r, x_i;
+  logic [15:0] x_beat;
+  logic [7:0]  x_err;
 
   // ---------------------------------------------------------------- loader state
   typedef enum logic [4:0] {
@@ -307,7 +340,7 @@ module sattn_rocc
 
   // ---------------------------------------------------------------- compute write requests
   logic c_writing;
-  assign c_writing = (c_state == C_SWRITE || c_state == C_OUT || c_state == C_STATS);
+  assign c_writing = (c_state == C_SWRITE || c_state == C_OUT || c_state == C_STATS || x_state == X_WR);
   assign cw_valid = c_writing && (!abort || (lock && lock_w));
   always_comb begin
     cw_addr = 64'd0;
@@ -337,6 +370,12 @@ module sattn_rocc
       end
       default: ;
     endcase
+    if (x_state == X_WR) begin
+      // The staging row lives in ring slot 0, 128 bytes per scratchpad row.
+      cw_addr = desc[CDESC_DST_PTR] +
+                64'(mode == MODE_GATHER ? x_r : x_i) * desc[CDESC_DST_STRIDE] + 64'(x_beat) * 64'd16;
+      for (int u = 0; u < 16; u++) cw_data[8 * u +: 8] = ring[0][x_beat[8:3]][{x_beat[2:0], 4'b0} + u];
+    end
   end
 
   // ---------------------------------------------------------------- sequential logic
@@ -351,6 +390,8 @@ module sattn_rocc
       m_state <= M_IDLE;
       l_state <= L_IDLE;
       c_state <= C_IDLE;
+      x_state <= X_IDLE;
+      x_err <= ERR_OK;
       job_busy <= 1'b0;
       lock <= 1'b0;
       abort <= 1'b0;
@@ -455,13 +496,35 @@ module sattn_rocc
                 m_state <= M_FETCH;
               end
             end
+            FUNCT_GATH2D, FUNCT_SCAT2D: begin
+              mode <= (cmd_funct7 == FUNCT_GATH2D) ? MODE_GATHER : MODE_SCATTER;
+              if (cmd_rs1 == 64'd0) begin
+                resp_data_r <= 64'(ERR_NULL_PTR); last_error <= ERR_NULL_PTR; m_state <= M_RESP;
+              end else if (cmd_rs1[3:0] != 4'd0) begin
+                resp_data_r <= 64'(ERR_MISALIGNED); last_error <= ERR_MISALIGNED; m_state <= M_RESP;
+              end else begin
+                for (int i = 0; i < DESC_WORDS; i++) desc[i] = 64'd0;
+                `JOB(J_DESC, cmd_rs1, (CDESC_WORDS + 1) / 2)
+                m_state <= M_FETCH;
+              end
+            end
             default: begin
               resp_data_r <= 64'(ERR_UNSUPPORTED); last_error <= ERR_UNSUPPORTED; m_state <= M_RESP;
             end
           endcase
         end
         M_FETCH: if (!job_busy) m_state <= M_CHECK;
-        M_CHECK: begin
+        M_CHECK: if (mode == MODE_GATHER || mode == MODE_SCATTER) begin
+          if (chk_copy_err != ERR_OK) begin
+            resp_data_r <= 64'(chk_copy_err); last_error <= chk_copy_err; m_state <= M_RESP;
+          end else begin
+            cfg_D <= 8'd128;  // the staging row fills ring slot 0 linearly, 128 bytes per row
+            x_r <= 32'd0;
+            x_err <= ERR_OK;
+            x_state <= (desc[CDESC_N_ROWS] == 64'd0) ? X_DONE : X_IDX;
+            m_state <= M_RUN;
+          end
+        end else begin
           if (chk_err != ERR_OK) begin
             resp_data_r <= 64'(chk_err); last_error <= chk_err; m_state <= M_RESP;
           end else begin
@@ -485,13 +548,15 @@ module sattn_rocc
         M_RUN: begin
           if (l_state == L_ERR) begin
             abort <= 1'b1; m_err <= l_err; m_state <= M_DRAIN;
-          end else if (c_state == C_DONE) begin
+          end else if (x_err != ERR_OK) begin
+            abort <= 1'b1; m_err <= x_err; m_state <= M_DRAIN;
+          end else if (c_state == C_DONE || x_state == X_DONE) begin
             resp_data_r <= 64'(ERR_OK); last_error <= ERR_OK;
-            l_state <= L_IDLE; c_state <= C_IDLE; m_state <= M_RESP;
+            l_state <= L_IDLE; c_state <= C_IDLE; x_state <= X_IDLE; m_state <= M_RESP;
           end
         end
-        M_DRAIN: if (!job_busy && !lock && c_state == C_IDLE) begin
-          abort <= 1'b0; l_state <= L_IDLE;
+        M_DRAIN: if (!job_busy && !lock && c_state == C_IDLE && x_state == X_IDLE) begin
+          abort <= 1'b0; l_state <= L_IDLE; x_err <= ERR_OK;
           resp_data_r <= 64'(m_err); last_error <= m_err; m_state <= M_RESP;
         end
         M_RESP: if (resp_ready) m_state <= M_IDLE;
@@ -670,6 +735,40 @@ module sattn_rocc
         default: ;
       endcase
       if (abort && l_state != L_IDLE && l_state != L_ERR) l_state <= L_ERR;
+
+      // ---------------- copy engine (GATH2D / SCAT2D): one row at a time through ring slot 0
+      case (x_state)
+        X_IDX: begin
+          a = desc[CDESC_IDX_PTR] + 64'd4 * 64'(x_r);
+          `SCALAR(a)
+          x_state <= X_IDXW;
+        end
+        X_IDXW: if (!job_busy) begin
+          if (scalar < 0 || 64'(scalar) >= (mode == MODE_GATHER ? desc[CDESC_SRC_ROWS] : desc[CDESC_DST_ROWS])) begin
+            x_err <= ERR_INDEX_RANGE;
+            x_state <= X_IDLE;
+          end else begin
+            x_i <= scalar;
+            job_slot <= 1'b0;
+            `JOB(J_KVTILE, desc[CDESC_SRC_PTR] + 64'(mode == MODE_GATHER ? 32'(scalar) : x_r) * desc[CDESC_SRC_STRIDE],
+                 desc[CDESC_ROW_BYTES] / 16)
+            x_state <= X_RDW;
+          end
+        end
+        X_RDW: if (!job_busy) begin
+          x_beat <= 16'd0;
+          x_state <= X_WR;
+        end
+        X_WR: if (wr_fire || (abort && !(lock && lock_w))) begin
+          if (abort) x_state <= X_IDLE;
+          else if (64'(x_beat) + 1 < desc[CDESC_ROW_BYTES] / 16) x_beat <= x_beat + 1;
+          else if (64'(x_r) + 1 < desc[CDESC_N_ROWS]) begin
+            x_r <= x_r + 1;
+            x_state <= X_IDX;
+          end else x_state <= X_DONE;
+        end
+        default: ;
+      endcase
 
       // ---------------- MAC write-back (the cycle after a tile's last step)
       wb_v <= 1'b0;

@@ -82,10 +82,15 @@ int main(void) {
     CHECK(g_funct7 == others[i] && g_rs1 == 0x1234 + i && g_rs2 == 7 + i);
     CHECK(r == others[i] * 3 + 7 + i);
   }
+  static sattn_rocc_copy_desc_t cdesc __attribute__((aligned(16)));
+  CHECK(sattn_rocc_copy2d(&cdesc, SATTN_ROCC_FUNCT_SCAT2D) == SATTN_ROCC_FUNCT_SCAT2D * 3);
+  CHECK(g_funct7 == SATTN_ROCC_FUNCT_SCAT2D && g_rs1 == (uint64_t)(uintptr_t)&cdesc && g_rs2 == 0);
+
   /* Not a command: answered by the driver without an instruction. */
   const int traps = g_traps;
   CHECK(sattn_rocc_issue(0x55, 0, 0) == SATTN_ROCC_ERR_UNSUPPORTED);
   CHECK(sattn_rocc_run(&desc, SATTN_ROCC_FUNCT_STATUS) == SATTN_ROCC_ERR_UNSUPPORTED);
+  CHECK(sattn_rocc_copy2d(&cdesc, SATTN_ROCC_FUNCT_SOFTMAX_FUSED) == SATTN_ROCC_ERR_UNSUPPORTED);
   CHECK(g_traps == traps);
 
   if (failures) {

@@ -1,6 +1,7 @@
 // End-to-end tests of the Verilated accelerator through the C driver: bit-exact against the golden
 // model (fused and unfused paths, every plan feature), error against a float64 reference, the fused
 // path moving fewer bytes, and bad descriptors answered with their error code and no stray writes.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -218,6 +219,7 @@ void TestBadDescriptors(Sim* sim) {
   SATTN_CHECK_EQ(sattn_rocc_run(nullptr, SATTN_ROCC_FUNCT_SOFTMAX_FUSED), int(SATTN_ROCC_ERR_NULL_PTR));
   SATTN_CHECK_EQ(sattn_rocc_issue(SATTN_ROCC_FUNCT_SPDOT_BSR, 8, 0), uint64_t(SATTN_ROCC_ERR_MISALIGNED));
   SATTN_CHECK_EQ(sattn_rocc_issue(SATTN_ROCC_FUNCT_TOPK_IDX, 0, 0), uint64_t(SATTN_ROCC_ERR_UNSUPPORTED));
+  SATTN_CHECK_EQ(sattn_rocc_issue(SATTN_ROCC_FUNCT_BLK_REDUCE, 0, 0), uint64_t(SATTN_ROCC_ERR_UNSUPPORTED));
   SATTN_CHECK_EQ(sattn_rocc_issue(0x7f, 0, 0), uint64_t(SATTN_ROCC_ERR_UNSUPPORTED));
   // Build parameters are readable.
   SATTN_CHECK_EQ(sattn_rocc_status(SATTN_ROCC_STAT_PARAM_MAC_ROWS), uint64_t(SATTN_ROCC_MAC_ROWS));
@@ -226,6 +228,89 @@ void TestBadDescriptors(Sim* sim) {
   const RunResult ok = Run(p, Path::kFused, sim);
   SATTN_CHECK_EQ(ok.error, 0);
   SATTN_CHECK(ok.output.out == Golden(p).out);
+  sattn_rocc_set_host_transport(nullptr, nullptr);
+}
+
+// GATH2D / SCAT2D against memcpy, their bad descriptors, and no write past dst_bytes.
+void TestCopy2D(Sim* sim) {
+  sattn_rocc_set_host_transport(&SimTransport, sim);
+  std::mt19937 rng(42);
+  const int n_src = 37, row_bytes = 96, src_stride = 112, dst_stride = 128, n = 20;
+  std::vector<uint8_t> pool((n_src + 64) * 256 + 4096);
+  auto align = [](uint8_t* p) { return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 15) & ~uintptr_t(15)); };
+  uint8_t* src = align(pool.data());
+  uint8_t* dst = align(src + n_src * src_stride + 64);
+  const size_t dst_bytes = size_t(n_src) * dst_stride;
+  int32_t* idx = reinterpret_cast<int32_t*>(align(dst + dst_bytes + 256));
+  sattn_rocc_copy_desc_t* d = reinterpret_cast<sattn_rocc_copy_desc_t*>(align(reinterpret_cast<uint8_t*>(idx + n_src)));
+  sim->UnmapAll();
+  sim->Map(pool.data(), pool.size());
+  for (int i = 0; i < n_src * src_stride; ++i) src[i] = uint8_t(rng());
+  for (int r = 0; r < n; ++r) idx[r] = int32_t(rng() % n_src);
+  auto reset = [&]() {
+    std::memset(dst, 0xab, dst_bytes + 64);  // 64 guard bytes past dst_bytes
+    std::memset(d, 0, sizeof(*d));
+    d->src_ptr = uint64_t(reinterpret_cast<uintptr_t>(src));
+    d->dst_ptr = uint64_t(reinterpret_cast<uintptr_t>(dst));
+    d->idx_ptr = uint64_t(reinterpret_cast<uintptr_t>(idx));
+    d->n_rows = n; d->row_bytes = row_bytes; d->src_stride = src_stride; d->dst_stride = dst_stride;
+    d->src_rows = n_src; d->dst_rows = n_src; d->dst_bytes = dst_bytes;
+  };
+  auto guard_ok = [&]() {
+    bool ok = true;
+    for (int i = 0; i < 64; ++i) ok &= dst[dst_bytes + i] == 0xab;
+    return ok;
+  };
+  // Gather: dst row r <- src row idx[r].
+  reset();
+  sattn_rocc_clear_counters();
+  SATTN_CHECK_EQ(sattn_rocc_copy2d(d, SATTN_ROCC_FUNCT_GATH2D), 0);
+  int bad = 0;
+  for (int r = 0; r < n; ++r) bad += std::memcmp(dst + r * dst_stride, src + idx[r] * src_stride, row_bytes) != 0;
+  SATTN_CHECK_EQ(bad, 0);
+  SATTN_CHECK(guard_ok());
+  SATTN_CHECK_EQ(sattn_rocc_status(SATTN_ROCC_STAT_DMA_WR_BYTES), uint64_t(n * row_bytes));
+  // Scatter: dst row idx[r] <- src row r (later rows win on repeated indices, in order).
+  reset();
+  SATTN_CHECK_EQ(sattn_rocc_copy2d(d, SATTN_ROCC_FUNCT_SCAT2D), 0);
+  std::vector<int> last(n_src, -1);
+  for (int r = 0; r < n; ++r) last[idx[r]] = r;
+  bad = 0;
+  for (int i = 0; i < n_src; ++i) {
+    if (last[i] >= 0) bad += std::memcmp(dst + i * dst_stride, src + last[i] * src_stride, row_bytes) != 0;
+    else for (int b = 0; b < row_bytes; ++b) bad += dst[i * dst_stride + b] != 0xab;
+  }
+  SATTN_CHECK_EQ(bad, 0);
+  SATTN_CHECK(guard_ok());
+  // Bad copy descriptors.
+  struct Bad { const char* what; int expect; uint32_t f; void (*edit)(sattn_rocc_copy_desc_t*, int32_t*); };
+  const Bad bads[] = {
+      {"index past src_rows", SATTN_ROCC_ERR_INDEX_RANGE, SATTN_ROCC_FUNCT_GATH2D, [](sattn_rocc_copy_desc_t*, int32_t* ix) { ix[7] = 37; }},
+      {"negative index", SATTN_ROCC_ERR_INDEX_RANGE, SATTN_ROCC_FUNCT_SCAT2D, [](sattn_rocc_copy_desc_t*, int32_t* ix) { ix[3] = -1; }},
+      {"scatter past dst_rows", SATTN_ROCC_ERR_INDEX_RANGE, SATTN_ROCC_FUNCT_SCAT2D, [](sattn_rocc_copy_desc_t* x, int32_t*) { x->dst_rows = 2; x->dst_bytes = 256; }},
+      {"null idx", SATTN_ROCC_ERR_NULL_PTR, SATTN_ROCC_FUNCT_GATH2D, [](sattn_rocc_copy_desc_t* x, int32_t*) { x->idx_ptr = 0; }},
+      {"odd stride", SATTN_ROCC_ERR_MISALIGNED, SATTN_ROCC_FUNCT_GATH2D, [](sattn_rocc_copy_desc_t* x, int32_t*) { x->dst_stride = 120; }},
+      {"zero row", SATTN_ROCC_ERR_ZERO_DIM, SATTN_ROCC_FUNCT_GATH2D, [](sattn_rocc_copy_desc_t* x, int32_t*) { x->row_bytes = 0; }},
+      {"huge row", SATTN_ROCC_ERR_OVERSIZE_DIM, SATTN_ROCC_FUNCT_GATH2D, [](sattn_rocc_copy_desc_t* x, int32_t*) { x->row_bytes = 1 << 20; }},
+      {"row not /16", SATTN_ROCC_ERR_BAD_SHAPE, SATTN_ROCC_FUNCT_GATH2D, [](sattn_rocc_copy_desc_t* x, int32_t*) { x->row_bytes = 40; }},
+      {"small dst", SATTN_ROCC_ERR_BUFFER_SIZE, SATTN_ROCC_FUNCT_GATH2D, [](sattn_rocc_copy_desc_t* x, int32_t*) { x->dst_bytes = 1000; }},
+  };
+  for (const Bad& b : bads) {
+    reset();
+    std::vector<int32_t> saved(idx, idx + n);
+    b.edit(d, idx);
+    const int got = sattn_rocc_copy2d(d, b.f);
+    if (got != b.expect) std::fprintf(stderr, "bad copy descriptor '%s': got %s, want %s\n", b.what,
+                                      sattn_rocc_err_name(got), sattn_rocc_err_name(b.expect));
+    SATTN_CHECK_EQ(got, b.expect);
+    SATTN_CHECK(guard_ok());
+    std::copy(saved.begin(), saved.end(), idx);
+  }
+  // Zero rows is a valid no-op.
+  reset();
+  d->n_rows = 0;
+  SATTN_CHECK_EQ(sattn_rocc_copy2d(d, SATTN_ROCC_FUNCT_GATH2D), 0);
+  sim->UnmapAll();
   sattn_rocc_set_host_transport(nullptr, nullptr);
 }
 
@@ -270,6 +355,7 @@ int main() {
     TestCase(c, &sim, 100 + s, /*random_plan=*/true);
   }
   TestBadDescriptors(&sim);
+  TestCopy2D(&sim);
   SATTN_CHECK_EQ(sim.assertion_failures(), 0u);
 
   // A slow, high-latency memory: refused requests, write backpressure and long read queues must
@@ -283,6 +369,7 @@ int main() {
   TestCase(cases[4], &slow_sim, 5);
   TestCase(Case{"random plan slow", Spec(), 1, 2, 2, 40, 64, 16, 32}, &slow_sim, 200, true);
   TestBadDescriptors(&slow_sim);
+  TestCopy2D(&slow_sim);
   SATTN_CHECK_EQ(slow_sim.assertion_failures(), 0u);
 
   // The protocol assertions are compiled in (--assert) and live: a memory response with no read

@@ -24,6 +24,7 @@ def test_python_constants_match_table():
     assert C.FUNCT == {c["name"]: c["funct7"] for c in t["commands"]}
     assert C.ERRORS == {e["code"]: e["name"] for e in t["errors"]}
     assert C.DESCRIPTOR == [d["name"] for d in t["descriptor"]]
+    assert C.COPY_DESCRIPTOR == [d["name"] for d in t["copy_descriptor"]]
     assert len(C.DESCRIPTOR) == C.DESC_WORDS
     assert len(C.EXP_LUT) == 256 and C.EXP_LUT[0] == 65535 and C.EXP_LUT[255] < 33000
 
@@ -37,9 +38,11 @@ def test_sv_and_c_match_table():
         assert re.search(rf"#define SATTN_ROCC_FUNCT_{c['name']} {c['funct7']}\b", ch)
     for i, d in enumerate(t["descriptor"]):
         assert f"DESC_{d['name'].upper()} = {i};" in sv
-    # The C struct lists the fields in table order.
+    # The C structs list the fields in table order.
     fields = re.findall(r"^  uint64_t (\w+);", ch, re.M)
-    assert fields == [d["name"] for d in t["descriptor"]]
+    assert fields == [d["name"] for d in t["descriptor"]] + [d["name"] for d in t["copy_descriptor"]]
+    for i, d in enumerate(t["copy_descriptor"]):
+        assert f"CDESC_{d['name'].upper()} = {i};" in sv
     for e in t["errors"]:
         assert f"ERR_{e['name']} = 8'd{e['code']};" in sv
         assert f"SATTN_ROCC_ERR_{e['name']} = {e['code']}," in ch

@@ -56,6 +56,7 @@ flags.DEFINE_bool("compare", False, "Also run the backend's peers (torch SDPA, F
                   "in this process.")
 flags.DEFINE_enum("format", "table", ["table", "json"], "Output format on stdout.")
 flags.DEFINE_string("out", None, "Write the JSON rows to this file (one JSON list).")
+flags.DEFINE_integer("vlen", None, "RVV vector length in bits (128, 256, 512): shorthand for --option vlen=N.")
 flags.DEFINE_multi_string("option", [], "Backend option key=value (e.g. --option vlen=256); repeatable.")
 
 
@@ -185,6 +186,8 @@ def main(argv):
         print(f"bench: {e}", file=sys.stderr)
         return 2
     options = parse_options(FLAGS.option)
+    if FLAGS.vlen is not None:
+        options["vlen"] = FLAGS.vlen
     if FLAGS.threads:
         options.setdefault("threads", FLAGS.threads)
         import torch
@@ -267,6 +270,11 @@ def main(argv):
     return 0
 
 
+# Counters worth a column in the table (all counters are in the JSON rows).
+TABLE_COUNTERS = ("instructions", "vector_fraction", "bytes", "cycles", "mac_utilization", "dma_bytes",
+                  "roofline_cycles")
+
+
 def fmt(x, spec):
     width = int(spec.split(".")[0]) if spec[0].isdigit() else 0
     return format("-", f">{width}") if x is None else format(x, spec)
@@ -284,8 +292,8 @@ def print_table(rows):
     for r in rows:
         speed = (r["time_ms"] / t_ref) if (t_ref and r["time_ms"] and r is not r0) else None
         c = r["counters"]
-        notes = ", ".join(f"{k}={v}" for k, v in c.items() if k in ("instructions", "cycles", "proxy_cycles",
-                                                                       "mac_utilization", "dma_bytes"))
+        notes = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items()
+                          if k in TABLE_COUNTERS or k.startswith("proxy_"))
         notes = "; ".join(x for x in (notes, r["note"], f"peak RSS {r['peak_rss_mb']:.0f} MB" if r["peak_rss_mb"] else "") if x)
         speed_s = fmt(speed, "7.2f") + "x" if speed else "-"
         print(f"{r['system']:<22} {fmt(r['time_ms'], '10.3f')} {fmt(r['gflops_effective'], '12.1f')} "

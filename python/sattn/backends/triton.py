@@ -141,7 +141,8 @@ def bench_peers(q, k, v, spec, *, scale, repeat: int, **options):
     t0 = time.perf_counter()
     mask_mod, blk = flex_mask_mod(spec, q, k, scale=scale, plan=options.get("plan"),
                                   tile=options.get("tile", 128))
-    bm = create_block_mask(mask_mod, B, Hq, Lq, k.shape[2], device=q.device, BLOCK_SIZE=blk)
+    # Compiled mask construction: eager create_block_mask evaluates mask_mod on all Lq x Lk pairs.
+    bm = create_block_mask(mask_mod, B, Hq, Lq, k.shape[2], device=q.device, BLOCK_SIZE=blk, _compile=True)
     torch.cuda.synchronize()
     t_mask = time.perf_counter() - t0
     flex = torch.compile(flex_attention)

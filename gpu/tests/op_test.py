@@ -125,3 +125,24 @@ def test_unknown_option():
     q, k, v = H.make_qkv(1, 1, 1, 16, 16, 16, torch.float32)
     with pytest.raises(TypeError, match="unknown option"):
         tb.attention(q, k, v, sattn.Dense(), scale=0.25, return_lse=False, vlen=128)
+
+
+@pytest.mark.parametrize("spec", [
+    sattn.Dense(causal=True),
+    sattn.SlidingWindow(window=6, causal=False, dilation=2, global_tokens=3),
+    sattn.BlockTopK(block=16, keep=0.3, causal=True),
+    sattn.BigBird(block=16, causal=False),
+], ids=str)
+def test_flex_peer_mask_mod_is_the_contract_mask(spec):
+    """bench_peers hands FlexAttention this mask_mod: it must express exactly the spec's mask."""
+    if isinstance(spec, sattn.BigBird) and not H.has_host_planner():
+        pytest.skip("sattn._cc (host planner) not built")
+    import numpy as np
+    from sattn.backends import triton as tb
+    q, k, _ = H.make_qkv(1, 2, 2, 40, 56, 16, torch.float32, seed=6)
+    mask_mod, _ = tb.flex_mask_mod(spec, q, k, scale=0.25, tile=16)
+    qi = torch.arange(40, device=H.DEVICE)[:, None]
+    kj = torch.arange(56, device=H.DEVICE)[None, :]
+    got = torch.stack([mask_mod(torch.tensor(0), torch.tensor(h), qi, kj).expand(40, 56) for h in range(2)])
+    want = np.asarray(sattn.dense_mask(spec, q.cpu(), k.cpu(), scale=0.25))[0]
+    assert np.array_equal(got.cpu().numpy(), want)

@@ -17,11 +17,12 @@ VERILATOR_HEADERS = [
     "verilated_funcs.h",
 ]
 
-def verilated_cc_library(name, top, srcs, **kwargs):
+def verilated_cc_library(name, top, srcs, verilator_flags = [], **kwargs):
     """cc_library `name` exposing V<top>.h for the SystemVerilog design `top` built from `srcs`.
 
     Files are passed to Verilator in the given order (packages first). Protocol assertions are
-    compiled in (--assert).
+    compiled in (--assert). `verilator_flags` are extra Verilator options (e.g. top-level
+    parameter overrides "-GR=8").
     """
     prefix = "V" + top
     outdir = name + "_verilated"
@@ -30,7 +31,12 @@ def verilated_cc_library(name, top, srcs, **kwargs):
         srcs = srcs,
         outs = [outdir + "/lib" + prefix + ".a", outdir + "/" + prefix + ".h"] +
                [outdir + "/" + h for h in VERILATOR_HEADERS],
-        cmd = "$(location //rtl:sim/verilate.sh) %s %s $(RULEDIR)/%s $(SRCS)" % (prefix, top, outdir),
+        cmd = "$(location //rtl:sim/verilate.sh) %s %s $(RULEDIR)/%s '%s' $(SRCS)" % (
+            prefix,
+            top,
+            outdir,
+            " ".join(verilator_flags),
+        ),
         tools = ["//rtl:sim/verilate.sh"],
         message = "Verilating " + top,
     )

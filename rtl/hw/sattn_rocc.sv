@@ -18,7 +18,12 @@
 // several ports per cycle (a physical design would bank them), and shape checks use dividers.
 module sattn_rocc
   import sattn_rocc_pkg::*;
-(
+#(
+    // MAC array shape; the table's MAC_ROWS x MAC_COLS unless overridden at Verilation (-GR= -GC=).
+    // Both must divide 16 (blocks and D are multiples of 16).
+    parameter int R = MAC_ROWS,
+    parameter int C = MAC_COLS
+) (
     input  logic        clk,
     input  logic        rst,
     // RoCC command
@@ -44,8 +49,6 @@ module sattn_rocc
     input  logic        mem_resp_valid,
     input  logic [127:0] mem_resp_rdata
 );
-  localparam int R = MAC_ROWS;
-  localparam int C = MAC_COLS;
   localparam int NE = MAX_ROW_ENTRIES;
   localparam logic signed [31:0] NEG = 32'sh80000000;  // masked score / empty row maximum
   localparam logic signed [63:0] YHI = 64'(Y_MAX);
@@ -53,6 +56,7 @@ module sattn_rocc
 
   initial begin
     if (BUS_BYTES != 16) $fatal(1, "sattn_rocc: this RTL's beat packing assumes BUS_BYTES = 16");
+    if (16 % R != 0 || 16 % C != 0) $fatal(1, "sattn_rocc: MAC array rows and columns must divide 16");
   end
 
   typedef enum logic [2:0] {MODE_SPDOT, MODE_FUSED, MODE_SPMM, MODE_GATHER, MODE_SCATTER} mode_e;

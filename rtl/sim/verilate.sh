@@ -2,16 +2,16 @@
 # Verilates a design into a static archive with a fixed set of outputs (Bazel cannot glob the
 # files Verilator generates): lib<prefix>.a (model + Verilator runtime), <prefix>.h and the five
 # runtime headers it includes.
-# Usage: verilate.sh PREFIX TOP OUTDIR FILE.sv...
+# Usage: verilate.sh PREFIX TOP OUTDIR "EXTRA VERILATOR FLAGS" FILE.sv...
 set -euo pipefail
-prefix=$1; top=$2; out=$3; shift 3
+prefix=$1; top=$2; out=$3; extra=$4; shift 4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 inc=/usr/share/verilator/include
 files=()
 for f in "$@"; do files+=("$(realpath "$f")"); done
 if ! verilator --cc --assert -Wno-fatal -Wno-WIDTH -Wno-UNUSED -Wno-DECLFILENAME \
-    --prefix "$prefix" --top-module "$top" --Mdir "$work" "${files[@]}" >"$work/verilator.log" 2>&1; then
+    --prefix "$prefix" --top-module "$top" --Mdir "$work" $extra "${files[@]}" >"$work/verilator.log" 2>&1; then
   cat "$work/verilator.log" >&2
   exit 1
 fi

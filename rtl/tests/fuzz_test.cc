@@ -1,6 +1,7 @@
 // Randomised RTL-vs-golden fuzzing: random specs, shapes (GQA, Lq < Lk, ragged L, D padding),
 // plan blocks 16..64 and memory latency/bandwidth, every result bit-exact against the golden
-// model on both paths. `fuzz_test N SEED` runs N cases (default 12 in CI; run more by hand).
+// model on both paths. `fuzz_test N SEED [ROWS COLS]` runs N cases (default 12 in CI; run more by
+// hand) on a model whose MAC array must be ROWS x COLS (default: the table's).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include "cc/testing/check.h"
 #include "rocc_model.h"
 #include "runner.h"
+#include "sattn_rocc_cmds.h"
 #include "sattn/plan.h"
 
 using namespace sattn;
@@ -17,6 +19,8 @@ using namespace sattn::rocc;
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 12;
   std::mt19937 rng(argc > 2 ? uint32_t(std::atoi(argv[2])) : 2026u);
+  const uint64_t rows = argc > 4 ? uint64_t(std::atoi(argv[3])) : SATTN_ROCC_MAC_ROWS;
+  const uint64_t cols = argc > 4 ? uint64_t(std::atoi(argv[4])) : SATTN_ROCC_MAC_COLS;
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   int ran = 0;
   for (int t = 0; t < n; ++t) {
@@ -68,6 +72,9 @@ int main(int argc, char** argv) {
     const bool ok = f.error == 0 && u.error == 0 && f.output.out == gold.out && f.output.stats == gold.stats &&
                     u.output.out == gold.out && u.output.stats == gold.stats && u.scores == GoldenScores(p) &&
                     f.sim_faults == 0 && u.sim_faults == 0 && sim.assertion_failures() == 0;
+    SATTN_CHECK_EQ(f.counters.at("param_mac_rows"), rows);
+    SATTN_CHECK_EQ(f.counters.at("param_mac_cols"), cols);
+    SATTN_CHECK_EQ(f.counters.at("macs"), f.counters.at("mac_busy") * rows * cols);
     if (!ok)
       std::fprintf(stderr, "case %d: kind=%d causal=%d blk=%d B=%d Hq=%d Hkv=%d Lq=%d Lk=%d D=%d lat=%d bw=%.0f "
                    "err=%d/%d\n", t, int(spec.kind), int(spec.causal), blk, s.B, s.Hq, s.Hkv, s.Lq, s.Lk, s.D,

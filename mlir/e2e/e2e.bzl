@@ -4,7 +4,7 @@ load("@rules_cc//cc:defs.bzl", "cc_binary")
 load("//third_party/toolchains/riscv64:defs.bzl", "RISCV64_ONLY", "riscv64_binary")
 
 def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "--sattn-rvv-pipeline",
-                      march = "rv64gcv", tags = []):
+                      march = "rv64gcv", host = False, deps = [], tags = []):
     """A riscv64 `mlir_runner` over the functions of `mlir`, as host-visible `<name>_riscv64`.
 
     Args:
@@ -16,6 +16,7 @@ def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "
       march: clang's -march for the generated code (rv64gcv_zvl256b lets LLVM map a 64-lane f32
         vector onto one LMUL=8 register group, i.e. assumes VLEN >= 256).
     """
+    clang = "--target=riscv64-linux-gnu -march=%s" % march if not host else ""
     native.genrule(
         name = name + "_compile",
         srcs = [mlir],
@@ -23,8 +24,8 @@ def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "
         # -O2 over LLVM IR that already has the vector ops; rv64gcv at any VLEN.
         cmd = ("$(location //mlir:sattn-opt) $(location %s) %s -o $(location %s.llvm.mlir) && " +
                "$(location @sattn_llvm//:mlir-translate) --mlir-to-llvmir $(location %s.llvm.mlir) -o $(location %s.ll) && " +
-               "$(location @sattn_llvm//:clang) --target=riscv64-linux-gnu -march=%s -O2 -Wno-override-module " +
-               "-c $(location %s.ll) -o $(location %s.o)") % (mlir, pipeline, name, name, name, march, name, name),
+               "$(location @sattn_llvm//:clang) %s -O2 -Wno-override-module " +
+               "-c $(location %s.ll) -o $(location %s.o)") % (mlir, pipeline, name, name, name, clang, name, name),
         tools = ["//mlir:sattn-opt", "@sattn_llvm//:mlir-translate", "@sattn_llvm//:clang"],
         tags = ["manual"],
     )
@@ -39,11 +40,12 @@ def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "
         name = name,
         srcs = ["//mlir/e2e:mlir_runner.cc", name + ".o", name + "_cases.inc"],
         copts = ["-DSATTN_CASES_INC='\"%s/%s_cases.inc\"'" % (native.package_name(), name)],
-        target_compatible_with = RISCV64_ONLY,
-        tags = ["manual"],
+        target_compatible_with = [] if host else RISCV64_ONLY,
+        tags = tags if host else ["manual"],
         deps = [
             "//cc:plan_io",
             "//mlir:runtime",
-        ],
+        ] + deps,
     )
-    riscv64_binary(name = name + "_riscv64", binary = ":" + name, tags = tags)
+    if not host:
+        riscv64_binary(name = name + "_riscv64", binary = ":" + name, tags = tags)

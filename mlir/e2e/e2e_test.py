@@ -125,6 +125,40 @@ def test_plan_with_empty_rows_gives_zeros():
     assert np.allclose(out, ref, atol=ATOL, rtol=RTOL)
 
 
+# RoCC path: int8 inputs and a fixed-point softmax on the accelerator model; the tolerance is the
+# RoCC backend's (python/sattn/backends/rocc.py OUT_ATOL_REL = 0.03 of max |v|).
+ROCC_ATOL_REL = 0.03
+ROCC_CASES = {
+    "rocc_block_topk": (S.BlockTopK(block=32, keep=0.25, causal=True), (1, 2, 1, 128, 128, 32), 32),
+    "rocc_window": (S.SlidingWindow(window=20, causal=True), (1, 2, 2, 80, 96, 16), 16),
+    "rocc_dense": (S.Dense(causal=False), (2, 1, 1, 64, 64, 16), 64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROCC_CASES))
+def test_rocc_path_on_the_verilator_model(name):
+    spec, shape, tile = ROCC_CASES[name]
+    q, k, v = _inputs(shape, 5)
+    scale = 1.0 / np.sqrt(shape[5])
+    plan = sattn.plan(spec, q, k, tile=tile, scale=scale, threads=1)
+    blob = _cc.serialize_problem(spec.to_fields(), shape, float(scale), q, k, v, plan.to_dict())
+    with tempfile.TemporaryDirectory() as d:
+        pin, pout = os.path.join(d, "p.bin"), os.path.join(d, "r.bin")
+        with open(pin, "wb") as f:
+            f.write(blob)
+        proc = subprocess.run([_runfile("runner_rocc"), "--case", name, "--problem", pin, "--result", pout],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"runner_rocc {name}: exit {proc.returncode}\n{proc.stderr}"
+        with open(pout, "rb") as f:
+            out, _, _ = _cc.parse_result(f.read())
+    ref = reference.attention(q, k, v, spec, scale=scale)
+    tol = ROCC_ATOL_REL * float(np.max(np.abs(v)))
+    err = float(np.max(np.abs(out - ref)))
+    assert err <= tol, f"{name}: max |out - ref| = {err:.3g} > {tol:.3g}"
+    # Not vacuous: the accelerator's answer is far closer to the reference than to zero.
+    assert err < 0.2 * float(np.max(np.abs(ref)))
+
+
 def test_unknown_case_is_a_usage_error():
     proc = subprocess.run([_qemu(), "-cpu", QEMU_CPU, _runfile("runner_fused_riscv64"), "--case", "nope",
                            "--problem", "x", "--result", "y"], capture_output=True, text=True, timeout=60)

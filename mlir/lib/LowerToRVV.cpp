@@ -1,12 +1,13 @@
 // --sattn-lower-to-rvv: sattn tile ops -> scf/vector/arith/math/memref, sattn.build_plan ->
 // calls of the runtime planner (mlir/runtime/sattn_rt.cc).
 //
-// Vectorisation is along the head dimension D in chunks of `vector-width` f32 lanes (8 = one
-// LMUL=1 register at VLEN=256), unrolled statically so q, the acc row and the score
-// accumulators stay in vector registers across the key loop; key-direction work (exp, row sums)
-// runs over the score row in chunks. exp is an inline polynomial (Emitter::exp), so it
-// vectorises instead of calling libm once per key. Masked entries (mask >= 0) test one bitmap bit per pair;
-// the unmasked case gets its own copy of the key loop so it pays nothing for masks.
+// Vectorisation is along the head dimension D in chunks of `vector-width` f32 lanes (default 64:
+// one LMUL=8 register group at VLEN=256, so a D=64 row is one load and one FMA), unrolled
+// statically so q, the acc row and the score accumulators stay in vector registers across the
+// key loop; key-direction work (exp, row sums) runs over the score row in 16-lane chunks. exp is
+// an inline polynomial (Emitter::exp), so it vectorises instead of calling libm once per key.
+// Masked entries (mask >= 0) test one bitmap bit per pair; the unmasked case gets its own copy
+// of the key loop so it pays nothing for masks.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -435,8 +436,8 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (vectorWidth < 1 || vectorWidth > 64) {
-      module.emitError() << "--sattn-lower-to-rvv: vector-width must be 1..64, got " << int64_t(vectorWidth);
+    if (vectorWidth < 1 || vectorWidth > 256) {
+      module.emitError() << "--sattn-lower-to-rvv: vector-width must be 1..256, got " << int64_t(vectorWidth);
       return signalPassFailure();
     }
     bool failedAny = false;

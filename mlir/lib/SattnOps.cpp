@@ -85,23 +85,23 @@ LogicalResult AttentionOp::verify() {
 
 LogicalResult BuildPlanOp::verify() {
   if (failed(checkProblem(*this, getQ().getType(), getK().getType(), {}, {}))) return failure();
-  if (failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock()))) return failure();
+  if (failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlockAttr().getInt()))) return failure();
   ::sattn::Spec spec = *specFromAttr(getSpec());
-  if (planBlock(spec, getBlock()) != getBlock())
-    return emitOpError() << "block: " << getBlock() << " differs from the spec's block " << spec.block;
+  if (planBlock(spec, getBlockAttr().getInt()) != getBlockAttr().getInt())
+    return emitOpError() << "block: " << getBlockAttr().getInt() << " differs from the spec's block " << spec.block;
   return success();
 }
 
 LogicalResult BlockSparseAttentionOp::verify() {
   MemRefType q = getQ().getType(), k = getK().getType();
   if (failed(checkProblem(*this, q, k, getV().getType(), getOut().getType()))) return failure();
-  if (failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock()))) return failure();
-  if (getPlanB() != 1 && getPlanB() != q.getDimSize(0))
-    return emitOpError() << "plan_b: expected 1 or B=" << q.getDimSize(0) << ", got " << getPlanB();
-  if (getPlanH() != 1 && getPlanH() != q.getDimSize(1))
-    return emitOpError() << "plan_h: expected 1 or Hq=" << q.getDimSize(1) << ", got " << getPlanH();
-  PlanGeometry g = planGeometry(shapeOf(q, k), getBlock());
-  int64_t rows = getPlanB() * getPlanH() * g.nQBlocks;
+  if (failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlockAttr().getInt()))) return failure();
+  if (getPlanBAttr().getInt() != 1 && getPlanBAttr().getInt() != q.getDimSize(0))
+    return emitOpError() << "plan_b: expected 1 or B=" << q.getDimSize(0) << ", got " << getPlanBAttr().getInt();
+  if (getPlanHAttr().getInt() != 1 && getPlanHAttr().getInt() != q.getDimSize(1))
+    return emitOpError() << "plan_h: expected 1 or Hq=" << q.getDimSize(1) << ", got " << getPlanHAttr().getInt();
+  PlanGeometry g = planGeometry(shapeOf(q, k), getBlockAttr().getInt());
+  int64_t rows = getPlanBAttr().getInt() * getPlanHAttr().getInt() * g.nQBlocks;
   int64_t n = getRowPtr().getType().getDimSize(0);
   if (!ShapedType::isDynamic(n) && n != rows + 1)
     return emitOpError() << "row_ptr: expected plan_b*plan_h*n_q_blocks+1 = " << rows + 1
@@ -122,9 +122,9 @@ LogicalResult TileInitOp::verify() {
 
 LogicalResult TileScoresOp::verify() {
   if (failed(checkProblem(*this, getQ().getType(), getK().getType(), {}, {})) ||
-      failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock())))
+      failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlockAttr().getInt())))
     return failure();
-  return checkMatrix(*this, "s", getS().getType(), getBlock(), getBlock());
+  return checkMatrix(*this, "s", getS().getType(), getBlockAttr().getInt(), getBlockAttr().getInt());
 }
 
 LogicalResult TileSoftmaxOp::verify() {
@@ -139,33 +139,33 @@ LogicalResult TileSoftmaxOp::verify() {
 }
 
 LogicalResult TilePVOp::verify() {
-  if (failed(checkBlock(*this, getBlock())) || failed(checkDense4(*this, "v", getV().getType()))) return failure();
+  if (failed(checkBlock(*this, getBlockAttr().getInt())) || failed(checkDense4(*this, "v", getV().getType()))) return failure();
   int64_t d = getV().getType().getDimSize(3);
-  if (failed(checkMatrix(*this, "p", getP().getType(), getBlock(), getBlock())) ||
-      failed(checkMatrix(*this, "acc", getAcc().getType(), getBlock(), d)))
+  if (failed(checkMatrix(*this, "p", getP().getType(), getBlockAttr().getInt(), getBlockAttr().getInt())) ||
+      failed(checkMatrix(*this, "acc", getAcc().getType(), getBlockAttr().getInt(), d)))
     return failure();
   return success();
 }
 
 LogicalResult TileStoreOp::verify() {
   MemRefType out = getOut().getType();
-  if (failed(checkBlock(*this, getBlock())) || failed(checkDense4(*this, "out", out))) return failure();
-  if (getLk() < out.getDimSize(2))
-    return emitOpError() << "lk: expected >= Lq=" << out.getDimSize(2) << ", got " << getLk();
-  if (failed(checkMatrix(*this, "acc", getAcc().getType(), getBlock(), out.getDimSize(3))) ||
-      failed(checkVector(*this, "l", getL().getType(), getBlock())))
+  if (failed(checkBlock(*this, getBlockAttr().getInt())) || failed(checkDense4(*this, "out", out))) return failure();
+  if (getLkAttr().getInt() < out.getDimSize(2))
+    return emitOpError() << "lk: expected >= Lq=" << out.getDimSize(2) << ", got " << getLkAttr().getInt();
+  if (failed(checkMatrix(*this, "acc", getAcc().getType(), getBlockAttr().getInt(), out.getDimSize(3))) ||
+      failed(checkVector(*this, "l", getL().getType(), getBlockAttr().getInt())))
     return failure();
   return success();
 }
 
 LogicalResult TileFusedOp::verify() {
   if (failed(checkProblem(*this, getQ().getType(), getK().getType(), getV().getType(), {})) ||
-      failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlock())))
+      failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlockAttr().getInt())))
     return failure();
   int64_t d = getQ().getType().getDimSize(3);
-  if (failed(checkMatrix(*this, "acc", getAcc().getType(), getBlock(), d)) ||
-      failed(checkVector(*this, "m", getM().getType(), getBlock())) ||
-      failed(checkVector(*this, "l", getL().getType(), getBlock())))
+  if (failed(checkMatrix(*this, "acc", getAcc().getType(), getBlockAttr().getInt(), d)) ||
+      failed(checkVector(*this, "m", getM().getType(), getBlockAttr().getInt())) ||
+      failed(checkVector(*this, "l", getL().getType(), getBlockAttr().getInt())))
     return failure();
   return success();
 }

@@ -1,7 +1,7 @@
 // RUN: sattn-opt %s --sattn-lower-to-rvv -split-input-file -verify-diagnostics
 // RUN: %not sattn-opt %s --sattn-lower-to-rvv=vector-width=0 2>&1 | FileCheck %s
 
-// CHECK: --sattn-lower-to-rvv: vector-width must be 1..64, got 0
+// CHECK: --sattn-lower-to-rvv: vector-width must be 1..256, got 0
 
 func.func @untiled(%q: memref<1x1x8x8xf32>, %r: memref<?xi32>, %b: memref<?xi64>) {
   // expected-error @+1 {{must be tiled before --sattn-lower-to-rvv}}

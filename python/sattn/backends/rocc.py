@@ -105,7 +105,9 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
                      "bytes_per_cycle": float(bytes_per_cycle), "latency": int(latency)})
     if check_golden:
         counters["golden_match"] = bool(res["golden_match"])
-    note = f"{path}, {counters['bound']}-bound, {counters['cycles']} cycles"
+    note = (f"{path}: {counters['cycles']} cycles = {counters['cycles_over_roofline']:.3f}x roofline "
+            f"({counters['roofline_cycles']}, {counters['bound']}-bound), {counters['ops_per_cycle']:.0f} ops/cycle, "
+            f"Q.K^T MAC util {counters['spdot_mac_utilization']:.3f}, simulated")
     return BackendResult(out=res["out"], lse=res["lse"] if return_lse else None, counters=counters,
                          time_s=t2 - t1, note=note)
 

@@ -208,12 +208,18 @@ def main(argv):
         log("note: float16 inputs are widened to float32 by host backends")
 
     log("planning (for density and FLOP count)")
-    plan = sattn.plan(spec, q if FLAGS.device == "cpu" else q.cpu(), k if FLAGS.device == "cpu" else k.cpu(),
-                      tile=FLAGS.tile, threads=FLAGS.threads)
-    visible = plan.visible_pairs()
-    density = visible / float(B * Hq * Lq * Lk)
-    flops = 4.0 * D * visible
-    del plan
+    try:
+        plan = sattn.plan(spec, q if FLAGS.device == "cpu" else q.cpu(), k if FLAGS.device == "cpu" else k.cpu(),
+                          tile=FLAGS.tile, threads=FLAGS.threads)
+        visible = plan.visible_pairs()
+        del plan
+    except ImportError as e:
+        # e.g. a GPU machine whose Python cannot load this build's sattn._cc: times are still
+        # measured, but without the planner there is no visible-pair count, so no FLOPs.
+        log(f"no host planner here ({e}); density, FLOPs and GFLOP/s are not reported")
+        visible = None
+    density = None if visible is None else visible / float(B * Hq * Lq * Lk)
+    flops = None if visible is None else 4.0 * D * visible
 
     call = lambda: mod.attention(q, k, v, spec, scale=scale, return_lse=True, tile=FLAGS.tile, **options)  # noqa: E731
     log(f"running {name}: {FLAGS.warmup} warm-up + {FLAGS.repeat} timed")
@@ -233,7 +239,8 @@ def main(argv):
 
     def make_row(system, result, wall_times, peak=None):
         simulated = bool(result.counters.get("simulated", 0))
-        row_flops = result.counters.get("flops", flops)  # peers computing another function report their own
+        row_flops = result.counters.get("flops", flops)
+        row_flops = None if row_flops is None else float(row_flops)  # peers computing another function report their own
         t = result.time_s if result.time_s is not None else (statistics.median(wall_times) if wall_times else None)
         err = err_lse = None
         if len(rows) and result.out is not None:
@@ -243,7 +250,7 @@ def main(argv):
         row.update({
             "backend": name, "system": system, "time_ms": None if t is None else t * 1e3,
             "time_kind": "simulation wall time" if simulated else "wall time",
-            "gflops_effective": None if (t is None or simulated) else row_flops / t / 1e9,
+            "gflops_effective": None if (t is None or simulated or row_flops is None) else row_flops / t / 1e9,
             "max_abs_err": err, "max_abs_err_lse": err_lse, "rows_checked": int(len(rows)),
             "counters": result.counters, "note": result.note, "peak_rss_mb": peak,
         })
@@ -283,7 +290,7 @@ def fmt(x, spec):
 def print_table(rows):
     r0 = rows[0]
     print(f"{r0['spec']} {r0['spec_params']}  B={r0['B']} Hq={r0['Hq']} Hkv={r0['Hkv']} Lq={r0['Lq']} "
-          f"Lk={r0['Lk']} D={r0['D']} {r0['dtype']}  density={r0['density']:.4f}")
+          f"Lk={r0['Lk']} D={r0['D']} {r0['dtype']}  density={fmt(r0['density'], '.4f')}")
     print(f"machine: {r0['machine'].get('host_cpu')} ({r0['machine'].get('cores')} cores)  {r0['date']}")
     header = f"{'system':<22} {'time ms':>10} {'eff GFLOP/s':>12} {'max err':>10} {'speedup':>8}  notes"
     print(header)

@@ -251,7 +251,7 @@ module sattn_rocc
   // ---------------------------------------------------------------- compute state
   typedef enum logic [4:0] {
     C_IDLE, C_ROW, C_QWAIT, C_QK, C_QKDRAIN, C_SWRITE, C_SWAIT, C_MAX, C_EXP, C_PV, C_PVDRAIN,
-    C_RWAIT, C_OUT, C_STATS, C_NEXT, C_DONE
+    C_RWAIT, C_NEXT, C_FLUSH, C_DONE
   } cstate_e;
   cstate_e     c_state;
   logic [15:0] c_b, c_h, c_r;
@@ -265,6 +265,16 @@ module sattn_rocc
   logic [31:0] wb_kq;
   logic        wb_hasmask;
   logic [63:0] wb_bm [R];
+  // output writer: takes a finished query block (accumulators, row stats, reciprocals) and writes
+  // it while the compute engine already runs the next block
+  typedef enum logic [1:0] {W_IDLE, W_OUT, W_STATS} wstate_e;
+  wstate_e     w_state;
+  logic [15:0] w_i, w_beat;
+  logic [63:0] w_bh, w_a;
+  logic signed [31:0] wbuf [MAX_BLK][MAX_D];
+  logic signed [31:0] wmax [MAX_BLK];
+  logic        [31:0] wsum [MAX_BLK];
+  logic        [32:0] wrc  [MAX_BLK];
   // reciprocal sequencing
   logic        rc_run, rc_wait, rc_done_all;
   logic [15:0] rc_i;
@@ -344,7 +354,8 @@ module sattn_rocc
 
   // ---------------------------------------------------------------- compute write requests
   logic c_writing;
-  assign c_writing = (c_state == C_SWRITE || c_state == C_OUT || c_state == C_STATS || x_state == X_WR);
+  // At most one writer is active: score tiles (SPDOT_BSR), the output writer, or the copy engine.
+  assign c_writing = (c_state == C_SWRITE || w_state != W_IDLE || x_state == X_WR);
   assign cw_valid = c_writing && (!abort || (lock && lock_w));
   always_comb begin
     cw_addr = 64'd0;
@@ -356,24 +367,24 @@ module sattn_rocc
                    64'(c_beat) * 64'd4) * 64'd4;
         for (int u = 0; u < 4; u++) cw_data[32 * u +: 32] = ysram[c_i[5:0]][c_e[5:0]][c_beat * 4 + u];
       end
-      C_OUT: begin
-        cw_addr = desc[DESC_OUT_PTR] +
-                  ((c_bh * 64'(cfg_head_rows) + c_a * 64'(cfg_blk) + 64'(c_i)) * 64'(cfg_D) + 64'(c_beat) * 64'd8) * 64'd2;
-        for (int u = 0; u < 8; u++) begin
-          logic signed [63:0] prod, sh;
-          prod = 64'(osram[c_i[5:0]][c_beat * 8 + u]) * $signed({31'd0, rc[c_i[5:0]]});
-          sh = (prod + 64'sd8388608) >>> 24;
-          if (sh > 64'sd32767) cw_data[16 * u +: 16] = 16'h7fff;
-          else if (sh < -64'sd32768) cw_data[16 * u +: 16] = 16'h8000;
-          else cw_data[16 * u +: 16] = sh[15:0];
-        end
-      end
-      C_STATS: begin
-        cw_addr = desc[DESC_STATS_PTR] + (c_bh * 64'(cfg_head_rows) + c_a * 64'(cfg_blk) + 64'(c_beat) * 64'd2) * 64'd8;
-        cw_data = {rowsum[c_beat * 2 + 1], rowmax[c_beat * 2 + 1], rowsum[c_beat * 2], rowmax[c_beat * 2]};
-      end
       default: ;
     endcase
+    if (w_state == W_OUT) begin
+      cw_addr = desc[DESC_OUT_PTR] +
+                ((w_bh * 64'(cfg_head_rows) + w_a * 64'(cfg_blk) + 64'(w_i)) * 64'(cfg_D) + 64'(w_beat) * 64'd8) * 64'd2;
+      for (int u = 0; u < 8; u++) begin
+        logic signed [63:0] prod, sh;
+        prod = 64'(wbuf[w_i[5:0]][w_beat * 8 + u]) * $signed({31'd0, wrc[w_i[5:0]]});
+        sh = (prod + 64'sd8388608) >>> 24;
+        if (sh > 64'sd32767) cw_data[16 * u +: 16] = 16'h7fff;
+        else if (sh < -64'sd32768) cw_data[16 * u +: 16] = 16'h8000;
+        else cw_data[16 * u +: 16] = sh[15:0];
+      end
+    end
+    if (w_state == W_STATS) begin
+      cw_addr = desc[DESC_STATS_PTR] + (w_bh * 64'(cfg_head_rows) + w_a * 64'(cfg_blk) + 64'(w_beat) * 64'd2) * 64'd8;
+      cw_data = {wsum[w_beat * 2 + 1], wmax[w_beat * 2 + 1], wsum[w_beat * 2], wmax[w_beat * 2]};
+    end
     if (x_state == X_WR) begin
       // The staging row lives in ring slot 0, 128 bytes per scratchpad row.
       cw_addr = desc[CDESC_DST_PTR] +
@@ -395,6 +406,7 @@ module sattn_rocc
       l_state <= L_IDLE;
       c_state <= C_IDLE;
       x_state <= X_IDLE;
+      w_state <= W_IDLE;
       x_err <= ERR_OK;
       job_busy <= 1'b0;
       lock <= 1'b0;
@@ -461,6 +473,8 @@ module sattn_rocc
       if ((c_state == C_QK || c_state == C_PV) && !ring_full[c_rs]) cnt[STAT_STALL_DMA] = cnt[STAT_STALL_DMA] + 64'd1;
       if ((c_state == C_QWAIT && !qfull[c_qs]) || (c_state == C_SWAIT && !sbuf_full))
         cnt[STAT_STALL_DMA] = cnt[STAT_STALL_DMA] + 64'd1;
+      if ((c_state == C_RWAIT && rc_done_all && w_state != W_IDLE) || (c_state == C_FLUSH && w_state != W_IDLE))
+        cnt[STAT_STALL_WRITE] = cnt[STAT_STALL_WRITE] + 64'd1;
       if (c_state == C_MAX || c_state == C_EXP || (c_state == C_RWAIT && !rc_done_all))
         cnt[STAT_STALL_SOFTMAX] = cnt[STAT_STALL_SOFTMAX] + 64'd1;
 
@@ -559,7 +573,7 @@ module sattn_rocc
             l_state <= L_IDLE; c_state <= C_IDLE; x_state <= X_IDLE; m_state <= M_RESP;
           end
         end
-        M_DRAIN: if (!job_busy && !lock && c_state == C_IDLE && x_state == X_IDLE) begin
+        M_DRAIN: if (!job_busy && !lock && c_state == C_IDLE && x_state == X_IDLE && w_state == W_IDLE) begin
           abort <= 1'b0; l_state <= L_IDLE; x_err <= ERR_OK;
           resp_data_r <= 64'(m_err); last_error <= m_err; m_state <= M_RESP;
         end
@@ -912,24 +926,22 @@ module sattn_rocc
           end
         end
         C_PVDRAIN: c_state <= C_RWAIT;
-        C_RWAIT: if (rc_done_all) begin
-          c_i <= 0; c_beat <= 0;
-          c_state <= C_OUT;
-        end
-        C_OUT: if (wr_fire || (abort && !(lock && lock_w))) begin
-          if (abort) c_state <= C_IDLE;
-          else if (32'(c_beat) + 1 < 32'(cfg_D) / 8) c_beat <= c_beat + 1;
-          else begin
-            c_beat <= 0;
-            if (32'(c_i) + 1 < 32'(cfg_blk)) c_i <= c_i + 1;
-            else begin c_i <= 0; c_state <= C_STATS; end
+        C_RWAIT: if (rc_done_all && w_state == W_IDLE) begin
+          // Hand the finished block to the output writer and go on with the next one.
+          for (int i = 0; i < MAX_BLK; i++) begin
+            for (int d = 0; d < MAX_D; d++) wbuf[i][d] = osram[i][d];
+            wmax[i] = rowmax[i];
+            wsum[i] = rowsum[i];
+            wrc[i] = rc[i];
           end
+          w_bh <= c_bh;
+          w_a <= c_a;
+          w_i <= 16'd0;
+          w_beat <= 16'd0;
+          w_state <= W_OUT;
+          c_state <= C_NEXT;
         end
-        C_STATS: if (wr_fire || (abort && !(lock && lock_w))) begin
-          if (abort) c_state <= C_IDLE;
-          else if (32'(c_beat) + 1 < 32'(cfg_blk) / 2) c_beat <= c_beat + 1;
-          else begin c_beat <= 0; c_state <= C_NEXT; end
-        end
+        C_FLUSH: if (w_state == W_IDLE) c_state <= C_DONE;
         C_NEXT: begin
           if (32'(c_r) + 1 < 32'(cfg_nqb)) c_r <= c_r + 1;
           else begin
@@ -937,12 +949,31 @@ module sattn_rocc
             if (c_h + 1 < cfg_Hq) c_h <= c_h + 1;
             else begin c_h <= 0; c_b <= c_b + 1; end
           end
-          if (32'(c_r) + 1 >= 32'(cfg_nqb) && c_h + 1 >= cfg_Hq && c_b + 1 >= cfg_B) c_state <= C_DONE;
+          if (32'(c_r) + 1 >= 32'(cfg_nqb) && c_h + 1 >= cfg_Hq && c_b + 1 >= cfg_B) c_state <= C_FLUSH;
           else c_state <= C_ROW;
         end
         default: ;
       endcase
-      if (abort && !c_writing && c_state != C_IDLE) c_state <= C_IDLE;
+      if (abort && c_state != C_SWRITE && c_state != C_IDLE) c_state <= C_IDLE;
+
+      // ---------------- output writer
+      case (w_state)
+        W_OUT: if (wr_fire || (abort && !(lock && lock_w))) begin
+          if (abort) w_state <= W_IDLE;
+          else if (32'(w_beat) + 1 < 32'(cfg_D) / 8) w_beat <= w_beat + 1;
+          else begin
+            w_beat <= 0;
+            if (32'(w_i) + 1 < 32'(cfg_blk)) w_i <= w_i + 1;
+            else begin w_i <= 0; w_state <= W_STATS; end
+          end
+        end
+        W_STATS: if (wr_fire || (abort && !(lock && lock_w))) begin
+          if (abort) w_state <= W_IDLE;
+          else if (32'(w_beat) + 1 < 32'(cfg_blk) / 2) w_beat <= w_beat + 1;
+          else begin w_beat <= 0; w_state <= W_IDLE; end
+        end
+        default: ;
+      endcase
     end
   end
   `undef JOB

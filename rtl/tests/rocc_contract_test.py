@@ -29,7 +29,9 @@ def test_bfloat16_inputs():
         check_backend("rocc", spec, q, k, v, tol=_tol(v))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomised: the int8 tolerance has a 2x margin over the measured worst case, and CI must not
+# depend on which random problems hypothesis draws on a given day.
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_random_problems(problem):
     spec, (B, Hq, Hkv, Lq, Lk, D), dtype, seed = problem

@@ -8,7 +8,8 @@ runners under qemu-riscv64 (VLEN=256) with rvv/plugin's counter in the same run:
     problem file's plan, and both count only the attention region;
   * the select-spec grid (`grid_*`: dense and block_topk block 16/32/64/128 at keep 0.125, each
     planning inside the call) and `auto` (the block --sattn-select-spec chose) count the whole
-    call, planning included.
+    call, planning included; `cgrid_*` / `cauto` repeat that for causal attention, and
+    `hgrid_*` / `hauto` (causal, L=1024, keep 0.25) were not used to fit the cost model.
 Every output is also checked against the float64 reference.
 """
 import argparse
@@ -31,6 +32,9 @@ VLEN = 256
 CPU = f"rv64,v=true,vext_spec=v1.0,vlen={VLEN},elen=64"
 SHAPE = (1, 1, 1, 2048, 2048, 64)
 GRID = ["grid_dense", "grid_bt16", "grid_bt32", "grid_bt64", "grid_bt128"]
+CGRID = ["c" + g for g in GRID]  # the same grid, causal
+HGRID = ["h" + g for g in GRID]  # held out from the cost-model fit: causal, L=1024, keep 0.25
+HSHAPE = (1, 1, 1, 1024, 1024, 64)
 
 
 def runfile(rel):
@@ -61,31 +65,42 @@ def run(cmd_tail, runner, plugin, tmp):
     return out["region.insns"], time.time() - t0
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--json", help="also write the numbers here")
-    args = ap.parse_args()
-    B, Hq, Hkv, Lq, Lk, D = SHAPE
-    rng = np.random.default_rng(0)
+def problem(shape, spec, seed=0):
+    B, Hq, Hkv, Lq, Lk, D = shape
+    rng = np.random.default_rng(seed)
     q = rng.standard_normal((B, Hq, Lq, D), dtype=np.float32)
     k = rng.standard_normal((B, Hkv, Lk, D), dtype=np.float32)
     v = rng.standard_normal((B, Hkv, Lk, D), dtype=np.float32)
     scale = 1.0 / np.sqrt(D)
-    spec = S.BlockTopK(block=64, keep=0.125)
     plan = sattn.plan(spec, q, k, scale=scale, threads=1)
-    blob = _cc.serialize_problem(spec.to_fields(), SHAPE, float(scale), q, k, v, plan.to_dict())
+    return q, k, v, scale, _cc.serialize_problem(spec.to_fields(), shape, float(scale), q, k, v, plan.to_dict())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", help="also write the numbers here")
+    args = ap.parse_args()
+    spec = S.BlockTopK(block=64, keep=0.125)
+    q, k, v, scale, blob = problem(SHAPE, spec)
+    hq, hk, hv, hscale, hblob = problem(HSHAPE, S.BlockTopK(block=64, keep=0.25, causal=True))
     plugin = runfile("rvv/librvv_insn_count.so")
     mlir_runner = runfile("mlir/e2e/runner_bench_riscv64")
     rvv_runner = runfile("rvv/runner_riscv64")
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         pin, pout = os.path.join(tmp, "p.bin"), os.path.join(tmp, "r.bin")
+        hin = os.path.join(tmp, "h.bin")
         with open(pin, "wb") as f:
             f.write(blob)
+        with open(hin, "wb") as f:
+            f.write(hblob)
 
-        def check(name, spec_for_ref):
+        def check(name, spec_for_ref, held_out=False):
             out, _, _ = _cc.parse_result(open(pout, "rb").read())
-            ref = reference.attention(q, k, v, spec_for_ref, scale=scale)
+            if held_out:
+                ref = reference.attention(hq, hk, hv, spec_for_ref, scale=hscale)
+            else:
+                ref = reference.attention(q, k, v, spec_for_ref, scale=scale)
             err = float(np.max(np.abs(out - ref)))
             if err > 1e-4:
                 sys.exit(f"bench_insn: {name}: max error {err:.3g} vs the float64 reference")
@@ -93,12 +108,16 @@ def main():
 
         n, s = run(["--problem", pin, "--result", pout, "--dtype", "fp32"], rvv_runner, plugin, tmp)
         rows["rvv_kernel"] = {"insns": n, "err": check("rvv_kernel", spec), "qemu_s": s}
-        for case in ["plan_bt64"] + GRID + ["auto"]:
-            n, s = run(["--case", case, "--problem", pin, "--result", pout], mlir_runner, plugin, tmp)
-            ref_spec = {"grid_dense": S.Dense(), "grid_bt16": S.BlockTopK(block=16, keep=0.125),
-                        "grid_bt32": S.BlockTopK(block=32, keep=0.125),
-                        "grid_bt128": S.BlockTopK(block=128, keep=0.125)}.get(case, spec)
-            err = check(case, ref_spec) if case != "auto" else None
+        for case in ["plan_bt64"] + GRID + ["auto"] + CGRID + ["cauto"] + HGRID + ["hauto"]:
+            held = case.startswith("h")
+            n, s = run(["--case", case, "--problem", hin if held else pin, "--result", pout], mlir_runner, plugin,
+                       tmp)
+            causal = case.startswith("c") or held
+            keep = 0.25 if held else 0.125
+            kind = case.split("_")[-1]
+            ref_spec = (S.Dense(causal=causal) if kind == "dense" else
+                        S.BlockTopK(block=int(kind[2:]), keep=keep, causal=causal) if kind.startswith("bt") else spec)
+            err = check(case, ref_spec, held) if not case.endswith("auto") else None
             rows[case] = {"insns": n, "err": err, "qemu_s": s}
     ratio = rows["plan_bt64"]["insns"] / rows["rvv_kernel"]["insns"]
     best = min(GRID, key=lambda c: rows[c]["insns"])
@@ -111,9 +130,17 @@ def main():
     print(f"\nMLIR plan_bt64 / hand-written RVV kernel: {ratio:.3f}x (target <= 1.2x)")
     print(f"grid best: {best} ({rows[best]['insns']:,}); auto: {rows['auto']['insns']:,} = "
           f"{rows['auto']['insns'] / rows[best]['insns']:.3f}x of best (target <= 1.1x)")
+    cbest = min(CGRID, key=lambda c: rows[c]["insns"])
+    print(f"causal grid best: {cbest} ({rows[cbest]['insns']:,}); cauto: {rows['cauto']['insns']:,} = "
+          f"{rows['cauto']['insns'] / rows[cbest]['insns']:.3f}x of best (target <= 1.1x)")
+    hbest = min(HGRID, key=lambda c: rows[c]["insns"])
+    print(f"held-out grid best: {hbest} ({rows[hbest]['insns']:,}); hauto: {rows['hauto']['insns']:,} = "
+          f"{rows['hauto']['insns'] / rows[hbest]['insns']:.3f}x of best (target <= 1.1x)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "ratio_vs_rvv": ratio, "grid_best": best}, f, indent=1)
+            json.dump({"rows": rows, "ratio_vs_rvv": ratio, "grid_best": best, "causal_grid_best": cbest,
+                       "held_out_grid_best": hbest}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""MLIR path end to end: compiled cases.mlir functions under QEMU vs the float64 reference.
+"""MLIR path end to end vs the float64 reference.
 
-Each case mirrors a function of cases.mlir (same spec, shape and scale). The problem file
-carries the host planner's plan; "spec" cases plan inside the generated code (constant plans
-folded at compile time, data-dependent ones through the run-time planner call), the "plan"
-case consumes the file's plan.
+RVV: cases.mlir compiled by sattn-opt --sattn-rvv-pipeline (fused at 64 lanes, unfused at 8),
+mlir-translate and clang for riscv64, run under qemu-riscv64 at VLEN=256. RoCC: rocc_cases.mlir
+through --sattn-rocc-pipeline, built for the host, running the accelerator's Verilator model via
+the C driver. Each case mirrors a function of the .mlir file (same spec, shape and scale). The
+problem file carries the host planner's plan; "spec" cases plan inside the generated code
+(constant plans folded at compile time, data-dependent ones through the run-time planner call),
+the "plan" case consumes the file's plan.
 """
 import os
 import shutil

@@ -12,9 +12,11 @@
 //              vectorised exp share, V-row load + FMA, loop overhead;
 //     chunks = ceil(D / lanes) multiplies the per-chunk terms (lanes = 8 * VLEN / 32: LMUL=8);
 //   selection (block_topk only, the shared planner in scalar float64 C++):
-//     mac * (pooling (Lq + Lk) * D + scoring n_q * n_k * D) + sort * n_q * n_k * log2(n_k),
-//     per head;
-//   masked entries (causal diagonal, ragged ends) add `mask` per pair.
+//     mac * (pooling (Lq + Lk) * D + scoring E * D) + sort * E * log2(n_k), per head, where E
+//     counts the eligible (query block, key block) pairs (about half of them when causal),
+//     plus `plan_mask` per pair of every masked entry: the planner builds those bitmaps pair by
+//     pair from the token rule at run time (constant plans pay this at compile time instead);
+//   masked entries (causal diagonal, ragged ends) add `mask` per pair to the attention.
 // Constants were fitted (least squares, entry and sort fixed) to the six programs measured by
 // //mlir/e2e:bench_insn on 2026-11-25 (docs/mlir.md): pair 14.7+4/chunk, row 60.6+5/chunk,
 // entry 40, mac 8.5, sort 10 reproduce all six within 0.4%. The per-chunk split is read off
@@ -41,7 +43,7 @@ struct Profile {
   int64_t vlen;           // bits; lanes = 8 * vlen / 32 (LMUL=8 groups of f32)
   double pair_fixed = 14.7, pair_chunk = 4;
   double row_fixed = 60.6, row_chunk = 5;
-  double entry = 40, mac = 8.5, sort = 10, mask = 6;
+  double entry = 40, mac = 8.5, sort = 10, mask = 6, plan_mask = 40;
   int64_t rocc_macs = 0;  // MACs per accelerator cycle (0: no accelerator)
   double rocc_entry = 0;  // per-entry command/descriptor overhead on the accelerator
   int64_t max_block = 4096;
@@ -91,9 +93,10 @@ inline Breakdown Predict(const Profile& p, const Problem& pr, const Candidate& c
   const int64_t qbegin = (pr.Lk - pr.Lq) / b;
   const double heads = double(pr.B * pr.Hq);
   const double chunks = double(CeilDiv(pr.D, p.lanes()));
-  double entries = 0, masked = 0;
+  double entries = 0, masked = 0, eligiblePairs = 0;
   for (int64_t a = qbegin; a < nk; ++a) {
     const int64_t eligible = pr.causal ? std::min(a + 1, nk) : nk;
+    eligiblePairs += double(eligible);
     int64_t kept = eligible;
     if (!c.dense) {
       const int64_t forced = std::min<int64_t>(eligible, 2);  // global_blocks = local_blocks = 1
@@ -114,10 +117,9 @@ inline Breakdown Predict(const Profile& p, const Problem& pr, const Candidate& c
     out.attention = out.entries * (p.entry + bb * row + bb * bb * pair) + masked * heads * bb * bb * p.mask;
   }
   if (!c.dense) {
-    const double nq = double(nk - qbegin);
-    const double macs = (double(pr.Lq) + double(pr.Lk)) * double(pr.D) + nq * double(nk) * double(pr.D);
-    const double sorts = nq * double(nk) * std::log2(std::max<double>(2.0, double(nk)));
-    out.selection = heads * (p.mac * macs + p.sort * sorts);
+    const double macs = (double(pr.Lq) + double(pr.Lk)) * double(pr.D) + eligiblePairs * double(pr.D);
+    const double sorts = eligiblePairs * std::log2(std::max<double>(2.0, double(nk)));
+    out.selection = heads * (p.mac * macs + p.sort * sorts + p.plan_mask * masked * bb * bb);
   }
   out.total = out.attention + out.selection;
   return out;

@@ -12,7 +12,7 @@ The installation is found, in order, from: $SATTN_LLVM_PREFIX; `llvm-config-<ver
 /usr/lib/llvm-<version>. Nothing about the host is written in BUILD files.
 """
 
-_TOOLS = ["mlir-tblgen", "FileCheck", "mlir-translate", "mlir-opt", "clang", "ld.lld", "llvm-objdump"]
+_TOOLS = ["mlir-tblgen", "FileCheck", "not", "mlir-translate", "mlir-opt", "clang", "ld.lld", "llvm-objdump"]
 
 def _find_prefix(rctx, version):
     env = rctx.os.environ.get("SATTN_LLVM_PREFIX", "")

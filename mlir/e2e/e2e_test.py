@@ -22,6 +22,16 @@ from sattn import specs as S
 
 QEMU_CPU = "rv64,v=true,vext_spec=v1.0,vlen=256,elen=64"
 
+
+def qemu_cpu(vlen):
+    return f"rv64,v=true,vext_spec=v1.0,vlen={vlen},elen=64"
+
+
+# The fused runner is built with zvl256b (64-lane rows in one LMUL=8 group): any VLEN >= 256.
+# The unfused runner is plain rv64gcv with 8-lane vectors: any VLEN >= 128.
+RUNNER_VLENS = [("runner_fused_riscv64", 256), ("runner_fused_riscv64", 512),
+                ("runner_unfused_riscv64", 128), ("runner_unfused_riscv64", 256), ("runner_unfused_riscv64", 1024)]
+
 # name: (spec, (B, Hq, Hkv, Lq, Lk, D), scale or None, tile)
 CASES = {
     "dense_causal_gqa": (S.Dense(causal=True), (1, 4, 2, 100, 100, 32), None, 64),
@@ -64,7 +74,7 @@ def _inputs(shape, seed):
     return q, k, v
 
 
-def run_case(runner, name, seed=0):
+def run_case(runner, name, seed=0, vlen=256):
     spec, shape, scale, tile = CASES[name]
     q, k, v = _inputs(shape, seed)
     D = shape[5]
@@ -75,7 +85,7 @@ def run_case(runner, name, seed=0):
         pin, pout = os.path.join(d, "p.bin"), os.path.join(d, "r.bin")
         with open(pin, "wb") as f:
             f.write(blob)
-        proc = subprocess.run([_qemu(), "-cpu", QEMU_CPU, _runfile(runner), "--case", name, "--problem", pin,
+        proc = subprocess.run([_qemu(), "-cpu", qemu_cpu(vlen), _runfile(runner), "--case", name, "--problem", pin,
                                "--result", pout], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"{runner} {name}: exit {proc.returncode}\n{proc.stderr}"
         with open(pout, "rb") as f:
@@ -84,10 +94,10 @@ def run_case(runner, name, seed=0):
     return out, ref, counters, plan
 
 
-@pytest.mark.parametrize("runner", ["runner_fused_riscv64", "runner_unfused_riscv64"])
+@pytest.mark.parametrize("runner, vlen", RUNNER_VLENS)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_reference(runner, name):
-    out, ref, counters, plan = run_case(runner, name)
+def test_matches_reference(runner, vlen, name):
+    out, ref, counters, plan = run_case(runner, name, vlen=vlen)
     assert out.shape == ref.shape
     assert np.all(np.isfinite(out))
     err = np.abs(out.astype(np.float64) - ref)

@@ -86,6 +86,7 @@ def main():
     plugin = runfile("rvv/librvv_insn_count.so")
     mlir_runner = runfile("mlir/e2e/runner_bench_riscv64")
     rvv_runner = runfile("rvv/runner_riscv64")
+    vla_runner = runfile("mlir/e2e/runner_bench_vla_riscv64")
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         pin, pout = os.path.join(tmp, "p.bin"), os.path.join(tmp, "r.bin")
@@ -108,6 +109,8 @@ def main():
 
         n, s = run(["--problem", pin, "--result", pout, "--dtype", "fp32"], rvv_runner, plugin, tmp)
         rows["rvv_kernel"] = {"insns": n, "err": check("rvv_kernel", spec), "qemu_s": s}
+        n, s = run(["--case", "plan_bt64", "--problem", pin, "--result", pout], vla_runner, plugin, tmp)
+        rows["plan_bt64_vla"] = {"insns": n, "err": check("plan_bt64_vla", spec), "qemu_s": s}
         for case in ["plan_bt64"] + GRID + ["auto"] + CGRID + ["cauto"] + HGRID + ["hauto"]:
             held = case.startswith("h")
             n, s = run(["--case", case, "--problem", hin if held else pin, "--result", pout], mlir_runner, plugin,
@@ -127,7 +130,8 @@ def main():
     for name, r in rows.items():
         e = "-" if r["err"] is None else f"{r['err']:.2g}"
         print(f"| {name} | {r['insns']:,} | {e} |")
-    print(f"\nMLIR plan_bt64 / hand-written RVV kernel: {ratio:.3f}x (target <= 1.2x)")
+    print(f"\nMLIR plan_bt64 / hand-written RVV kernel: {ratio:.3f}x (target <= 1.2x); "
+          f"VLA build: {rows['plan_bt64_vla']['insns'] / rows['rvv_kernel']['insns']:.3f}x")
     print(f"grid best: {best} ({rows[best]['insns']:,}); auto: {rows['auto']['insns']:,} = "
           f"{rows['auto']['insns'] / rows[best]['insns']:.3f}x of best (target <= 1.1x)")
     cbest = min(CGRID, key=lambda c: rows[c]["insns"])

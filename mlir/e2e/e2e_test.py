@@ -29,8 +29,11 @@ def qemu_cpu(vlen):
 
 # The fused runner is built with zvl256b (64-lane rows in one LMUL=8 group): any VLEN >= 256.
 # The unfused runner is plain rv64gcv with 8-lane vectors: any VLEN >= 128.
+# The VLA runner (scalable vectors) uses all lanes of whatever VLEN it runs on.
 RUNNER_VLENS = [("runner_fused_riscv64", 256), ("runner_fused_riscv64", 512),
-                ("runner_unfused_riscv64", 128), ("runner_unfused_riscv64", 256), ("runner_unfused_riscv64", 1024)]
+                ("runner_unfused_riscv64", 128), ("runner_unfused_riscv64", 256), ("runner_unfused_riscv64", 1024),
+                ("runner_vla_riscv64", 128), ("runner_vla_riscv64", 256), ("runner_vla_riscv64", 512),
+                ("runner_vla_riscv64", 1024)]
 
 # name: (spec, (B, Hq, Hkv, Lq, Lk, D), scale or None, tile)
 CASES = {

@@ -23,12 +23,26 @@ namespace sattn {
 
 namespace {
 
+// Vector shape along D: `lanes` f32 per chunk, or `lanes` x vscale when scalable (then the
+// static chunk count assumes the smallest vscale, `minVscale`, and every chunk is masked at run
+// time, so one binary uses all lanes of whatever VLEN it runs on).
+struct VecConfig {
+  int64_t lanes;
+  bool scalable;
+  int64_t minVscale;
+};
+
 // Builds the vector code of one tile op at the op's position.
 class Emitter {
  public:
-  Emitter(Operation *op, int64_t width) : b(op), loc(op->getLoc()), W(width) {
+  Emitter(Operation *op, VecConfig cfg)
+      : b(op), loc(op->getLoc()), W(cfg.lanes), scalable(cfg.scalable), minVscale(cfg.minVscale) {
     f32 = b.getF32Type();
-    vt = VectorType::get({W}, f32);
+    vt = VectorType::get({W}, f32, {scalable});
+  }
+  int64_t numChunks(int64_t D) const {
+    const int64_t per = scalable ? W * minVscale : W;
+    return (D + per - 1) / per;
   }
 
   Value idx(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
@@ -39,16 +53,36 @@ class Emitter {
   Value mul(Value x, Value y) { return b.create<arith::MulIOp>(loc, x, y); }
   Value minI(Value x, Value y) { return b.create<arith::MinSIOp>(loc, x, y); }
   Value maxI(Value x, Value y) { return b.create<arith::MaxSIOp>(loc, x, y); }
-  Value splat(Value s) { return b.create<vector::SplatOp>(loc, vt, s); }
+  Value splat(Value s) { return b.create<vector::BroadcastOp>(loc, vt, s); }
 
   // Chunk c of a D-long row starting at indices (last index = c * W); masked past D.
+  // Start of chunk c along D, and its run-time mask when scalable.
+  Value chunkStart(int64_t c) {
+    if (!scalable) return idx(c * W);
+    return mul(b.create<vector::VectorScaleOp>(loc), idx(c * W));
+  }
+  Value scalableMask(Value start, int64_t D) {
+    return b.create<vector::CreateMaskOp>(loc, VectorType::get({W}, b.getI1Type(), {true}),
+                                          ValueRange{sub(idx(D), start)});
+  }
   Value loadChunk(Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
+    if (scalable) {
+      Value start = chunkStart(c);
+      ix.back() = add(ix.back(), start);
+      return b.create<vector::MaskedLoadOp>(loc, vt, mem, ix, scalableMask(start, D), splat(f(0)));
+    }
     ix.back() = add(ix.back(), idx(c * W));
     if ((c + 1) * W <= D) return b.create<vector::LoadOp>(loc, vt, mem, ix);
     Value mask = b.create<vector::CreateMaskOp>(loc, VectorType::get({W}, b.getI1Type()), ValueRange{idx(D - c * W)});
     return b.create<vector::MaskedLoadOp>(loc, vt, mem, ix, mask, splat(f(0)));
   }
   void storeChunk(Value v, Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
+    if (scalable) {
+      Value start = chunkStart(c);
+      ix.back() = add(ix.back(), start);
+      b.create<vector::MaskedStoreOp>(loc, mem, ix, scalableMask(start, D), v);
+      return;
+    }
     ix.back() = add(ix.back(), idx(c * W));
     if ((c + 1) * W <= D) {
       b.create<vector::StoreOp>(loc, v, mem, ix);
@@ -59,7 +93,7 @@ class Emitter {
   }
   SmallVector<Value> loadRow(Value mem, SmallVector<Value> ix, int64_t D) {
     SmallVector<Value> out;
-    for (int64_t c = 0; c < (D + W - 1) / W; ++c) out.push_back(loadChunk(mem, ix, c, D));
+    for (int64_t c = 0; c < numChunks(D); ++c) out.push_back(loadChunk(mem, ix, c, D));
     return out;
   }
   void storeRow(ArrayRef<Value> row, Value mem, SmallVector<Value> ix, int64_t D) {
@@ -148,6 +182,8 @@ class Emitter {
   OpBuilder b;
   Location loc;
   int64_t W;
+  bool scalable;
+  int64_t minVscale;
   Type f32;
   VectorType vt;
 };
@@ -166,11 +202,11 @@ scf::ForOp forLoop(Emitter &e, Value lo, Value hi, ValueRange init,
   return loop;
 }
 
-void lowerInit(TileInitOp op, int64_t W) {
+void lowerInit(TileInitOp op, VecConfig W) {
   Emitter e(op, W);
   int64_t blk = op.getAcc().getType().getDimSize(0), D = op.getAcc().getType().getDimSize(1);
   forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
-    SmallVector<Value> zeros((D + W - 1) / W, e.splat(e.f(0)));
+    SmallVector<Value> zeros(e.numChunks(D), e.splat(e.f(0)));
     e.storeRow(zeros, op.getAcc(), {i, e.idx(0)}, D);
     e.b.create<memref::StoreOp>(e.loc, e.negInf(), op.getM(), i);
     e.b.create<memref::StoreOp>(e.loc, e.f(0), op.getL(), i);
@@ -286,7 +322,7 @@ void emitPVRow(Emitter &e, Value acc, Value i, Value alpha, Value v, Value b, Va
   e.storeRow(SmallVector<Value>(loop.getResults()), acc, {i, e.idx(0)}, D);
 }
 
-void lowerScores(TileScoresOp op, int64_t W) {
+void lowerScores(TileScoresOp op, VecConfig W) {
   Emitter e(op, W);
   MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
   int64_t blk = op.getBlock(), D = qt.getDimSize(3), Lq = qt.getDimSize(2), Lk = kt.getDimSize(2);
@@ -314,7 +350,7 @@ void lowerScores(TileScoresOp op, int64_t W) {
   });
 }
 
-void lowerSoftmax(TileSoftmaxOp op, int64_t W) {
+void lowerSoftmax(TileSoftmaxOp op, VecConfig W) {
   Emitter e(op, W);
   int64_t blk = op.getS().getType().getDimSize(0), D = op.getAcc().getType().getDimSize(1);
   forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
@@ -330,7 +366,7 @@ void lowerSoftmax(TileSoftmaxOp op, int64_t W) {
   });
 }
 
-void lowerPV(TilePVOp op, int64_t W) {
+void lowerPV(TilePVOp op, VecConfig W) {
   Emitter e(op, W);
   int64_t blk = op.getBlock(), D = op.getV().getType().getDimSize(3), Lk = op.getV().getType().getDimSize(2);
   Value k0 = e.mul(op.getKblock(), e.idx(blk));
@@ -341,7 +377,7 @@ void lowerPV(TilePVOp op, int64_t W) {
   });
 }
 
-void lowerStore(TileStoreOp op, int64_t W) {
+void lowerStore(TileStoreOp op, VecConfig W) {
   Emitter e(op, W);
   MemRefType ot = op.getOut().getType();
   int64_t blk = op.getBlock(), D = ot.getDimSize(3), Lq = ot.getDimSize(2), Lk = op.getLk();
@@ -357,7 +393,7 @@ void lowerStore(TileStoreOp op, int64_t W) {
   });
 }
 
-void lowerFused(TileFusedOp op, int64_t W, Value srow) {
+void lowerFused(TileFusedOp op, VecConfig W, Value srow) {
   Emitter e(op, W);
   MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
   int64_t blk = op.getBlock(), D = qt.getDimSize(3), Lq = qt.getDimSize(2), Lk = kt.getDimSize(2);
@@ -461,7 +497,7 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
         if (failed(lowerBuildPlan(x, module))) return signalPassFailure();
         continue;
       }
-      int64_t W = vectorWidth;
+      VecConfig W{vectorWidth, scalable, std::max<int64_t>(1, minVlen / 64)};
       if (auto x = dyn_cast<TileInitOp>(op)) lowerInit(x, W);
       else if (auto x = dyn_cast<TileScoresOp>(op)) lowerScores(x, W);
       else if (auto x = dyn_cast<TileSoftmaxOp>(op)) lowerSoftmax(x, W);

@@ -20,6 +20,8 @@ struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
   Option<std::string> profile{*this, "profile", llvm::cl::desc("select-spec profile"), llvm::cl::init("rvv")};
   Option<int64_t> vectorWidth{*this, "vector-width", llvm::cl::desc("f32 lanes along D"), llvm::cl::init(64)};
   Option<bool> fuse{*this, "fuse", llvm::cl::desc("run --sattn-fuse-softmax"), llvm::cl::init(true)};
+  Option<bool> scalable{*this, "scalable", llvm::cl::desc("scalable (VLA) vectors along D"), llvm::cl::init(false)};
+  Option<int64_t> minVlen{*this, "min-vlen", llvm::cl::desc("smallest VLEN for scalable code"), llvm::cl::init(128)};
 };
 
 void addToLLVM(OpPassManager &pm) {
@@ -37,7 +39,7 @@ void registerSattnPipelines() {
         pm.addPass(createSattnMaterializeIndices());
         pm.addNestedPass<func::FuncOp>(createSattnTile());
         if (o.fuse) pm.addNestedPass<func::FuncOp>(createSattnFuseSoftmax());
-        pm.addPass(createSattnLowerToRVV(SattnLowerToRVVOptions{o.vectorWidth}));
+        pm.addPass(createSattnLowerToRVV(SattnLowerToRVVOptions{o.vectorWidth, o.scalable, o.minVlen}));
         addToLLVM(pm);
       });
   PassPipelineRegistration<PipelineOptions>(

@@ -1,6 +1,7 @@
 // RUN: sattn-opt %s --sattn-tile --sattn-fuse-softmax --sattn-lower-to-rvv | FileCheck %s
 // RUN: sattn-opt %s --sattn-tile --sattn-lower-to-rvv=vector-width=8 | FileCheck %s --check-prefix=W8
 // RUN: sattn-opt %s --sattn-tile --sattn-fuse-softmax --sattn-lower-to-rvv --sattn-to-llvm | FileCheck %s --check-prefix=LLVM
+// RUN: sattn-opt %s --sattn-tile --sattn-fuse-softmax "--sattn-lower-to-rvv=scalable=true vector-width=16" | FileCheck %s --check-prefix=VLA
 
 !q = memref<1x2x96x40xf32>
 !k = memref<1x1x96x40xf32>
@@ -19,6 +20,13 @@
 // W8: vector.load %arg0{{.*}} : memref<1x2x96x40xf32>, vector<8xf32>
 // W8: vector.fma %{{.*}} : vector<8xf32>
 // W8-NOT: sattn.tile
+// Scalable: chunk starts scale with vscale and every chunk is masked at run time.
+// VLA-LABEL: func.func @fused
+// VLA: vector.vscale
+// VLA: vector.create_mask %{{.*}} : vector<[16]xi1>
+// VLA: vector.maskedload %arg0{{.*}} -> vector<[16]xf32>
+// VLA: vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<[16]xf32> into f32
+// VLA-NOT: sattn.tile
 // LLVM: llvm.func @fused
 // LLVM: llvm.intr.masked.load
 // LLVM: llvm.intr.vector.reduce.fadd

@@ -66,7 +66,12 @@ def SattnLowerToRVV : Pass<"sattn-lower-to-rvv", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"64",
-           "f32 lanes per vector operation along D (64 = one LMUL=8 group at VLEN=256)">,
+           "f32 lanes per vector operation along D (64 = one LMUL=8 group at VLEN=256); "
+           "with scalable=true, lanes per vscale (16 = LMUL=8)">,
+    Option<"scalable", "scalable", "bool", /*default=*/"false",
+           "Vector-length agnostic: vector<[vector-width]xf32> chunks masked at run time">,
+    Option<"minVlen", "min-vlen", "int64_t", /*default=*/"128",
+           "Smallest VLEN the scalable code must run on (sets the static chunk count)">,
   ];
   let dependentDialects = ["::mlir::scf::SCFDialect", "::mlir::memref::MemRefDialect",
                            "::mlir::arith::ArithDialect", "::mlir::vector::VectorDialect",

@@ -24,7 +24,7 @@
 // VLA-LABEL: func.func @fused
 // VLA: vector.vscale
 // VLA: vector.create_mask %{{.*}} : vector<[16]xi1>
-// VLA: vector.maskedload %arg0{{.*}} -> vector<[16]xf32>
+// VLA: vector.maskedload %arg0{{.*}} into vector<[16]xf32>
 // VLA: vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<[16]xf32> into f32
 // VLA-NOT: sattn.tile
 // LLVM: llvm.func @fused

@@ -37,6 +37,8 @@ class Emitter {
  public:
   Emitter(Operation *op, VecConfig cfg)
       : b(op), loc(op->getLoc()), W(cfg.lanes), scalable(cfg.scalable), minVscale(cfg.minVscale) {
+    // Anchor before everything this emitter creates: hoisted chunk starts/masks go above it.
+    if (scalable) top = b.create<arith::ConstantIndexOp>(loc, 0);
     f32 = b.getF32Type();
     vt = VectorType::get({W}, f32, {scalable});
   }
@@ -56,17 +58,36 @@ class Emitter {
   Value splat(Value s) { return b.create<vector::BroadcastOp>(loc, vt, s); }
 
   // Chunk c of a D-long row starting at indices (last index = c * W); masked past D.
-  // Start of chunk c along D, and its run-time mask when scalable.
+  // Start of chunk c along D, and its run-time mask when scalable. Both are built once, at the
+  // tile op's position (outside the loops its lowering creates), and reused by every access.
   Value chunkStart(int64_t c) {
     if (!scalable) return idx(c * W);
-    return mul(b.create<vector::VectorScaleOp>(loc), idx(c * W));
+    prepare(c);
+    return starts[c];
   }
   Value scalableMask(Value start, int64_t D) {
+    for (size_t c = 0; c < starts.size(); ++c)
+      if (starts[c] == start && maskD == D) return masks[c];
     return b.create<vector::CreateMaskOp>(loc, VectorType::get({W}, b.getI1Type(), {true}),
                                           ValueRange{sub(idx(D), start)});
   }
+  void prepare(int64_t c) {
+    while (int64_t(starts.size()) <= c) {
+      OpBuilder::InsertionGuard g(b);
+      if (top) b.setInsertionPoint(top);
+      int64_t k = int64_t(starts.size());
+      Value st = mul(b.create<vector::VectorScaleOp>(loc), idx(k * W));
+      starts.push_back(st);
+      masks.push_back(b.create<vector::CreateMaskOp>(loc, VectorType::get({W}, b.getI1Type(), {true}),
+                                                     ValueRange{sub(idx(maskD), st)}));
+    }
+  }
+  SmallVector<Value> starts, masks;
+  int64_t maskD = 0;
+  Operation *top = nullptr;
   Value loadChunk(Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
     if (scalable) {
+      if (maskD == 0) maskD = D;  // every access of one tile op has the same D
       Value start = chunkStart(c);
       ix.back() = add(ix.back(), start);
       return b.create<vector::MaskedLoadOp>(loc, vt, mem, ix, scalableMask(start, D), splat(f(0)));
@@ -78,6 +99,7 @@ class Emitter {
   }
   void storeChunk(Value v, Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
     if (scalable) {
+      if (maskD == 0) maskD = D;
       Value start = chunkStart(c);
       ix.back() = add(ix.back(), start);
       b.create<vector::MaskedStoreOp>(loc, mem, ix, scalableMask(start, D), v);

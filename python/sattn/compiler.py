@@ -34,6 +34,8 @@ TARGETS = {
     "rvv": ("--sattn-rvv-pipeline=profile=rvv", "rvv", "rv64gcv_zvl256b"),
     "rvv-vlen128": ("--sattn-rvv-pipeline=profile=lowpower vector-width=32", "lowpower", "rv64gcv"),
     "rvv-vlen512": ("--sattn-rvv-pipeline=profile=highperf vector-width=128", "highperf", "rv64gcv_zvl512b"),
+    # vector-length agnostic: scalable vector<[16]xf32> rows, any VLEN >= 128
+    "rvv-vla": ("--sattn-rvv-pipeline=profile=rvv scalable=true vector-width=16", "rvv", "rv64gcv"),
     "rocc": ("--sattn-rocc-pipeline", "rocc", "rv64gc"),
 }
 
@@ -161,7 +163,8 @@ def compile(spec, shape, target: str = "rvv", *, scale=None, density=None, causa
             function: str = "sattn_attention", out_dir: str | None = None, fuse: bool = True) -> CompileResult:
     """Lowers attention with `spec` for `shape` through sattn-opt, mlir-translate and clang.
 
-    target: "rvv" (VLEN >= 256, 64-lane vectors), "rvv-vlen128", "rvv-vlen512" or "rocc".
+    target: "rvv" (VLEN >= 256, 64-lane vectors), "rvv-vlen128", "rvv-vlen512", "rvv-vla"
+    (scalable vectors, any VLEN) or "rocc".
     spec=None: --sattn-select-spec picks dense or block_topk at `density` (and `causal`).
     out_dir: where the .mlir/.ll/.o files go (default: a new temporary directory, kept).
     """

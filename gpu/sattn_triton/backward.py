@@ -2,36 +2,89 @@
 
 Both recompute P = exp(scale*q.k - lse) tile by tile from the forward's LSE; nothing of size
 Lq x Lk is stored. The dq kernel walks key tiles exactly like the forward (plan row or planless
-ranges). The dk/dv kernel walks the query tiles that see its key tile: the transposed plan
-(plans.transpose, CSC per key block) or, for Dense/SlidingWindow, ranges from program ids.
+ranges) and also writes delta = rowsum(dO * O) for its rows, which the dk/dv kernel (launched
+after it) reads. The dk/dv kernel walks the query tiles that see its key tile: the transposed
+plan (plans.transpose, CSC per key block) or, for Dense/SlidingWindow, ranges from program ids,
+and works on S^T = K Q^T so no register tile needs a transpose. Planless walks run their full
+tiles in a loop without mask code, the few partial tiles (diagonal, window edge) in masked loops.
+Atomics were not used for dq: one fp32 atomic per (query, dim) per visited key tile would move
+~8.6 GB through L2 for the static 12.5% case at L=32768, more than the 2.9 ms the separate dq
+kernel takes (docs/backends/gpu.md).
 GQA: each query head writes its own dk/dv slice and the group is summed afterwards (fp32), so no
 atomics and no repeated k/v in the forward.
 """
 from __future__ import annotations
 
-import os
 
 import torch
 import triton
 import triton.language as tl
 
-from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
-                                 dot_in_fp32, dot_precision, fit_tile, interpreting, key_tile_full, padded_head_dim,
-                                 query_tile_full, token_visible)
-from sattn_triton.forward import key_tile_range
+from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN, MODE_SLIDING, bitmap_visible,
+                                 dot_in_fp32, dot_precision, env_tiles, fit_tile, full_key_tiles,
+                                 full_query_tiles, padded_head_dim, split_virtual, token_visible)
+from sattn_triton.forward import has_mask, key_tile_range
 from sattn_triton import plans as P
 
 
 @triton.jit
+def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, offs_n, offs_d, d_ok,
+              e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
+              BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
+              SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
+              PREC: tl.constexpr, MASK: tl.constexpr):
+    """dq over virtual key tiles [t0, t1); MASK as in forward._fwd_tiles."""
+    NSUB: tl.constexpr = BLK // BLOCK_N
+    for t in range(t0, t1):
+        if MODE == K_PLAN:
+            e = e0 + t // NSUB
+            c = tl.load(COL_IDX + e)
+            mi = tl.load(MASK_IDX + e)
+            n0 = c * BLK + (t % NSUB) * BLOCK_N
+            need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
+        else:
+            n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
+            c = 0
+            mi = 0
+            need_mask = True
+        j = n0 + offs_n
+        kv_ok = (j < Lk)[:, None] & d_ok[None, :]
+        k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
+        v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
+        if DOT_F32:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
+        if MASK:
+            if need_mask:
+                if BITMAP:
+                    vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
+                                         (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
+                    vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
+                else:
+                    vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
+                s = tl.where(vis, s, float("-inf"))
+        p = tl.exp2(s - lse2[:, None])
+        dp = tl.dot(do, tl.trans(v), input_precision=PREC)
+        ds = p * (dp - delta[:, None])
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
+    return dq
+
+
+@triton.jit
 def _bwd_dq_kernel(
-    Q, K, V, DO, LSE, DELTA, DQ,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
+    Q, K, V, O, DO, LSE, DLSE, DELTA, DQ,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
     ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
     Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
 ):
+    """dq of one query tile. It also computes delta = rowsum(dO * O) (minus dlse) for its rows and
+    stores it for the dk/dv kernel, which runs after it on the same stream: the programs of this
+    grid cover every query row, so no separate preprocessing launch is needed."""
     pid_t = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // Hq
@@ -58,7 +111,13 @@ def _bwd_dq_kernel(
     lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
     # Rows with no visible key (lse = -inf) and padding rows: +inf makes every p exactly 0.
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
-    delta = tl.load(DELTA + bh_row + i, mask=row_ok, other=0.0)
+    o = tl.load(O + b.to(tl.int64) * sob + h.to(tl.int64) * soh + i[:, None] * som + offs_d[None, :],
+                mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    if HAS_DLSE:
+        dl = tl.load(DLSE + bh_row + i, mask=row_ok, other=0.0).to(tl.float32)
+        delta -= tl.where(lse == float("-inf"), 0.0, dl)
+    tl.store(DELTA + bh_row + i, delta, mask=row_ok)
     if DOT_F32:
         q = q.to(tl.float32)
         do = do.to(tl.float32)
@@ -77,37 +136,22 @@ def _bwd_dq_kernel(
         n_g, lo_t, total = key_tile_range(p_lo, p_hi, Lk, MODE, CAUSAL, BLOCK_N, span, gtok)
         e0 = 0
     dq = tl.zeros([BLOCK_M, DP], tl.float32)
-    for t in range(0, total):
-        if MODE == K_PLAN:
-            e = e0 + t // NSUB
-            c = tl.load(COL_IDX + e)
-            mi = tl.load(MASK_IDX + e)
-            n0 = c * BLK + (t % NSUB) * BLOCK_N
-            need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
-        else:
-            n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
-            mi = 0
-            need_mask = key_tile_full(p_lo, p_hi, n0, Lk, BLOCK_N, CAUSAL, SW, span, dilation, gtok) == 0
-        j = n0 + offs_n
-        kv_ok = (j < Lk)[:, None] & d_ok[None, :]
-        k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
-        v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
-        if DOT_F32:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
-        if need_mask:
-            if BITMAP:
-                vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
-                                     (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
-                vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
-            else:
-                vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
-            s = tl.where(vis, s, float("-inf"))
-        p = tl.exp2(s - lse2[:, None])
-        dp = tl.dot(do, tl.trans(v), input_precision=PREC)
-        ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
+    if MODE == K_PLAN:
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total, pos, offs_n, offs_d,
+                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+    else:
+        f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
+        va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, va, pos, offs_n, offs_d,
+                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
+                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False)
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, vb, total, pos, offs_n, offs_d,
+                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
@@ -141,6 +185,62 @@ def query_tile_range(n0, j_hi, q_first, Lk, MODE: tl.constexpr, CAUSAL: tl.const
 
 
 @triton.jit
+def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0, t1, j, offs_m,
+                offs_d, d_ok, e0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t, lo_t,
+                Lk, q_first, qk_scale, span, dilation, gtok,
+                BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
+                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
+                PREC: tl.constexpr, MASK: tl.constexpr):
+    """dk, dv over virtual query tiles [t0, t1), in the transposed orientation: S^T = K Q^T is
+    [BLOCK_N, BLOCK_M], so P^T and dS^T come out of the MMA already as the left operands of
+    dv += P^T dO and dk += dS^T Q and no register tile is transposed (the FlashAttention-2
+    Triton tutorial's layout); Q^T is loaded transposed straight from memory."""
+    NSUB: tl.constexpr = BLK // BLOCK_M
+    for t in range(t0, t1):
+        if MODE == K_PLAN:
+            e = e0 + t // NSUB
+            r = tl.load(T_ROW + e)
+            mi = tl.load(T_MASK + e)
+            a = r + q_block_begin
+            m0 = a * BLK + (t % NSUB) * BLOCK_M
+            need_mask = (mi != -1) | (c * BLK + BLK > Lk)
+        else:
+            m0 = tl.where(t < n_g, first_t + t, lo_t + t - n_g) * BLOCK_M
+            a = 0
+            mi = 0
+            need_mask = True
+        pos = m0 + offs_m
+        row_ok = (pos >= q_first) & (pos < Lk)
+        i = (pos - q_first).to(tl.int64)
+        qT = tl.load(q_base + offs_d[:, None] + i[None, :] * sqm, mask=d_ok[:, None] & row_ok[None, :],
+                     other=0.0)                                                    # [DP, BM]
+        do = tl.load(do_base + i[:, None] * sdom + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :],
+                     other=0.0)                                                    # [BM, DP]
+        lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
+        lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+        delta = tl.load(DELTA + bh_row + i, mask=row_ok, other=0.0)
+        if DOT_F32:
+            qT = qT.to(tl.float32)
+            do = do.to(tl.float32)
+        sT = tl.dot(k, qT, input_precision=PREC) * qk_scale                        # [BN, BM]
+        if MASK:
+            if need_mask:
+                if BITMAP:
+                    vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[None, :],
+                                         (j - c * BLK)[:, None], j[:, None], Lk, BLK, WORDS)
+                    vis = tl.where(mi >= 0, vis, j[:, None] < Lk)
+                else:
+                    vis = token_visible(pos[None, :], j[:, None], Lk, CAUSAL, SW, span, dilation, gtok)
+                sT = tl.where(vis, sT, float("-inf"))
+        pT = tl.exp2(sT - lse2[None, :])
+        dv += tl.dot(pT.to(do.dtype), do, input_precision=PREC)
+        dpT = tl.dot(v, tl.trans(do), input_precision=PREC)                         # [BN, BM]
+        dsT = pT * (dpT - delta[None, :])
+        dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT), input_precision=PREC)
+    return dk, dv
+
+
+@triton.jit
 def _bwd_dkdv_kernel(
     Q, K, V, DO, LSE, DELTA, DK, DV,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
@@ -149,7 +249,8 @@ def _bwd_dkdv_kernel(
     Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr, KV_PER_QHEAD: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+    KV_PER_QHEAD: tl.constexpr, HAS_MASK: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -177,56 +278,32 @@ def _bwd_dkdv_kernel(
 
     NSUB: tl.constexpr = BLK // BLOCK_M
     c = n0 // BLK
+    dk = tl.zeros([BLOCK_N, DP], tl.float32)
+    dv = tl.zeros([BLOCK_N, DP], tl.float32)
     if MODE == K_PLAN:
         col = b * t_sb + h * t_sh + c
         e0 = tl.load(COL_PTR + col)
         total = (tl.load(COL_PTR + col + 1) - e0) * NSUB
-        n_g = 0
-        first_t = 0
-        lo_t = 0
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, total, j,
+                             offs_m, offs_d, d_ok, e0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, 0, 0, 0,
+                             Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL, SW,
+                             BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
     else:
         n_g, first_t, lo_t, total = query_tile_range(n0, j_hi, q_first, Lk, MODE, CAUSAL, BLOCK_M, span, gtok)
-        e0 = 0
-    dk = tl.zeros([BLOCK_N, DP], tl.float32)
-    dv = tl.zeros([BLOCK_N, DP], tl.float32)
-    for t in range(0, total):
-        if MODE == K_PLAN:
-            e = e0 + t // NSUB
-            r = tl.load(T_ROW + e)
-            mi = tl.load(T_MASK + e)
-            a = r + q_block_begin
-            m0 = a * BLK + (t % NSUB) * BLOCK_M
-            need_mask = (mi != -1) | (j_hi >= Lk)
-        else:
-            m0 = tl.where(t < n_g, first_t + t, lo_t + t - n_g) * BLOCK_M
-            a = 0
-            mi = 0
-            need_mask = query_tile_full(m0, n0, j_hi, q_first, Lk, BLOCK_M, CAUSAL, SW, span, dilation, gtok) == 0
-        pos = m0 + offs_m
-        row_ok = (pos >= q_first) & (pos < Lk)
-        i = (pos - q_first).to(tl.int64)
-        q = tl.load(q_base + i[:, None] * sqm + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :], other=0.0)
-        do = tl.load(do_base + i[:, None] * sdom + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :], other=0.0)
-        lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
-        lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
-        delta = tl.load(DELTA + bh_row + i, mask=row_ok, other=0.0)
-        if DOT_F32:
-            q = q.to(tl.float32)
-            do = do.to(tl.float32)
-        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale                     # [BM, BN]
-        if need_mask:
-            if BITMAP:
-                vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
-                                     (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
-                vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
-            else:
-                vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
-            s = tl.where(vis, s, float("-inf"))
-        p = tl.exp2(s - lse2[:, None])
-        dv += tl.dot(tl.trans(p).to(do.dtype), do, input_precision=PREC)
-        dp = tl.dot(do, tl.trans(v), input_precision=PREC)
-        ds = p * (dp - delta[:, None])
-        dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PREC)
+        g_lo, g_hi = full_query_tiles(n0, j_hi, Lk, BLOCK_M, CAUSAL, SW, span, dilation)
+        va, vb = split_virtual(n_g, lo_t, total, g_lo, g_hi)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, va, j,
+                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
+                             lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
+                             SW, BITMAP, WORDS, DOT_F32, PREC, True)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
+                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
+                             lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
+                             SW, BITMAP, WORDS, DOT_F32, PREC, False)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, vb, total, j,
+                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
+                             lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
+                             SW, BITMAP, WORDS, DOT_F32, PREC, True)
     dk = dk * sm_scale
     hw = h if KV_PER_QHEAD else hk
     tl.store(DK + b.to(tl.int64) * sdkb + hw.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
@@ -235,24 +312,35 @@ def _bwd_dkdv_kernel(
              dv.to(DV.dtype.element_ty), mask=kv_ok)
 
 
-def bwd_tiles(head_dim: int, block: int):
-    """((dq BLOCK_M, BLOCK_N), (dkdv BLOCK_M, BLOCK_N), num_warps, num_stages).
+def bwd_tiles(head_dim: int, block: int, mode: int):
+    """((dq BLOCK_M, BLOCK_N, num_warps, num_stages), (dk/dv BLOCK_M, BLOCK_N, warps, stages)).
 
-    SATTN_BWD_TILES="dqm,dqn,kvm,kvn,warps,stages" overrides the choice (the bench's sweep).
+    SATTN_BWD_TILES="dqm,dqn,dqw,dqs,kvm,kvn,kvw,kvs" overrides the choice (the bench's sweep).
+    Tile edges are cut down to divide the plan block.
     """
-    env = os.environ.get("SATTN_BWD_TILES")
-    if env and not INTERPRETED:
-        a, b, c, d, w, st = (int(x) for x in env.split(","))
-        return (fit_tile(a, block), fit_tile(b, block)), (fit_tile(c, block), fit_tile(d, block)), w, st
-    if INTERPRETED:
+    env = env_tiles("SATTN_BWD_TILES", 8)
+    if env is None and INTERPRETED:
         t = fit_tile(16, block)
-        return (t, t), (t, t), 4, 1
-    if head_dim > 128:
-        return (fit_tile(64, block), fit_tile(32, block)), (fit_tile(32, block), fit_tile(64, block)), 8, 2
-    # 64x64 tiles, 4 warps, 3 stages for both kernels: the fastest of 8 configs in the H100 sweep
-    # of docs/backends/gpu.md (Dense L=8192 D=128 bf16 fwd+bwd 6.47 ms vs 7.26 ms for 128x64 /
-    # 64x128 with 8 warps).
-    return (fit_tile(64, block), fit_tile(64, block)), (fit_tile(64, block), fit_tile(64, block)), 4, 3
+        env = (t, t, 4, 1, t, t, 4, 1)
+    if env is None:
+        env = _BWD_DEFAULT[(head_dim > 128, mode == MODE_PLAN)]
+    dqm, dqn, dqw, dqs, kvm, kvn, kvw, kvs = env
+    return ((fit_tile(dqm, block), fit_tile(dqn, block), dqw, dqs),
+            (fit_tile(kvm, block), fit_tile(kvn, block), kvw, kvs))
+
+
+# (head_dim > 128, plan mode) -> (dq m, n, warps, stages, dk/dv m, n, warps, stages).
+# D <= 128: per-kernel H100 sweeps at L=32768, D=128 (docs/backends/gpu.md, run 5): static 12.5%
+# plan dq 2.89 ms with 128x32 / 8 warps / 4 stages (64x64/4/3: 3.00), dk/dv 4.37 ms with 64
+# queries x 128 keys / 8 warps / 2 stages (64x64/4/3: 4.54; 32-query tiles 12-17 ms);
+# SlidingWindow(1024) dq 0.94 ms (64x32/4/4), dk/dv 1.66 ms (64x128/8/2; 64x64/4/3: 2.73).
+# D > 128: smaller tiles fit shared memory.
+_BWD_DEFAULT = {
+    (False, True): (128, 32, 8, 4, 64, 128, 8, 2),
+    (False, False): (64, 32, 4, 4, 64, 128, 8, 2),
+    (True, True): (64, 32, 8, 2, 32, 64, 8, 2),
+    (True, False): (64, 32, 8, 2, 32, 64, 8, 2),
+}
 
 
 def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, window: int = 0,
@@ -269,17 +357,15 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     DP = padded_head_dim(D)
     do = do.contiguous()
     lse = lse.contiguous()
-    delta = (do.float() * out.float()).sum(-1)                           # (B,Hq,Lq) fp32
-    if dlse is not None:
-        delta = delta - torch.where(torch.isinf(lse), 0.0, dlse.float())
-    delta = delta.contiguous()
+    delta = torch.empty(B, Hq, Lq, dtype=torch.float32, device=q.device)   # written by the dq kernel
+    dlse_c = dlse.contiguous() if dlse is not None else lse
     if mode == MODE_PLAN:
         blk = plan.block
         bitmaps = plan.bitmaps
         use_bitmap = plan.bitmap_masks
         words = plan.words_per_row
         qbb, nqb, nkb = plan.q_block_begin, plan.n_q_blocks, plan.n_k_blocks
-        (dqm, dqn), (kvm, kvn), warps, stages = bwd_tiles(D, blk)
+        (dqm, dqn, dqw, dqs), (kvm, kvn, kvw, kvs) = bwd_tiles(D, blk, mode)
         plan_sb = plan.plan_h * nqb if plan.plan_b > 1 else 0
         plan_sh = nqb if plan.plan_h > 1 else 0
         col_ptr, t_row, t_mask = P.transpose(plan)
@@ -289,7 +375,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         dq_blk = blk
         kv_tiles = nkb * (blk // kvn)
     else:
-        (dqm, dqn), (kvm, kvn), warps, stages = bwd_tiles(D, 1 << 30)
+        (dqm, dqn, dqw, dqs), (kvm, kvn, kvw, kvs) = bwd_tiles(D, 1 << 30, mode)
         dq_blk = dqm
         qbb = q_first // dqm
         nqb = triton.cdiv(Lk, dqm) - qbb
@@ -302,16 +388,19 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         kv_tiles = triton.cdiv(Lk, kvn)
     sw = (mode == MODE_SLIDING) or (mode == MODE_PLAN and window > 0)
     common = dict(D=D, DP=DP, MODE=mode, CAUSAL=causal, SW=sw, BITMAP=use_bitmap, WORDS=words,
-                  DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype), num_warps=warps, num_stages=stages)
+                  DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
+                  HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk))
     dq = torch.empty_like(q)
     _bwd_dq_kernel[(nqb * (dq_blk // dqm), B * Hq)](
-        q, k, v, do, lse, delta, dq,
+        q, k, v, out, do, lse, dlse_c, delta, dq,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2), do.stride(0), do.stride(1), do.stride(2),
+        v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
+        do.stride(0), do.stride(1), do.stride(2),
         dq.stride(0), dq.stride(1), dq.stride(2),
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
         Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-        BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, **common)
+        BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, num_warps=dqw, num_stages=dqs,
+        **common)
     if group == 1:
         dk = torch.empty_like(k)
         dv = torch.empty_like(v)
@@ -326,7 +415,8 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
         col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, qbb if mode == MODE_PLAN else 0,
         Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-        BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, KV_PER_QHEAD=group > 1, **common)
+        BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, KV_PER_QHEAD=group > 1, num_warps=kvw, num_stages=kvs,
+        **common)
     if group > 1:
         dk = dk.view(B, Hkv, group, Lk, D).sum(2).to(k.dtype)
         dv = dv.view(B, Hkv, group, Lk, D).sum(2).to(v.dtype)

@@ -77,37 +77,6 @@ def bitmap_visible(BITMAPS, m, row_in_block, col_in_block, j, Lk, BLK: tl.conste
     return (bit != 0) & (j < Lk)
 
 
-@triton.jit
-def key_tile_full(p_lo, p_hi, n0, Lk, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
-                  SW: tl.constexpr, span, dilation, gtok):
-    """True iff every (query in [p_lo,p_hi], key in the tile) pair is visible: no mask needed."""
-    j_hi = n0 + BLOCK_N - 1
-    full = j_hi < Lk
-    if CAUSAL:
-        full = full & (j_hi <= p_lo)
-    if SW:
-        in_win = (dilation == 1) & (p_hi - n0 < span) & (j_hi - p_lo < span)
-        glob = (j_hi < gtok) | (p_hi < gtok)
-        full = full & (in_win | glob)
-    return full
-
-
-@triton.jit
-def query_tile_full(m0, j_lo, j_hi, q_first, Lk, BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr,
-                    SW: tl.constexpr, span, dilation, gtok):
-    """Same as key_tile_full seen from a key tile [j_lo,j_hi] against query tile at m0."""
-    p_lo = m0
-    p_hi = m0 + BLOCK_M - 1
-    full = (j_hi < Lk) & (p_lo >= q_first) & (p_hi < Lk)
-    if CAUSAL:
-        full = full & (j_hi <= p_lo)
-    if SW:
-        in_win = (dilation == 1) & (p_hi - j_lo < span) & (j_hi - p_lo < span)
-        glob = (j_hi < gtok) | (p_hi < gtok)
-        full = full & (in_win | glob)
-    return full
-
-
 def num_sms(device: torch.device) -> int:
     if device.type == "cuda":
         return _cuda_sms(device.index if device.index is not None else torch.cuda.current_device())
@@ -129,3 +98,67 @@ def fit_tile(want: int, block: int) -> int:
 
 def padded_head_dim(D: int) -> int:
     return max(16, triton.next_power_of_2(D))
+
+
+# ---- planless full/partial split ------------------------------------------------------------
+# Dense and SlidingWindow tiles fall into a contiguous run of "full" tiles (every pair visible)
+# flanked by a few partial ones (causal diagonal, window edge, ragged end). The kernels walk the
+# full run in a loop with no mask code at all and only the flanks with the token rule, instead of
+# a runtime `if need_mask` in one loop (the FlashAttention tutorial's causal "stage" split,
+# generalised to a window).
+
+@triton.jit
+def full_key_tiles(p_lo, p_hi, Lk, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
+                   span, dilation):
+    """Key tiles [f_lo, f_hi) in which every key is visible to every query in [p_lo, p_hi]
+    (the global-token rule is ignored: such tiles just stay in the masked flanks)."""
+    f_lo = 0 * p_lo
+    f_hi = Lk // BLOCK_N + 0 * p_lo          # ragged last tile: partial
+    if CAUSAL:
+        f_hi = tl.minimum(f_hi, (p_lo + 1) // BLOCK_N)       # j_hi <= p_lo
+    if SW:
+        f_lo = tl.cdiv(tl.maximum(p_hi - span + 1, 0), BLOCK_N)  # p_hi - n0 < span
+        if not CAUSAL:
+            f_hi = tl.minimum(f_hi, (p_lo + span) // BLOCK_N)  # j_hi - p_lo < span
+        f_hi = tl.where(dilation == 1, f_hi, f_lo)             # dilated windows: all partial
+    return f_lo, f_hi
+
+
+@triton.jit
+def full_query_tiles(n0, j_hi, Lk, BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
+                     span, dilation):
+    """Query tiles [g_lo, g_hi) that see every key of [n0, j_hi]. Query rows outside
+    [Lk - Lq, Lk) may fall inside: they load q = dO = 0 and lse = -inf, so they add exactly 0."""
+    g_lo = 0 * n0
+    g_hi = tl.cdiv(Lk, BLOCK_M) + 0 * n0
+    if CAUSAL:
+        g_lo = tl.cdiv(j_hi, BLOCK_M)                           # m0 >= j_hi
+    if SW:
+        g_hi = tl.minimum(g_hi, (n0 + span) // BLOCK_M)         # p_hi - n0 < span
+        if not CAUSAL:
+            g_lo = tl.cdiv(tl.maximum(j_hi - span + 1, 0), BLOCK_M)  # j_hi - p_lo < span
+        g_hi = tl.where(dilation == 1, g_hi, g_lo)
+    g_hi = tl.where(j_hi < Lk, g_hi, g_lo)                      # keys past Lk: mask them
+    return g_lo, g_hi
+
+
+@triton.jit
+def split_virtual(n_g, lo_t, total, f_lo, f_hi):
+    """Virtual tiles are [0, n_g) global tiles then window tiles lo_t, lo_t+1, ...; returns
+    (va, vb) so [0, va) and [vb, total) need the mask and [va, vb) is full."""
+    va = tl.minimum(tl.maximum(n_g + f_lo - lo_t, n_g), total)
+    vb = tl.minimum(tl.maximum(n_g + f_hi - lo_t, va), total)
+    va = tl.maximum(va, 0)
+    vb = tl.maximum(vb, va)
+    return va, vb
+
+
+def env_tiles(name: str, n: int):
+    """Launch-config override from the environment (the bench's sweeps), or None."""
+    env = os.environ.get(name)
+    if not env or INTERPRETED:
+        return None
+    vals = tuple(int(x) for x in env.split(","))
+    if len(vals) != n:
+        raise ValueError(f"{name}: expected {n} comma-separated integers, got {env!r}")
+    return vals

@@ -4,7 +4,10 @@ The same kernel serves every spec. How it finds its key tiles is a compile-time 
   MODE_PLAN     walks the CSR row of its query block (row_ptr/col_idx/mask_idx, plan.h layout);
   MODE_DENSE    walks [0, Lk) (causal: up to the diagonal), computed from program ids;
   MODE_SLIDING  walks the global-token tiles plus the window band, computed from program ids,
-so Dense and SlidingWindow never need a plan. Decode (few queries, long KV) splits the key tiles
+so Dense and SlidingWindow never need a plan; they walk their full tiles in a loop without mask
+code and only the partial ones (causal diagonal, window edge, ragged end) with the token rule
+(common.full_key_tiles). A plan walk whose spec has no token rule and whose Lk is a multiple of
+the block compiles the mask out (HAS_MASK=False). Decode (few queries, long KV) splits the key tiles
 of one query tile over NUM_SPLITS programs; each writes a partial (out, lse) and `combine_splits`
 merges them by LSE. Softmax runs in base 2 (exp2) with the scale folded into qk_scale.
 """
@@ -14,9 +17,10 @@ import torch
 import triton
 import triton.language as tl
 
-from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LN2, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING, bitmap_visible,
-                                 dot_in_fp32, dot_precision, fit_tile, interpreting, key_tile_full, num_sms,
-                                 padded_head_dim, token_visible)
+from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LN2, LOG2E, MODE_DENSE, MODE_PLAN,
+                                 MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles,
+                                 fit_tile, full_key_tiles, interpreting, num_sms, padded_head_dim,
+                                 split_virtual, token_visible)
 
 
 @triton.jit
@@ -42,6 +46,57 @@ def key_tile_range(p_lo, p_hi, Lk, MODE: tl.constexpr, CAUSAL: tl.constexpr, BLO
 
 
 @triton.jit
+def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, offs_d, d_ok,
+               e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
+               BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
+               SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
+               PREC: tl.constexpr, MASK: tl.constexpr):
+    """Online softmax over virtual key tiles [t0, t1). MASK=False: no mask code at all (the
+    caller guarantees full tiles); in MODE_PLAN with MASK=True the mask is applied only to
+    entries that need it (a runtime branch per tile)."""
+    NSUB: tl.constexpr = BLK // BLOCK_N
+    for t in range(t0, t1):
+        if MODE == K_PLAN:
+            e = e0 + t // NSUB
+            c = tl.load(COL_IDX + e)
+            mi = tl.load(MASK_IDX + e)
+            n0 = c * BLK + (t % NSUB) * BLOCK_N
+            need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
+        else:
+            n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
+            c = 0
+            mi = 0
+            need_mask = True
+        j = n0 + offs_n
+        kv_ok = (j < Lk)[:, None] & d_ok[None, :]
+        k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
+        v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
+        if DOT_F32:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
+        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
+        if MASK:
+            if need_mask:
+                if BITMAP:
+                    # mask_idx -1 reaches here only for the ragged last key tile: bounds only.
+                    vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
+                                         (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
+                    vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
+                else:
+                    vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
+                s = tl.where(vis, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        # Rows with nothing visible yet keep m = -inf; shift by 0 so exp2 gives 0, not NaN.
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m_i - m_use)
+        p = tl.exp2(s - m_use[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
+        m_i = m_new
+    return acc, m_i, l_i
+
+
+@triton.jit
 def _fwd_kernel(
     Q, K, V, O, LSE,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sos, slb, slh, sls,
@@ -49,7 +104,8 @@ def _fwd_kernel(
     Hq, group, Lk, q_first, qk_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
+    PREC: tl.constexpr, HAS_MASK: tl.constexpr,
 ):
     pid_t = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -97,42 +153,28 @@ def _fwd_kernel(
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, DP], tl.float32)
-    for t in range(ts, te):
-        if MODE == K_PLAN:
-            e = e0 + t // NSUB
-            c = tl.load(COL_IDX + e)
-            mi = tl.load(MASK_IDX + e)
-            n0 = c * BLK + (t % NSUB) * BLOCK_N
-            need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
-        else:
-            n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
-            mi = 0
-            need_mask = key_tile_full(p_lo, p_hi, n0, Lk, BLOCK_N, CAUSAL, SW, span, dilation, gtok) == 0
-        j = n0 + offs_n
-        kv_ok = (j < Lk)[:, None] & d_ok[None, :]
-        k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
-        v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
-        if DOT_F32:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
-        if need_mask:
-            if BITMAP:
-                # mask_idx -1 reaches here only for the ragged last key tile: bounds mask only.
-                vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
-                                     (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
-                vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
-            else:
-                vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
-            s = tl.where(vis, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        # Rows with nothing visible yet keep m = -inf; shift by 0 so exp2 gives 0, not NaN.
-        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_use)
-        p = tl.exp2(s - m_use[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
-        m_i = m_new
+    if MODE == K_PLAN:
+        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, te, pos, offs_n,
+                                   offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
+                                   qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE, CAUSAL, SW,
+                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+    else:
+        # Masked flank, full run, masked flank (each clipped to this split's [ts, te)).
+        f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
+        va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
+        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, tl.minimum(va, te),
+                                   pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
+                                   lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
+                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
+        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(va, ts),
+                                   tl.minimum(vb, te), pos, offs_n, offs_d, d_ok, e0, COL_IDX,
+                                   MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                                   gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32,
+                                   PREC, False)
+        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(vb, ts), te,
+                                   pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
+                                   lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
+                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
 
     has = l_i > 0.0
     out = acc / tl.where(has, l_i, 1.0)[:, None]
@@ -144,6 +186,16 @@ def _fwd_kernel(
     tl.store(l_ptr + (pos - q_first), lse, mask=row_ok)
 
 
+def has_mask(mode: int, causal: bool, sw: bool, bitmap: bool, Lk: int, tile: int) -> bool:
+    """Whether a plan walk can meet any partial tile (else the mask code is compiled out): a
+    token rule (causal / window), bitmap entries, or a ragged last key block (`tile` is the plan
+    block: a block past Lk may hold whole tiles of non-keys). Planless modes always split full
+    and partial tiles themselves."""
+    if mode != MODE_PLAN:
+        return True
+    return causal or sw or bitmap or Lk % tile != 0
+
+
 def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int) -> tuple[int, int, int, int]:
     """(BLOCK_M, BLOCK_N, num_warps, num_stages) for a launch; tile edges divide the plan block.
 
@@ -152,12 +204,20 @@ def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int)
     """
     if INTERPRETED:
         return fit_tile(16, block), fit_tile(16, block), 4, 1
+    env = env_tiles("SATTN_FWD_TILES", 4) if Lq > 16 else None
+    if env is not None:
+        return fit_tile(env[0], block), fit_tile(env[1], block), env[2], env[3]
     bm = 16 if Lq <= 16 else (64 if head_dim > 128 else 128)
     bn = 32 if head_dim > 128 else 64
     bm = fit_tile(bm, block)
     bn = fit_tile(bn, block)
     warps = 4 if (bm <= 64 or head_dim <= 64) else 8
     stages = 2 if head_dim > 128 else 3
+    if mode == MODE_PLAN and bm == 128 and head_dim <= 128:
+        # H100 sweep (L=32768, D=128, static 12.5% plan; docs/backends/gpu.md run 5): 128x64 tiles
+        # with 4 warps 2.79 ms vs 3.47 ms with 8 warps. Planless sliding window goes the other way
+        # (8 warps 1.02 ms, 4 warps 1.80 ms), so only plan walks take 4.
+        warps = 4
     return bm, bn, warps, stages
 
 
@@ -221,6 +281,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal,
         SW=(mode == MODE_SLIDING) or (mode == MODE_PLAN and window > 0), BITMAP=use_bitmap,
         WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
+        HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk),
         num_warps=warps, num_stages=stages,
     )
     if num_splits > 1:

@@ -147,3 +147,45 @@ def test_rows_without_visible_keys_are_zero_with_lse_minus_inf():
 @pytest.mark.parametrize("D", [48, 80, 96])
 def test_head_dims_that_are_not_powers_of_two(D):
     check(sattn.Dense(causal=True), (1, 2, 1, 20, 20, D), torch.float16, seed=D)
+
+
+# Windows wider than the 16-wide interpreter tiles, so the planless kernels walk a run of full
+# tiles (no mask code) between masked flanks; Lq < Lk, a ragged Lk and global tokens move the
+# flank boundaries.
+@pytest.mark.parametrize("spec", [
+    sattn.Dense(causal=False),
+    sattn.Dense(causal=True),
+    sattn.SlidingWindow(window=40, causal=True),
+    sattn.SlidingWindow(window=35, causal=False),
+    sattn.SlidingWindow(window=33, causal=True, global_tokens=5),
+    sattn.SlidingWindow(window=20, causal=False, dilation=2, global_tokens=3),
+], ids=str)
+@pytest.mark.parametrize("shape", [(1, 2, 1, 150, 150, 16), (1, 2, 2, 70, 150, 16)], ids=lambda s: "x".join(map(str, s)))
+def test_planless_full_tile_runs(spec, shape):
+    check(spec, shape, torch.float32, seed=21)
+
+
+@pytest.mark.parametrize("L", [96, 90])
+def test_rule_free_plan_skips_the_mask(L):
+    """A non-causal static plan with 32-blocks walked by 16-wide tiles: with Lk a multiple of the
+    block the kernels compile without mask code (HAS_MASK=False); a ragged Lk keeps it."""
+    from sattn_triton import plans as P
+    blk, nb = 32, -(-L // 32)
+    g = torch.Generator().manual_seed(L)
+    kept = torch.rand(1, 2, nb, nb, generator=g) < 0.5
+    kept[..., 0] = True
+    kept = kept.to(H.DEVICE)
+    plan = P.from_block_table(kept, B=1, Hq=2, Lq=L, Lk=L, block=blk, causal=False)
+    assert F.has_mask(0, False, False, False, L, blk) == (L % blk != 0)
+    q, k, v = H.make_qkv(1, 2, 2, L, L, 16, torch.float32, seed=4, requires_grad=True)
+    out, lse = ops.attention(q, k, v, sattn.Dense(), plan=plan)
+    dout = torch.randn_like(out)
+    out.backward(dout)
+    pos = torch.arange(L)
+    mask = kept.cpu()[:, :, pos // blk][:, :, :, pos // blk]
+    q64, k64, v64 = H.leaf64(q), H.leaf64(k), H.leaf64(v)
+    ro, rl = H.reference(q64, k64, v64, None, mask=mask.numpy())
+    ro.backward(dout.double().cpu())
+    assert H.rel_err(out, ro) < 1e-5 and H.rel_err(lse, rl) < 1e-5
+    for got, ref in ((q.grad, q64.grad), (k.grad, k64.grad), (v.grad, v64.grad)):
+        assert H.rel_err(got, ref) < 1e-4

@@ -452,8 +452,8 @@ def timed_pair(args, case, L, ours, peer, peer_name, q, k, v, flops, density, ex
     with torch.no_grad():
         extra = dict(extra, fwd_ms_cuda_graph=graph_time(lambda: ours(q, k, v), args.repeat))
     if args.kernel_times and not args.no_backward:
-        # Opt-in: the eager/CUDA-graph gap grew from ~0.15 to ~0.3 ms in the run whose sweep had
-        # used torch.profiler earlier in the process (suspected, not proven, cause).
+        # Opt-in, after the timings: a profiler session might perturb later eager launches (run 5
+        # of docs/backends/gpu.md saw a larger eager overhead; cause not established).
         extra["kernel_ms"] = kernel_times(fwd_bwd(ours, q, k, v, dout),
                                           ["_fwd_kernel", "_bwd_dq_kernel", "_bwd_dkdv_kernel"])
     m1 = extra_memory(fwd_bwd(ours, q, k, v, dout)) if not args.no_backward else extra_memory(lambda: ours(q, k, v))

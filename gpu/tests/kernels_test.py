@@ -165,24 +165,28 @@ def test_planless_full_tile_runs(spec, shape):
     check(spec, shape, torch.float32, seed=21)
 
 
-@pytest.mark.parametrize("L", [96, 90])
-def test_rule_free_plan_skips_the_mask(L):
+@pytest.mark.parametrize("Lq,Lk", [(96, 96), (90, 90), (40, 96)])
+def test_rule_free_plan_skips_the_mask(Lq, Lk):
     """A non-causal static plan with 32-blocks walked by 16-wide tiles: with Lk a multiple of the
-    block the kernels compile without mask code (HAS_MASK=False); a ragged Lk keeps it."""
+    block the kernels compile without mask code (HAS_MASK=False); a ragged Lk keeps it. Lq < Lk
+    puts query rows before the first query inside a walked block (they must add nothing)."""
     from sattn_triton import plans as P
-    blk, nb = 32, -(-L // 32)
-    g = torch.Generator().manual_seed(L)
-    kept = torch.rand(1, 2, nb, nb, generator=g) < 0.5
+    blk = 32
+    nkb = -(-Lk // blk)
+    qbb = (Lk - Lq) // blk
+    g = torch.Generator().manual_seed(Lq + Lk)
+    kept = torch.rand(1, 2, nkb - qbb, nkb, generator=g) < 0.5
     kept[..., 0] = True
     kept = kept.to(H.DEVICE)
-    plan = P.from_block_table(kept, B=1, Hq=2, Lq=L, Lk=L, block=blk, causal=False)
-    assert F.has_mask(0, False, False, False, L, blk) == (L % blk != 0)
-    q, k, v = H.make_qkv(1, 2, 2, L, L, 16, torch.float32, seed=4, requires_grad=True)
+    plan = P.from_block_table(kept, B=1, Hq=2, Lq=Lq, Lk=Lk, block=blk, causal=False)
+    assert F.has_mask(0, False, False, False, Lk, blk) == (Lk % blk != 0)
+    q, k, v = H.make_qkv(1, 2, 2, Lq, Lk, 16, torch.float32, seed=4, requires_grad=True)
     out, lse = ops.attention(q, k, v, sattn.Dense(), plan=plan)
     dout = torch.randn_like(out)
     out.backward(dout)
-    pos = torch.arange(L)
-    mask = kept.cpu()[:, :, pos // blk][:, :, :, pos // blk]
+    rows = (torch.arange(Lq) + Lk - Lq) // blk - qbb
+    cols = torch.arange(Lk) // blk
+    mask = kept.cpu()[:, :, rows][:, :, :, cols]
     q64, k64, v64 = H.leaf64(q), H.leaf64(k), H.leaf64(v)
     ro, rl = H.reference(q64, k64, v64, None, mask=mask.numpy())
     ro.backward(dout.double().cpu())

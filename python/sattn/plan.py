@@ -48,7 +48,8 @@ class BlockPlan:
                    mask_idx=np.asarray(d["mask_idx"], np.int32), bitmaps=np.asarray(d["bitmaps"], np.uint64))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: that deep-copies every array, on the hot path of each call.
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @property
     def nnz(self) -> int:

@@ -49,6 +49,6 @@ def test_plan_for_another_shape_is_rejected():
         cpu.attention(q, k, v, sattn.Dense(), scale=0.25, return_lse=False, plan=other)
 
 
-def test_cpu_tensor_required_and_float16_widened():
+def test_float16_inputs_computed_in_float32_returned_as_float16():
     q, k, v = make_inputs(1, 1, 1, 12, 12, 16, "float16")
     check_backend("cpu", sattn.SlidingWindow(window=4, causal=True), q, k, v)

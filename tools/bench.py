@@ -297,7 +297,9 @@ def print_table(rows):
     print("-" * len(header))
     t_ref = r0["time_ms"]
     for r in rows:
-        speed = (r["time_ms"] / t_ref) if (t_ref and r["time_ms"] and r is not r0) else None
+        # Wall-time ratios are meaningless against a simulator: compare its counters instead.
+        real_times = r0["time_kind"] == r["time_kind"] == "wall time"
+        speed = (r["time_ms"] / t_ref) if (t_ref and r["time_ms"] and r is not r0 and real_times) else None
         c = r["counters"]
         notes = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items()
                           if k in TABLE_COUNTERS or k.startswith("proxy_"))
@@ -306,7 +308,8 @@ def print_table(rows):
         print(f"{r['system']:<22} {fmt(r['time_ms'], '10.3f')} {fmt(r['gflops_effective'], '12.1f')} "
               f"{fmt(r['max_abs_err'], '10.2e')} {speed_s:>8}  {notes}")
     if len(rows) > 1:
-        print(f"speedup = peer time / {r0['system']} time; a peer's GFLOP/s counts the FLOPs of what it computes")
+        print(f"speedup = peer time / {r0['system']} time (wall-time rows only; simulators compare counters); "
+              "a peer's GFLOP/s counts the FLOPs of what it computes")
 
 
 if __name__ == "__main__":

@@ -89,14 +89,15 @@ def dense_mask(spec: S.Spec, q, k, *, rows=None, scale=None):
     but their shapes always define the problem. Returns a torch bool tensor (on q's device) for
     torch inputs, a numpy bool array otherwise.
     """
-    mask = _dense_mask_numpy(spec, q, k, rows, scale)
+    mask = dense_mask_numpy(spec, q, k, rows=rows, scale=scale)
     if _inputs._is_torch(q):
         import torch
         return torch.from_numpy(mask).to(q.device)
     return mask
 
 
-def _dense_mask_numpy(spec: S.Spec, q, k, rows, scale) -> np.ndarray:
+def dense_mask_numpy(spec: S.Spec, q, k, *, rows=None, scale=None) -> np.ndarray:
+    """dense_mask as a numpy bool array whatever the input framework (the reference's form)."""
     if not isinstance(spec, S.Spec):
         raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, ...), got {type(spec).__name__}")
     prob = _inputs.check_qkv(q, k, k)

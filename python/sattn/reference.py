@@ -1,7 +1,7 @@
 """The float64 reference: the judge every backend is tested against.
 
 attention() evaluates the contract literally: dense scores in float64, the dense mask of
-sattn.mask.dense_mask, softmax over visible keys, rows with no visible key -> zeros and LSE -inf.
+sattn.mask.dense_mask_numpy, softmax over visible keys, rows with no visible key -> zeros and LSE -inf.
 Memory is O(Lq*Lk) per head (use `rows=` to judge a sample of rows on long sequences).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sattn import _inputs
-from sattn.mask import dense_mask
+from sattn.mask import dense_mask_numpy
 
 
 def attention(q, k, v, spec, *, scale=None, return_lse=False, rows=None, mask=None):
@@ -18,7 +18,7 @@ def attention(q, k, v, spec, *, scale=None, return_lse=False, rows=None, mask=No
     scale = _inputs.resolve_scale(scale, prob.D)
     rows = np.arange(prob.Lq) if rows is None else np.asarray(rows, dtype=np.int64)
     if mask is None:
-        mask = _inputs.to_numpy(dense_mask(spec, q, k, rows=rows, scale=scale))
+        mask = dense_mask_numpy(spec, q, k, rows=rows, scale=scale)
     qn = _inputs.to_numpy(q, np.float64)[:, :, rows]
     kn = _inputs.to_numpy(k, np.float64)
     vn = _inputs.to_numpy(v, np.float64)

@@ -154,7 +154,7 @@ class TopKPerQuery(Spec):
 
 
 def from_name(name: str, **params) -> Spec:
-    """Builds a spec from its class name (used by the bench's --spec flag)."""
+    """Builds a spec from its class name, case-insensitive (e.g. the GPU op's spec argument)."""
     table = {cls.__name__.lower(): cls for cls in (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery)}
     cls = table.get(name.lower())
     if cls is None:

@@ -66,6 +66,24 @@ def cuda_time(fn, repeat):
     return ts[len(ts) // 2]
 
 
+def b2b_time(fn, repeat):
+    """(device ms per call, host ms per call) for `repeat` calls issued back to back with no sync
+    between them (triton.testing.do_bench style): the host's Python/launch work overlaps the GPU's,
+    so the device time is what a training loop sees once the GPU is the bottleneck. The host time
+    is the Python + launch cost of one call (measured before the final sync)."""
+    fn()
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    host = (time.perf_counter() - t0) * 1e3 / repeat
+    e.record()
+    torch.cuda.synchronize()
+    return s.elapsed_time(e) / repeat, host
+
+
 def first_call(fn):
     torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -170,8 +188,10 @@ def sweep_case(args, case, L):
     for cfg in FWD_CONFIGS:
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, cfg))
         try:
+            # Kernel time (profiler), not event time around the call: host overhead is the same
+            # for every config and only added noise to this choice (run 7 picked a slower tile).
             with torch.no_grad():
-                t = cuda_time(lambda: ours(q, k, v), args.repeat)
+                t = kernel_times(lambda: ours(q, k, v), ["_fwd_kernel"])["_fwd_kernel"]
         except Exception as e:  # a config may not fit shared memory / registers
             print(f"# fwd config {cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
             continue
@@ -180,22 +200,29 @@ def sweep_case(args, case, L):
             best_f = (t, cfg)
     os.environ["SATTN_FWD_TILES"] = ",".join(map(str, best_f[1]))
     best_dq = best_kv = None
-    for dq_cfg, kv_cfg in zip(DQ_CONFIGS, KV_CONFIGS):
-        os.environ["SATTN_BWD_TILES"] = ",".join(map(str, dq_cfg + kv_cfg))
-        try:
-            kt = kernel_times(fwd_bwd(ours, q, k, v, dout), ["_bwd_dq_kernel", "_bwd_dkdv_kernel", "_bwd_delta"])
-            total = cuda_time(fwd_bwd(ours, q, k, v, dout), args.repeat)
-        except Exception as e:
-            print(f"# bwd configs {dq_cfg} {kv_cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
-            continue
-        record(args.out, case=f"sweep_bwd_{case}", L=L, system="sattn_triton", dq_config=list(dq_cfg),
-               dkdv_config=list(kv_cfg), dq_ms=kt["_bwd_dq_kernel"], dkdv_ms=kt["_bwd_dkdv_kernel"],
-               delta_ms=kt["_bwd_delta"], fwd_bwd_ms=total)
-        if best_dq is None or kt["_bwd_dq_kernel"] < best_dq[0]:
-            best_dq = (kt["_bwd_dq_kernel"], dq_cfg)
-        if best_kv is None or kt["_bwd_dkdv_kernel"] < best_kv[0]:
-            best_kv = (kt["_bwd_dkdv_kernel"], kv_cfg)
-    BEST[case] = dict(fwd=best_f[1], bwd=best_dq[1] + best_kv[1])
+    # delta = rowsum(dO*O) either inside the dq kernel ("fused") or in its own launch ("separate"):
+    # the dq cost compared is dq + delta kernel time.
+    for delta_mode in ("fused", "separate"):
+        os.environ["SATTN_BWD_DELTA"] = delta_mode
+        for dq_cfg, kv_cfg in zip(DQ_CONFIGS, KV_CONFIGS):
+            os.environ["SATTN_BWD_TILES"] = ",".join(map(str, dq_cfg + kv_cfg))
+            try:
+                kt = kernel_times(fwd_bwd(ours, q, k, v, dout),
+                                  ["_bwd_dq_kernel", "_bwd_dkdv_kernel", "_bwd_delta_kernel"])
+                total = cuda_time(fwd_bwd(ours, q, k, v, dout), args.repeat)
+            except Exception as e:
+                print(f"# bwd configs {dq_cfg} {kv_cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
+                continue
+            dq_cost = kt["_bwd_dq_kernel"] + kt["_bwd_delta_kernel"]
+            record(args.out, case=f"sweep_bwd_{case}", L=L, system="sattn_triton", delta=delta_mode,
+                   dq_config=list(dq_cfg), dkdv_config=list(kv_cfg), dq_ms=kt["_bwd_dq_kernel"],
+                   dkdv_ms=kt["_bwd_dkdv_kernel"], delta_ms=kt["_bwd_delta_kernel"], fwd_bwd_ms=total)
+            if best_dq is None or dq_cost < best_dq[0]:
+                best_dq = (dq_cost, dq_cfg, delta_mode)
+            if best_kv is None or kt["_bwd_dkdv_kernel"] < best_kv[0]:
+                best_kv = (kt["_bwd_dkdv_kernel"], kv_cfg)
+    os.environ.pop("SATTN_BWD_DELTA", None)
+    BEST[case] = dict(fwd=best_f[1], bwd=best_dq[1] + best_kv[1], delta=best_dq[2])
     ENV.setdefault("chosen_tiles", {})[f"{case}_L{L}"] = BEST[case]
     print(f"# {case} L={L}: chosen {BEST[case]}", flush=True)
     for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES"):
@@ -204,11 +231,12 @@ def sweep_case(args, case, L):
 
 def use_tiles(case):
     """Sets the swept tiles of `case` for sattn (or the built-in defaults when not swept)."""
-    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES"):
+    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA"):
         os.environ.pop(name, None)
     if case in BEST:
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, BEST[case]["fwd"]))
         os.environ["SATTN_BWD_TILES"] = ",".join(map(str, BEST[case]["bwd"]))
+        os.environ["SATTN_BWD_DELTA"] = BEST[case]["delta"]
 
 
 def static_table(L, Hh, blk):
@@ -449,22 +477,39 @@ def timed_pair(args, case, L, ours, peer, peer_name, q, k, v, flops, density, ex
             b2s.append(cuda_time(fwd_bwd(peer, q, k, v, dout), args.repeat))
     med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None  # noqa: E731
     f1, f2, b1, b2 = med(f1s), med(f2s), med(b1s), med(b2s)
+    # Back-to-back timings (host overhead hidden behind the GPU), ours and peer interleaved too.
+    bb = {"ours_fwd": [], "peer_fwd": [], "ours_fwd_bwd": [], "peer_fwd_bwd": []}
+    for _ in range(args.rounds):
+        with torch.no_grad():
+            bb["ours_fwd"].append(b2b_time(lambda: ours(q, k, v), args.repeat))
+            bb["peer_fwd"].append(b2b_time(lambda: peer(q, k, v), args.repeat))
+        if not args.no_backward:
+            bb["ours_fwd_bwd"].append(b2b_time(fwd_bwd(ours, q, k, v, dout), args.repeat))
+            bb["peer_fwd_bwd"].append(b2b_time(fwd_bwd(peer, q, k, v, dout), args.repeat))
+    bbm = {n: (med([x[0] for x in xs]), med([x[1] for x in xs])) if xs else (None, None)
+           for n, xs in bb.items()}
     with torch.no_grad():
         extra = dict(extra, fwd_ms_cuda_graph=graph_time(lambda: ours(q, k, v), args.repeat))
     if args.kernel_times and not args.no_backward:
         # Opt-in, after the timings: a profiler session might perturb later eager launches (run 5
         # of docs/backends/gpu.md saw a larger eager overhead; cause not established).
         extra["kernel_ms"] = kernel_times(fwd_bwd(ours, q, k, v, dout),
-                                          ["_fwd_kernel", "_bwd_dq_kernel", "_bwd_dkdv_kernel"])
+                                          ["_fwd_kernel", "_bwd_delta_kernel", "_bwd_dq_kernel", "_bwd_dkdv_kernel"])
     m1 = extra_memory(fwd_bwd(ours, q, k, v, dout)) if not args.no_backward else extra_memory(lambda: ours(q, k, v))
     common = dict(case=case, L=L, B=1, H=args.heads, D=args.head_dim, dtype="bfloat16", density=density)
     record(args.out, system="sattn_triton", fwd_ms=f1, fwd_bwd_ms=b1, fwd_tflops=flops / f1 / 1e9,
            fwd_bwd_tflops=None if b1 is None else 2.5 * flops / b1 / 1e9, extra_mem_mib=m1,
            speedup_fwd=f2 / f1, speedup_fwd_bwd=None if b1 is None else b2 / b1,
-           rounds_fwd_ms=f1s, rounds_fwd_bwd_ms=b1s, **common, **extra)
+           rounds_fwd_ms=f1s, rounds_fwd_bwd_ms=b1s,
+           b2b_fwd_ms=bbm["ours_fwd"][0], b2b_fwd_bwd_ms=bbm["ours_fwd_bwd"][0],
+           host_fwd_ms=bbm["ours_fwd"][1], host_fwd_bwd_ms=bbm["ours_fwd_bwd"][1],
+           b2b_speedup_fwd=bbm["peer_fwd"][0] / bbm["ours_fwd"][0],
+           b2b_speedup_fwd_bwd=None if b1 is None else bbm["peer_fwd_bwd"][0] / bbm["ours_fwd_bwd"][0],
+           **common, **extra)
     record(args.out, system=peer_name, fwd_ms=f2, fwd_bwd_ms=b2, fwd_tflops=flops / f2 / 1e9,
            fwd_bwd_tflops=None if b2 is None else 2.5 * flops / b2 / 1e9, rounds_fwd_ms=f2s,
-           rounds_fwd_bwd_ms=b2s, **common)
+           rounds_fwd_bwd_ms=b2s, b2b_fwd_ms=bbm["peer_fwd"][0], b2b_fwd_bwd_ms=bbm["peer_fwd_bwd"][0],
+           host_fwd_ms=bbm["peer_fwd"][1], host_fwd_bwd_ms=bbm["peer_fwd_bwd"][1], **common)
     for x in (q, k, v):
         x.grad = None
 
@@ -486,6 +531,71 @@ def profile(args):
             torch.cuda.synchronize()
         print(f"# profile {spec} L={L}", flush=True)
         print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=10), flush=True)
+
+
+def timeline(args):
+    """GPU kernel timeline (start, duration, idle gap before it) of two back-to-back static-plan
+    forward+backward calls at the first --lengths L, with FlexAttention's for comparison: shows
+    any device time outside the attention kernels."""
+    from torch.profiler import ProfilerActivity, profile as tprof
+    import tempfile
+    L, blk, Hh, D = int(args.lengths.split(",")[0]), 128, args.heads, args.head_dim
+    q, k, v = make(1, Hh, L, L, D)
+    dout = torch.randn_like(q)
+    kept, _ = static_table(L, Hh, blk)
+    plan = P.from_block_table(kept, B=1, Hq=Hh, Lq=L, Lk=L, block=blk, causal=False)
+    _, flex = flex_setup()
+
+    def mask_mod(b, h, qi, kj):
+        return kept[0, h, qi // blk, kj // blk]
+    bm = flex_block_mask(kept, torch.zeros_like(kept), blk, L, mask_mod)
+    for name, fn in (("sattn", lambda q, k, v: ops.attention(q, k, v, sattn.Dense(), plan=plan)[0]),
+                     ("flex", lambda q, k, v: flex(q, k, v, block_mask=bm))):
+        run = fwd_bwd(fn, q, k, v, dout)
+        run()
+        run()
+        torch.cuda.synchronize()
+        with tprof(activities=[ProfilerActivity.CUDA]) as prof:
+            run()
+            run()
+            torch.cuda.synchronize()
+        path = os.path.join(tempfile.mkdtemp(), "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            ev = [e for e in json.load(f)["traceEvents"] if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")]
+        ev.sort(key=lambda e: e["ts"])
+        t0 = ev[0]["ts"] if ev else 0.0
+        end = t0
+        print(f"# timeline {name} static L={L}: start_us dur_us gap_us name", flush=True)
+        for e in ev:
+            print(f"{e['ts'] - t0:10.1f} {e['dur']:9.1f} {e['ts'] - end:8.1f} {e['name'][:70]}", flush=True)
+            end = max(end, e["ts"] + e["dur"])
+
+
+def host_profile(args):
+    """Where the host time of one eager call goes: cProfile over 50 static-plan forward+backward
+    calls at L=4096 (small, so the host is the bottleneck), top functions by own time."""
+    import cProfile
+    import pstats
+    L, blk = 4096, 128
+    q, k, v = make(1, args.heads, L, L, args.head_dim)
+    dout = torch.randn_like(q)
+    kept, _ = static_table(L, args.heads, blk)
+    plan = P.from_block_table(kept, B=1, Hq=args.heads, Lq=L, Lk=L, block=blk, causal=False)
+    for name, spec, pl in (("static", sattn.Dense(), plan),
+                           ("sliding", sattn.SlidingWindow(window=1024, causal=True), None)):
+        run = fwd_bwd(lambda q, k, v: ops.attention(q, k, v, spec, plan=pl)[0], q, k, v, dout)
+        for _ in range(3):
+            run()
+        torch.cuda.synchronize()
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(50):
+            run()
+        torch.cuda.synchronize()
+        prof.disable()
+        print(f"# host profile {name} fwd+bwd x50, L={L}", flush=True)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(22)
 
 
 def main():
@@ -513,6 +623,10 @@ def main():
     cases = args.cases.split(",")
     if "profile" in cases:
         profile(args)
+    if "hostprof" in cases:
+        host_profile(args)
+    if "timeline" in cases:
+        timeline(args)
     if "sweep" in cases:
         for case in args.sweep_cases.split(","):
             sweep_case(args, case, args.sweep_len)

@@ -15,14 +15,16 @@ atomics and no repeated k/v in the forward.
 """
 from __future__ import annotations
 
+import os
 
 import torch
 import triton
 import triton.language as tl
 
-from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN, MODE_SLIDING, bitmap_visible,
-                                 dot_in_fp32, dot_precision, env_tiles, fit_tile, full_key_tiles,
-                                 full_query_tiles, padded_head_dim, split_virtual, token_visible)
+from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
+                                 bitmap_visible, dot_in_fp32, dot_precision, env_tiles, fit_tile,
+                                 full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
+                                 token_visible, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range
 from sattn_triton import plans as P
 
@@ -54,7 +56,10 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, off
         if DOT_F32:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
+        # The scale rides in the exp2's FMA; masking the probabilities (not the scores) keeps that
+        # one instruction per element and is right for any sign of the scale.
+        s = tl.dot(q, tl.trans(k), input_precision=PREC)
+        p = tl.exp2(s * qk_scale - lse2[:, None])
         if MASK:
             if need_mask:
                 if BITMAP:
@@ -63,12 +68,43 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, off
                     vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
                 else:
                     vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
-                s = tl.where(vis, s, float("-inf"))
-        p = tl.exp2(s - lse2[:, None])
+                p = tl.where(vis, p, 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=PREC)
         ds = p * (dp - delta[:, None])
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PREC)
     return dq
+
+
+@triton.jit
+def _row_delta(o_base, som, do, dlse_rows, i, lse, row_ok, offs_d, d_ok, HAS_DLSE: tl.constexpr):
+    """delta = rowsum(dO * O) - dlse for rows i (rows with lse = -inf ignore dlse)."""
+    o = tl.load(o_base + i[:, None] * som + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    if HAS_DLSE:
+        dl = tl.load(dlse_rows + i, mask=row_ok, other=0.0).to(tl.float32)
+        delta -= tl.where(lse == float("-inf"), 0.0, dl)
+    return delta
+
+
+@triton.jit
+def _bwd_delta_kernel(O, DO, LSE, DLSE, DELTA, sob, soh, som, sdob, sdoh, sdom, Hq, Lq,
+                      D: tl.constexpr, DP: tl.constexpr, BLOCK_M: tl.constexpr, HAS_DLSE: tl.constexpr):
+    """The separate preprocessing pass (DELTA_READY dq launches): delta of BLOCK_M rows."""
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // Hq
+    h = pid_bh % Hq
+    i = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    offs_d = tl.arange(0, DP)
+    row_ok = i < Lq
+    d_ok = offs_d < D
+    bh_row = (b * Hq + h).to(tl.int64) * Lq
+    do = tl.load(DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh + i[:, None] * sdom + offs_d[None, :],
+                 mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+    lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
+    delta = _row_delta(O + b.to(tl.int64) * sob + h.to(tl.int64) * soh, som, do, DLSE + bh_row, i, lse,
+                       row_ok, offs_d, d_ok, HAS_DLSE)
+    tl.store(DELTA + bh_row + i, delta, mask=row_ok)
 
 
 @triton.jit
@@ -80,11 +116,11 @@ def _bwd_dq_kernel(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
+    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr,
 ):
-    """dq of one query tile. It also computes delta = rowsum(dO * O) (minus dlse) for its rows and
-    stores it for the dk/dv kernel, which runs after it on the same stream: the programs of this
-    grid cover every query row, so no separate preprocessing launch is needed."""
+    """dq of one query tile. Unless DELTA_READY (then `_bwd_delta_kernel` ran first), it also
+    computes delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel,
+    which runs after it on the same stream: the programs of this grid cover every query row."""
     pid_t = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // Hq
@@ -111,13 +147,12 @@ def _bwd_dq_kernel(
     lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
     # Rows with no visible key (lse = -inf) and padding rows: +inf makes every p exactly 0.
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
-    o = tl.load(O + b.to(tl.int64) * sob + h.to(tl.int64) * soh + i[:, None] * som + offs_d[None, :],
-                mask=row_ok[:, None] & d_ok[None, :], other=0.0)
-    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-    if HAS_DLSE:
-        dl = tl.load(DLSE + bh_row + i, mask=row_ok, other=0.0).to(tl.float32)
-        delta -= tl.where(lse == float("-inf"), 0.0, dl)
-    tl.store(DELTA + bh_row + i, delta, mask=row_ok)
+    if DELTA_READY:
+        delta = tl.load(DELTA + bh_row + i, mask=row_ok, other=0.0)
+    else:
+        delta = _row_delta(O + b.to(tl.int64) * sob + h.to(tl.int64) * soh, som, do, DLSE + bh_row, i,
+                           lse, row_ok, offs_d, d_ok, HAS_DLSE)
+        tl.store(DELTA + bh_row + i, delta, mask=row_ok)
     if DOT_F32:
         q = q.to(tl.float32)
         do = do.to(tl.float32)
@@ -222,7 +257,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
         if DOT_F32:
             qT = qT.to(tl.float32)
             do = do.to(tl.float32)
-        sT = tl.dot(k, qT, input_precision=PREC) * qk_scale                        # [BN, BM]
+        sT = tl.dot(k, qT, input_precision=PREC)                                    # [BN, BM]
+        pT = tl.exp2(sT * qk_scale - lse2[None, :])                                 # as in _dq_tiles
         if MASK:
             if need_mask:
                 if BITMAP:
@@ -231,8 +267,7 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
                     vis = tl.where(mi >= 0, vis, j[:, None] < Lk)
                 else:
                     vis = token_visible(pos[None, :], j[:, None], Lk, CAUSAL, SW, span, dilation, gtok)
-                sT = tl.where(vis, sT, float("-inf"))
-        pT = tl.exp2(sT - lse2[None, :])
+                pT = tl.where(vis, pT, 0.0)
         dv += tl.dot(pT.to(do.dtype), do, input_precision=PREC)
         dpT = tl.dot(v, tl.trans(do), input_precision=PREC)                         # [BN, BM]
         dsT = pT * (dpT - delta[None, :])
@@ -323,24 +358,43 @@ def bwd_tiles(head_dim: int, block: int, mode: int):
         t = fit_tile(16, block)
         env = (t, t, 4, 1, t, t, 4, 1)
     if env is None:
-        env = _BWD_DEFAULT[(head_dim > 128, mode == MODE_PLAN)]
+        env = _BWD_DEFAULT[(head_dim > 128, mode)]
     dqm, dqn, dqw, dqs, kvm, kvn, kvw, kvs = env
     return ((fit_tile(dqm, block), fit_tile(dqn, block), dqw, dqs),
             (fit_tile(kvm, block), fit_tile(kvn, block), kvw, kvs))
 
 
-# (head_dim > 128, plan mode) -> (dq m, n, warps, stages, dk/dv m, n, warps, stages).
-# D <= 128: per-kernel H100 sweeps at L=32768, D=128 (docs/backends/gpu.md, run 5): static 12.5%
-# plan dq 2.89 ms with 128x32 / 8 warps / 4 stages (64x64/4/3: 3.00), dk/dv 4.37 ms with 64
-# queries x 128 keys / 8 warps / 2 stages (64x64/4/3: 4.54; 32-query tiles 12-17 ms);
-# SlidingWindow(1024) dq 0.94 ms (64x32/4/4), dk/dv 1.66 ms (64x128/8/2; 64x64/4/3: 2.73).
+# (head_dim > 128, mode) -> (dq m, n, warps, stages, dk/dv m, n, warps, stages).
+# D <= 128: per-kernel H100 sweeps at L=32768, D=128 (docs/backends/gpu.md, runs 5-8): static
+# 12.5% plan dq 2.85-2.89 ms with 128x32 / 8 warps / 4 stages and delta in its own launch (4.46 ms
+# with delta fused: that config then spills), dk/dv 4.36-4.41 ms with 64 queries x 128 keys /
+# 8 warps / 2 stages (64x64/4/3: 4.48; 4 warps with 128-key tiles 12-16 ms);
+# SlidingWindow(1024) dq 0.93-0.97 ms (64x32/4/4), dk/dv 1.55-1.56 ms with 64x128/8 and 1 stage
+# (2 stages 1.60-1.62; 64x64/4/3 2.65).
 # D > 128: smaller tiles fit shared memory.
 _BWD_DEFAULT = {
-    (False, True): (128, 32, 8, 4, 64, 128, 8, 2),
-    (False, False): (64, 32, 4, 4, 64, 128, 8, 2),
-    (True, True): (64, 32, 8, 2, 32, 64, 8, 2),
-    (True, False): (64, 32, 8, 2, 32, 64, 8, 2),
+    (False, MODE_PLAN): (128, 32, 8, 4, 64, 128, 8, 2),
+    (False, MODE_DENSE): (64, 32, 4, 4, 64, 128, 8, 2),
+    (False, MODE_SLIDING): (64, 32, 4, 4, 64, 128, 8, 1),
+    (True, MODE_PLAN): (64, 32, 8, 2, 32, 64, 8, 2),
+    (True, MODE_DENSE): (64, 32, 8, 2, 32, 64, 8, 2),
+    (True, MODE_SLIDING): (64, 32, 8, 2, 32, 64, 8, 2),
 }
+
+
+def separate_delta(mode: int) -> bool:
+    """Whether delta gets its own preprocessing launch instead of being computed by the dq kernel.
+    SATTN_BWD_DELTA=separate|fused overrides (the bench's sweep)."""
+    env = os.environ.get("SATTN_BWD_DELTA", "")
+    if env:
+        return env == "separate"
+    return _SEPARATE_DELTA[mode == MODE_PLAN]
+
+
+# Plan walks: the dq config above spills with delta fused (see _BWD_DEFAULT), so delta gets its
+# own launch (0.095 ms at L=32768, H=16). Planless dq tiles are small; fused and separate measured
+# the same there, and fused saves a launch.
+_SEPARATE_DELTA = {True: True, False: False}
 
 
 def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, window: int = 0,
@@ -386,11 +440,17 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         words = 1
         blk = max(dqm, kvm, kvn)  # planless dkdv: BLK only sets the query sub-tiling, unused
         kv_tiles = triton.cdiv(Lk, kvn)
-    sw = (mode == MODE_SLIDING) or (mode == MODE_PLAN and window > 0)
+    sw = window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation, global_tokens)
     common = dict(D=D, DP=DP, MODE=mode, CAUSAL=causal, SW=sw, BITMAP=use_bitmap, WORDS=words,
                   DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
                   HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk))
     dq = torch.empty_like(q)
+    delta_ready = separate_delta(mode)
+    if delta_ready:
+        _bwd_delta_kernel[(triton.cdiv(Lq, 64), B * Hq)](
+            out, do, lse, dlse_c, delta, out.stride(0), out.stride(1), out.stride(2),
+            do.stride(0), do.stride(1), do.stride(2), Hq, Lq, D=D, DP=DP, BLOCK_M=64,
+            HAS_DLSE=dlse is not None, num_warps=4)
     _bwd_dq_kernel[(nqb * (dq_blk // dqm), B * Hq)](
         q, k, v, out, do, lse, dlse_c, delta, dq,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
@@ -399,7 +459,8 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         dq.stride(0), dq.stride(1), dq.stride(2),
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
         Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-        BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, num_warps=dqw, num_stages=dqs,
+        BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
+        num_warps=dqw, num_stages=dqs,
         **common)
     if group == 1:
         dk = torch.empty_like(k)

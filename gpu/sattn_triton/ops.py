@@ -121,6 +121,9 @@ class _EagerAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, *rest):
         out, lse = _attention_impl(q, k, v, *rest)
+        # An unused output (usually lse) then reaches backward as None instead of a zeros tensor:
+        # no fill kernel per step, and the dq kernel compiles the dlse term out.
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(q, k, v, out, lse, *[t for t in rest[:7] if t is not None])
         ctx.present = [t is not None for t in rest[:7]]
         ctx.args = rest[7:]

@@ -214,10 +214,14 @@ def main(argv):
         visible = plan.visible_pairs()
         del plan
     except ImportError as e:
-        # e.g. a GPU machine whose Python cannot load this build's sattn._cc: times are still
-        # measured, but without the planner there is no visible-pair count, so no FLOPs.
-        log(f"no host planner here ({e}); density, FLOPs and GFLOP/s are not reported")
+        # e.g. a GPU machine whose Python cannot load this build's sattn._cc: a backend that can
+        # count what it attends on its own device (triton) supplies the count; else no FLOPs.
         visible = None
+        if hasattr(mod, "visible_pairs"):
+            log(f"no host planner here ({e}); counting visible pairs with the {name} backend's own plan")
+            visible = int(mod.visible_pairs(q, k, spec, scale=scale, tile=FLAGS.tile, **options))
+        else:
+            log(f"no host planner here ({e}); density, FLOPs and GFLOP/s are not reported")
     density = None if visible is None else visible / float(B * Hq * Lq * Lk)
     flops = None if visible is None else 4.0 * D * visible
 

@@ -328,6 +328,78 @@ def make_plan(q, k, spec, *, scale: float, plan=None, tile: int = 64):
     raise TypeError(f"spec: unsupported spec type {kind}")
 
 
+# ---- visible-pair count (FLOP counts where the host planner is unavailable) -------------------
+
+def _rule_visible(p, j, Lk: int, launch: dict):
+    """The kernels' token rule (common.token_visible) on torch index tensors (p [.., R, 1] and
+    j [.., 1, C] broadcast to [.., R, C])."""
+    ok = (j < Lk) & (p >= 0)
+    if launch["causal"]:
+        ok = ok & (j <= p)
+    if launch["window"] > 0:
+        span, dil, gt = launch["window"] * launch["dilation"], launch["dilation"], launch["global_tokens"]
+        d = p - j
+        win = (d < span) & (d > -span) & (torch.remainder(d, dil) == 0)
+        ok = ok & (win | (j < gt) | (p < gt))
+    return ok
+
+
+def visible_pairs(q, k, spec, *, scale: Optional[float] = None, plan=None, tile: int = 64,
+                  force_plan: bool = False, max_elems: int = 1 << 25) -> int:
+    """Number of (batch, head, query, key) pairs the kernels attend for this call, counted on q's
+    device from what they read: the token rule for planless Dense/SlidingWindow, the plan's entries
+    otherwise (full blocks by arithmetic, partial ones tile by tile). One host sync at the end.
+    Equal to the contract's count (sattn.dense_mask(...).sum()) whenever the device plan equals the
+    host plan (gpu/tests/plans_test.py bounds where they may differ: near-ties)."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    B, Hq, Lq, _ = q.shape
+    Lk = k.shape[2]
+    q_first = Lk - Lq
+    kind = type(spec).__name__
+    launch = spec_launch(spec)
+    dev = q.device
+    if force_plan and plan is None and kind in ("Dense", "SlidingWindow"):
+        plan = _static_plan(q, k, spec, tile)
+    gp = make_plan(q, k, spec, scale=scale, plan=plan, tile=tile)
+    total = torch.zeros((), dtype=torch.int64, device=dev)
+    if gp is None:
+        # Head- and batch-independent rule: count one (b, h) over row chunks, then multiply.
+        j = torch.arange(Lk, device=dev)[None, :]
+        rows_per_chunk = max(1, max_elems // Lk)
+        for p0 in range(q_first, Lk, rows_per_chunk):
+            p = torch.arange(p0, min(p0 + rows_per_chunk, Lk), device=dev)[:, None]
+            total += _rule_visible(p, j, Lk, launch).sum()
+        return int(total.item()) * B * Hq
+    blk, cap = gp.block, gp.col_idx.numel()
+    e = torch.arange(cap, device=dev)
+    row = torch.searchsorted(gp.row_ptr[1:].long().contiguous(), e, right=True)
+    valid = e < gp.row_ptr[-1].long()
+    a = torch.remainder(row, gp.n_q_blocks) + gp.q_block_begin
+    c = gp.col_idx.long()
+    mi = gp.mask_idx.long()
+    n_rows = (torch.clamp((a + 1) * blk, max=Lk) - torch.clamp(a * blk, min=q_first)).clamp(min=0)
+    n_cols = (torch.clamp((c + 1) * blk, max=Lk) - c * blk).clamp(min=0)
+    total += torch.where(valid & (mi == -1), n_rows * n_cols, 0).sum()
+    part = torch.nonzero(valid & (mi != -1)).flatten()   # partial entries: tile by tile
+    off = torch.arange(blk, device=dev)
+    per_chunk = max(1, max_elems // (blk * blk))
+    words = gp.words_per_row
+    for s0 in range(0, part.numel(), per_chunk):
+        sel = part[s0:s0 + per_chunk]
+        pa, pc, pm = a[sel], c[sel], mi[sel]
+        p = (pa * blk)[:, None, None] + off[None, :, None]            # [E, blk, 1]
+        jj = (pc * blk)[:, None, None] + off[None, None, :]           # [E, 1, blk]
+        in_rows = (p >= q_first) & (p < Lk)
+        if gp.bitmap_masks:
+            m = pm.clamp(min=0)[:, None, None]
+            w = gp.bitmaps[(m * blk + off[None, :, None]) * words + off[None, None, :] // 64]
+            vis = ((w >> torch.remainder(off, 64)[None, None, :]) & 1).bool() & (jj < Lk)
+        else:
+            vis = _rule_visible(p, jj, Lk, launch)
+        total += (vis & in_rows).sum()
+    return int(total.item()) * (B // gp.plan_b) * (Hq // gp.plan_h)
+
+
 def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: int = 64,
               force_plan: bool = False) -> Tuple[Tensor, Tensor]:
     """(out, lse) for q (B,Hq,Lq,D), k/v (B,Hkv,Lk,D) under `spec`; differentiable in q, k, v.

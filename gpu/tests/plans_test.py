@@ -207,3 +207,37 @@ def test_plan_for_another_shape_is_rejected():
     q2, k2, v2 = H.make_qkv(1, 2, 2, 48, 48, 16, torch.float32)
     with pytest.raises(ValueError, match=r"plan: built for \(B, Hq, Lq, Lk\)=\(1, 2, 32, 32\)"):
         ops.attention(q2, k2, v2, sattn.BlockTopK(block=16, keep=0.5, causal=True), plan=plan)
+
+
+# ops.visible_pairs (the bench's FLOP count where the host planner cannot load) must count exactly
+# the pairs the kernels attend: the contract's mask for rule specs, the device plan's entries for
+# selected ones. Small max_elems forces several chunks.
+RULE_SPECS = [
+    (sattn.Dense(causal=False), (1, 2, 2, 40, 40, 16)),
+    (sattn.Dense(causal=True), (2, 2, 1, 13, 50, 16)),
+    (sattn.SlidingWindow(window=7, causal=True), (1, 3, 3, 45, 45, 16)),
+    (sattn.SlidingWindow(window=5, dilation=2, global_tokens=3, causal=False), (1, 2, 1, 30, 61, 16)),
+]
+
+
+@pytest.mark.parametrize("spec,shape", RULE_SPECS, ids=str)
+def test_visible_pairs_of_rule_specs_equal_the_contract(spec, shape):
+    from sattn_triton import ops
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=6)
+    want = int(np.asarray(dense_mask(spec, q.cpu(), k.cpu())).sum())
+    assert ops.visible_pairs(q, k, spec, max_elems=200) == want
+    if H.has_host_planner():   # the same spec walked through a host plan (rule entries, 16-blocks)
+        assert ops.visible_pairs(q, k, spec, force_plan=True, tile=16, max_elems=600) == want
+
+
+@pytest.mark.parametrize("spec,shape,block", [(s, sh, s.block) for s, sh in BLOCK_TOPK]
+                         + [(s, sh, b) for s, sh, b in TOPK_Q], ids=str)
+def test_visible_pairs_of_selected_specs_equal_the_device_plan(spec, shape, block):
+    from sattn_triton import ops
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=7)
+    scale = 1 / math.sqrt(D)
+    plan = ops.make_plan(q, k, spec, scale=scale, tile=block)
+    want = int(expand(plan, spec.causal).sum())
+    assert ops.visible_pairs(q, k, spec, scale=scale, plan=plan, tile=block, max_elems=block * block * 3) == want

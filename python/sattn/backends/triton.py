@@ -64,6 +64,13 @@ def attention(q, k, v, spec, *, scale, return_lse, plan=None, tile: int = 64,
     return BackendResult(out=out, lse=lse if return_lse else None)
 
 
+def visible_pairs(q, k, spec, *, scale, plan=None, tile: int = 64, force_plan: bool = False, **options):
+    """Visible pairs this backend attends, counted on the device (`bench` uses it for FLOPs where
+    the host planner cannot load, e.g. a GPU machine whose Python differs from this build's)."""
+    return _import_kernels().visible_pairs(q, k, spec, scale=scale, plan=plan, tile=tile,
+                                           force_plan=force_plan)
+
+
 # ---- peers for `bench --compare` -----------------------------------------------------------------
 
 def _cuda_time(fn, repeat: int) -> float:

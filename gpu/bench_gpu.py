@@ -189,7 +189,7 @@ def sweep_case(args, case, L):
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, cfg))
         try:
             # Kernel time (profiler), not event time around the call: host overhead is the same
-            # for every config and only added noise to this choice (run 7 picked a slower tile).
+            # for every config and only added noise to this choice (run 9 picked a slower tile).
             with torch.no_grad():
                 t = kernel_times(lambda: ours(q, k, v), ["_fwd_kernel"])["_fwd_kernel"]
         except Exception as e:  # a config may not fit shared memory / registers

@@ -365,7 +365,7 @@ def bwd_tiles(head_dim: int, block: int, mode: int):
 
 
 # (head_dim > 128, mode) -> (dq m, n, warps, stages, dk/dv m, n, warps, stages).
-# D <= 128: per-kernel H100 sweeps at L=32768, D=128 (docs/backends/gpu.md, runs 5-8): static
+# D <= 128: per-kernel H100 sweeps at L=32768, D=128 (docs/backends/gpu.md, runs 5, 8, 9): static
 # 12.5% plan dq 2.85-2.89 ms with 128x32 / 8 warps / 4 stages and delta in its own launch (4.46 ms
 # with delta fused: that config then spills), dk/dv 4.36-4.41 ms with 64 queries x 128 keys /
 # 8 warps / 2 stages (64x64/4/3: 4.48; 4 warps with 128-key tiles 12-16 ms);

@@ -219,7 +219,7 @@ def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int)
         # (8 warps 1.02 ms, 4 warps 1.80 ms), so only plan walks take 4.
         warps = 4
     if mode == MODE_SLIDING and bm == 128 and head_dim <= 128:
-        # H100 kernel times (SlidingWindow(1024, causal), L=32768, D=128, run 8): 64x64 tiles with
+        # H100 kernel times (SlidingWindow(1024, causal), L=32768, D=128, runs 9-10): 64x64 tiles with
         # 4 warps 0.777 ms vs 0.881 ms for 128x64 / 8 warps / 4 stages: a window band of 1024 keys
         # wastes less on 64-row tiles (17 key tiles per query tile instead of 18 of 128 rows).
         bm, warps, stages = fit_tile(64, block), 4, 3

@@ -130,6 +130,8 @@ def test_unknown_option():
 @pytest.mark.parametrize("spec", [
     sattn.Dense(causal=True),
     sattn.SlidingWindow(window=6, causal=False, dilation=2, global_tokens=3),
+    sattn.SlidingWindow(window=7, causal=True),
+    sattn.SlidingWindow(window=5, causal=False),
     sattn.BlockTopK(block=16, keep=0.3, causal=True),
     sattn.BigBird(block=16, causal=False),
 ], ids=str)

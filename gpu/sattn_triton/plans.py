@@ -173,8 +173,11 @@ def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, 
     a = torch.arange(qbb, qbb + nqb, device=dev)[:, None]
     bidx = torch.arange(nkb, device=dev)[None, :]
     elig = (bidx <= a) if causal else torch.ones(nqb, nkb, dtype=torch.bool, device=dev)
+    _, p0, _, j1 = _block_bounds(Lq, Lk, block, dev)
+    # Per CSR entry: the first query position of its row; per key block: its last key. An entry is
+    # full under the causal rule iff j1[col] <= entry_p0.
     return dict(forced=up(forced_np), elig=elig, n=up(n_np), max_n=max_n, flat=up(flat),
-                row_ptr=up(row_ptr), rows_a=up(rows_a), per_head=int(n_np.sum()))
+                row_ptr=up(row_ptr), entry_p0=p0[up(rows_a)], j1=j1, per_head=int(n_np.sum()))
 
 
 def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local_blocks: int,
@@ -202,8 +205,7 @@ def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local
     col = top.reshape(heads, nqb * max_n)[:, st["flat"]].reshape(-1).to(torch.int32)
     # Full vs partial from the causal token rule (the only rule BlockTopK applies inside a block).
     if causal:
-        _, p0, _, j1 = _block_bounds(Lq, Lk, block, dev)
-        full = j1[col.long()] <= p0[st["rows_a"]]
+        full = st["j1"][col.long()] <= st["entry_p0"]
         mask = torch.where(full, -1, -2).to(torch.int32)
     else:
         mask = torch.full_like(col, -1)

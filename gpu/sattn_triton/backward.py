@@ -108,7 +108,8 @@ def _bwd_delta_kernel(O, DO, LSE, DLSE, DELTA, sob, soh, som, sdob, sdoh, sdom, 
 
 
 @triton.jit
-def _bwd_dq_kernel(
+def _dq_program(
+    pid_t, pid_bh,
     Q, K, V, O, DO, LSE, DLSE, DELTA, DQ,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
     ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
@@ -121,8 +122,6 @@ def _bwd_dq_kernel(
     """dq of one query tile. Unless DELTA_READY (then `_bwd_delta_kernel` ran first), it also
     computes delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel,
     which runs after it on the same stream: the programs of this grid cover every query row."""
-    pid_t = tl.program_id(0)
-    pid_bh = tl.program_id(1)
     b = pid_bh // Hq
     h = pid_bh % Hq
     hk = h // group
@@ -190,6 +189,25 @@ def _bwd_dq_kernel(
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+
+
+@triton.jit
+def _bwd_dq_kernel(
+    Q, K, V, O, DO, LSE, DLSE, DELTA, DQ,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
+    ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
+    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
+    D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr,
+):
+    """One program per (query tile, batch*head): `_dq_program`."""
+    _dq_program(tl.program_id(0), tl.program_id(1), Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm,
+                skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
+                COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk, q_first,
+                qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
+                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY)
 
 
 @triton.jit
@@ -276,7 +294,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
 
 
 @triton.jit
-def _bwd_dkdv_kernel(
+def _dkdv_program(
+    pid_n, pid_bh,
     Q, K, V, DO, LSE, DELTA, DK, DV,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
     sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
@@ -287,8 +306,7 @@ def _bwd_dkdv_kernel(
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
     KV_PER_QHEAD: tl.constexpr, HAS_MASK: tl.constexpr,
 ):
-    pid_n = tl.program_id(0)
-    pid_bh = tl.program_id(1)
+    """dk, dv of one key tile (BLOCK_N keys of one batch*head) over the query tiles that see it."""
     b = pid_bh // Hq
     h = pid_bh % Hq
     hk = h // group
@@ -347,6 +365,60 @@ def _bwd_dkdv_kernel(
              dv.to(DV.dtype.element_ty), mask=kv_ok)
 
 
+@triton.jit
+def _bwd_dkdv_kernel(
+    Q, K, V, DO, LSE, DELTA, DK, DV,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
+    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
+    COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin,
+    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
+    D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+    KV_PER_QHEAD: tl.constexpr, HAS_MASK: tl.constexpr,
+):
+    """One program per (key tile, batch*head): `_dkdv_program`."""
+    _dkdv_program(tl.program_id(0), tl.program_id(1), Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb,
+                  skh, skn, svb, svh, svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR,
+                  T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin, Hq, group, Lq, Lk, q_first,
+                  qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
+                  BITMAP, WORDS, DOT_F32, PREC, KV_PER_QHEAD, HAS_MASK)
+
+
+@triton.jit
+def _bwd_fused_kernel(
+    Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, DK, DV,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
+    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
+    ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
+    COL_PTR, T_ROW, T_MASK, t_sb, t_sh, n_k_blocks, kv_q_block_begin,
+    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok, n_kv_programs,
+    D: tl.constexpr, DP: tl.constexpr, DQ_BLK: tl.constexpr, DQ_M: tl.constexpr, DQ_N: tl.constexpr,
+    KV_BLK: tl.constexpr, KV_M: tl.constexpr, KV_N: tl.constexpr, MODE: tl.constexpr,
+    CAUSAL: tl.constexpr, SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr,
+    DOT_F32: tl.constexpr, PREC: tl.constexpr, HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
+    KV_PER_QHEAD: tl.constexpr,
+):
+    """dk/dv programs and dq programs in one grid (as FlexAttention's backward does): program ids
+    [0, n_kv_programs) run `_dkdv_program`, the rest `_dq_program`, so the two halves share one
+    launch and fill each other's tail. Needs delta first (`_bwd_delta_kernel`). Both halves run with
+    the launch's num_warps / num_stages. Off by default (SATTN_BWD_FUSED=1): not yet timed on a GPU."""
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    if pid < n_kv_programs:
+        _dkdv_program(pid, pid_bh, Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb, skh, skn, svb, svh,
+                      svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR, T_ROW, T_MASK,
+                      BITMAPS, t_sb, t_sh, n_k_blocks, kv_q_block_begin, Hq, group, Lq, Lk, q_first,
+                      qk_scale, sm_scale, span, dilation, gtok, D, DP, KV_BLK, KV_M, KV_N, MODE, CAUSAL,
+                      SW, BITMAP, WORDS, DOT_F32, PREC, KV_PER_QHEAD, HAS_MASK)
+    else:
+        _dq_program(pid - n_kv_programs, pid_bh, Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm, skb,
+                    skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
+                    COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk,
+                    q_first, qk_scale, sm_scale, span, dilation, gtok, D, DP, DQ_BLK, DQ_M, DQ_N, MODE,
+                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True)
+
+
 def bwd_tiles(head_dim: int, block: int, mode: int):
     """((dq BLOCK_M, BLOCK_N, num_warps, num_stages), (dk/dv BLOCK_M, BLOCK_N, warps, stages)).
 
@@ -380,6 +452,12 @@ _BWD_DEFAULT = {
     (True, MODE_DENSE): (64, 32, 8, 2, 32, 64, 8, 2),
     (True, MODE_SLIDING): (64, 32, 8, 2, 32, 64, 8, 2),
 }
+
+
+def fused_backward() -> bool:
+    """SATTN_BWD_FUSED=1 runs dq and dk/dv in one launch (`_bwd_fused_kernel`); default off until
+    it is timed against the two-launch split on a GPU."""
+    return os.environ.get("SATTN_BWD_FUSED", "0") not in ("", "0")
 
 
 def separate_delta(mode: int) -> bool:
@@ -445,23 +523,13 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
                   DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
                   HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk))
     dq = torch.empty_like(q)
-    delta_ready = separate_delta(mode)
+    fused = fused_backward()
+    delta_ready = fused or separate_delta(mode)
     if delta_ready:
         _bwd_delta_kernel[(triton.cdiv(Lq, 64), B * Hq)](
             out, do, lse, dlse_c, delta, out.stride(0), out.stride(1), out.stride(2),
             do.stride(0), do.stride(1), do.stride(2), Hq, Lq, D=D, DP=DP, BLOCK_M=64,
             HAS_DLSE=dlse is not None, num_warps=4)
-    _bwd_dq_kernel[(nqb * (dq_blk // dqm), B * Hq)](
-        q, k, v, out, do, lse, dlse_c, delta, dq,
-        q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
-        do.stride(0), do.stride(1), do.stride(2),
-        dq.stride(0), dq.stride(1), dq.stride(2),
-        row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
-        Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-        BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
-        num_warps=dqw, num_stages=dqs,
-        **common)
     if group == 1:
         dk = torch.empty_like(k)
         dv = torch.empty_like(v)
@@ -469,15 +537,39 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         dk = torch.empty(B, Hq, Lk, D, dtype=torch.float32, device=k.device)
         dv = torch.empty(B, Hq, Lk, D, dtype=torch.float32, device=k.device)
     kv_blk = blk if mode == MODE_PLAN else kvm
-    _bwd_dkdv_kernel[(kv_tiles, B * Hq)](
-        q, k, v, do, lse, delta, dk, dv,
-        q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2), do.stride(0), do.stride(1), do.stride(2),
-        dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
-        col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, qbb if mode == MODE_PLAN else 0,
-        Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-        BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, KV_PER_QHEAD=group > 1, num_warps=kvw, num_stages=kvs,
-        **common)
+    kv_qbb = qbb if mode == MODE_PLAN else 0
+    strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
+               v.stride(0), v.stride(1), v.stride(2))
+    n_dq = nqb * (dq_blk // dqm)
+    if fused:
+        _bwd_fused_kernel[(kv_tiles + n_dq, B * Hq)](
+            q, k, v, out, do, lse, dlse_c, delta, dq, dk, dv, *strides,
+            out.stride(0), out.stride(1), out.stride(2), do.stride(0), do.stride(1), do.stride(2),
+            dq.stride(0), dq.stride(1), dq.stride(2),
+            dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
+            row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
+            col_ptr, t_row, t_mask, t_sb, t_sh, nkb, kv_qbb,
+            Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
+            kv_tiles, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
+            HAS_DLSE=dlse is not None, KV_PER_QHEAD=group > 1, num_warps=max(dqw, kvw), num_stages=kvs,
+            **common)
+    else:
+        _bwd_dq_kernel[(n_dq, B * Hq)](
+            q, k, v, out, do, lse, dlse_c, delta, dq, *strides,
+            out.stride(0), out.stride(1), out.stride(2), do.stride(0), do.stride(1), do.stride(2),
+            dq.stride(0), dq.stride(1), dq.stride(2),
+            row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
+            Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
+            BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
+            num_warps=dqw, num_stages=dqs, **common)
+        _bwd_dkdv_kernel[(kv_tiles, B * Hq)](
+            q, k, v, do, lse, delta, dk, dv, *strides,
+            do.stride(0), do.stride(1), do.stride(2),
+            dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
+            col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
+            Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
+            BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, KV_PER_QHEAD=group > 1, num_warps=kvw, num_stages=kvs,
+            **common)
     if group > 1:
         dk = dk.view(B, Hkv, group, Lk, D).sum(2).to(k.dtype)
         dv = dv.view(B, Hkv, group, Lk, D).sum(2).to(v.dtype)

@@ -16,11 +16,14 @@ each the median of --repeat calls after a warm-up; the median round is reported.
                        vs torch selection (same pooled scores, topk) + create_block_mask + Flex.
   dense                Dense (non-causal and causal) vs SDPA flash.
   decode               Lq=1, Lk=131072, 12.5% static blocks: GB/s of K/V read vs HBM peak.
-  sweep                tile sweeps of sattn alone (--sweep_cases at --sweep_len): forward configs
-                       by CUDA events, dq and dk/dv configs per kernel by torch.profiler; the best
-                       are used for the later cases of the same run (and recorded). Lists can be
-                       replaced with SWEEP_FWD / SWEEP_DQ / SWEEP_KV ("m,n,warps,stages;...").
-                       The profiler may slow later eager launches: prefer a separate invocation.
+  sweep                tile sweeps of sattn alone (--sweep_cases at --sweep_len), all ranked by
+                       kernel time (torch.profiler): forward configs, dq and dk/dv configs with
+                       delta fused or separate, and the one-launch backward (SATTN_BWD_FUSED);
+                       the best are used for the later cases of the same run (and recorded).
+                       Lists can be replaced with SWEEP_FWD / SWEEP_DQ / SWEEP_KV
+                       ("m,n,warps,stages;...").
+  timeline             kernel timeline of two static-plan fwd+bwd steps, sattn and Flex.
+  hostprof             cProfile of the host side of eager calls (L=4096).
 One-off costs (Triton JIT, BlockMask construction, torch.compile of flex_attention) are timed
 separately and never included in the medians. Extra memory is torch.cuda.max_memory_allocated
 above the inputs. Rows go to <out>/bench_gpu.json as they are measured.
@@ -222,7 +225,26 @@ def sweep_case(args, case, L):
             if best_kv is None or kt["_bwd_dkdv_kernel"] < best_kv[0]:
                 best_kv = (kt["_bwd_dkdv_kernel"], kv_cfg)
     os.environ.pop("SATTN_BWD_DELTA", None)
-    BEST[case] = dict(fwd=best_f[1], bwd=best_dq[1] + best_kv[1], delta=best_dq[2])
+    BEST[case] = dict(fwd=best_f[1], bwd=best_dq[1] + best_kv[1], delta=best_dq[2], fused=False)
+    # The one-launch backward (SATTN_BWD_FUSED=1): dq and dk/dv programs in one grid, with the
+    # pair's dk/dv warps/stages for both halves; it wins if delta + fused beats the best split.
+    best_split = best_dq[0] + best_kv[0]
+    os.environ["SATTN_BWD_FUSED"] = "1"
+    for dq_cfg, kv_cfg in zip(DQ_CONFIGS, KV_CONFIGS):
+        os.environ["SATTN_BWD_TILES"] = ",".join(map(str, dq_cfg + kv_cfg))
+        try:
+            kt = kernel_times(fwd_bwd(ours, q, k, v, dout), ["_bwd_fused_kernel", "_bwd_delta_kernel"])
+        except Exception as e:
+            print(f"# fused bwd configs {dq_cfg} {kv_cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
+            continue
+        cost = kt["_bwd_fused_kernel"] + kt["_bwd_delta_kernel"]
+        record(args.out, case=f"sweep_bwd_fused_{case}", L=L, system="sattn_triton", dq_config=list(dq_cfg),
+               dkdv_config=list(kv_cfg), fused_ms=kt["_bwd_fused_kernel"], delta_ms=kt["_bwd_delta_kernel"],
+               best_split_ms=best_split)
+        if cost < best_split:
+            best_split = cost
+            BEST[case].update(bwd=dq_cfg + kv_cfg, delta="separate", fused=True)
+    os.environ.pop("SATTN_BWD_FUSED", None)
     ENV.setdefault("chosen_tiles", {})[f"{case}_L{L}"] = BEST[case]
     print(f"# {case} L={L}: chosen {BEST[case]}", flush=True)
     for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES"):
@@ -231,12 +253,13 @@ def sweep_case(args, case, L):
 
 def use_tiles(case):
     """Sets the swept tiles of `case` for sattn (or the built-in defaults when not swept)."""
-    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA"):
+    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED"):
         os.environ.pop(name, None)
     if case in BEST:
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, BEST[case]["fwd"]))
         os.environ["SATTN_BWD_TILES"] = ",".join(map(str, BEST[case]["bwd"]))
         os.environ["SATTN_BWD_DELTA"] = BEST[case]["delta"]
+        os.environ["SATTN_BWD_FUSED"] = "1" if BEST[case]["fused"] else "0"
 
 
 def static_table(L, Hh, blk):
@@ -494,7 +517,8 @@ def timed_pair(args, case, L, ours, peer, peer_name, q, k, v, flops, density, ex
         # Opt-in, after the timings: a profiler session might perturb later eager launches (run 5
         # of docs/backends/gpu.md saw a larger eager overhead; cause not established).
         extra["kernel_ms"] = kernel_times(fwd_bwd(ours, q, k, v, dout),
-                                          ["_fwd_kernel", "_bwd_delta_kernel", "_bwd_dq_kernel", "_bwd_dkdv_kernel"])
+                                          ["_fwd_kernel", "_bwd_delta_kernel", "_bwd_dq_kernel", "_bwd_dkdv_kernel",
+                                           "_bwd_fused_kernel"])
     m1 = extra_memory(fwd_bwd(ours, q, k, v, dout)) if not args.no_backward else extra_memory(lambda: ours(q, k, v))
     common = dict(case=case, L=L, B=1, H=args.heads, D=args.head_dim, dtype="bfloat16", density=density)
     record(args.out, system="sattn_triton", fwd_ms=f1, fwd_bwd_ms=b1, fwd_tflops=flops / f1 / 1e9,

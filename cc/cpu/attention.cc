@@ -211,6 +211,40 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   threads = int(std::min<int64_t>(threads, std::max<int64_t>(n_items, int64_t(stage_units.size()))));
   threads = std::max(threads, 1);
 
+  // Key-split decode: with fewer work items than threads (decode with few heads), each item's
+  // plan entries are cut into `splits` slices run as separate units and merged by LSE after.
+  // Results then depend on the thread count in the last bits (another summation order).
+  int64_t splits = 1, max_entries = 0;
+  for (int64_t it = 0; it < n_items; ++it) {
+    const int64_t bh = it / plan.n_q_blocks;
+    const int64_t row = plan.row_of(int32_t(bh / s.Hq), int32_t(bh % s.Hq), int32_t(it % plan.n_q_blocks));
+    max_entries = std::max<int64_t>(max_entries, plan.row_ptr[row + 1] - plan.row_ptr[row]);
+  }
+  if (threads > 1 && n_items < threads)
+    splits = std::min<int64_t>((2 * threads + n_items - 1) / n_items, max_entries);
+  splits = std::max<int64_t>(splits, 1);
+  const int64_t n_units = n_items * splits;
+  std::vector<Partial> parts;
+  FloatBuffer part_buf;
+  if (splits > 1) {
+    const int64_t per = blk * Dp + 2 * blk;
+    part_buf.Allocate(n_units * per);
+    parts.resize(size_t(n_units));
+    for (int64_t it = 0; it < n_items; ++it) {
+      const int64_t bh = it / plan.n_q_blocks;
+      const int64_t row = plan.row_of(int32_t(bh / s.Hq), int32_t(bh % s.Hq), int32_t(it % plan.n_q_blocks));
+      const int64_t e0 = plan.row_ptr[row], cnt = plan.row_ptr[row + 1] - e0;
+      for (int64_t k = 0; k < splits; ++k) {
+        Partial& pa = parts[size_t(it * splits + k)];
+        pa.e_begin = int32_t(e0 + cnt * k / splits);
+        pa.e_end = int32_t(e0 + cnt * (k + 1) / splits);
+        pa.o = part_buf.data + (it * splits + k) * per;
+        pa.m = pa.o + blk * Dp;
+        pa.l = pa.m + blk;
+      }
+    }
+  }
+
   const int64_t rmax = isa->rmax;
   std::atomic<int64_t> next_stage{0}, next_item{0}, staged_done{0};
   const int64_t n_stage = (transpose_k || stage_rows) ? int64_t(stage_units.size()) : 0;
@@ -273,8 +307,14 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
     sc.l = sc.m + up16(blk);
     sc.p = sc.l + up16(blk);
     sc.alpha = sc.p + up16(rmax * ksub);
-    for (int64_t i; (i = next_item.fetch_add(1)) < n_items;) isa->row(pr, order[size_t(i)], sc);
+    if (splits == 1) {
+      for (int64_t i; (i = next_item.fetch_add(1)) < n_items;) isa->row(pr, order[size_t(i)], sc, nullptr);
+    } else {
+      for (int64_t u; (u = next_item.fetch_add(1)) < n_units;) isa->row(pr, u / splits, sc, &parts[size_t(u)]);
+    }
   });
+  for (int64_t it = 0; splits > 1 && it < n_items; ++it)
+    isa->merge(pr, it, &parts[size_t(it * splits)], int(splits));
   return Status::Ok();
 }
 

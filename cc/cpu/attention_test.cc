@@ -388,8 +388,37 @@ void TestEmptyPlan() {
   for (const internal::Isa* isa : HostIsas()) SATTN_CHECK(RunCase("empty plan", s, pl, x, false, isa, 2));
 }
 
-// Results do not depend on the number of threads (each row is computed by one thread in a
-// fixed order), bit for bit.
+// Key-split decode: fewer work items than threads cuts each item's entries into slices merged by
+// LSE (empty slices, rows no slice sees, bitmaps, GQA, bf16), against the float64 reference.
+void TestSplitDecode() {
+  std::mt19937_64 rng(11);
+  struct Case {
+    int B, Hq, Hkv, Lq, Lk, D, block;
+    double keep;
+  };
+  const Case cases[] = {
+      {1, 1, 1, 1, 300, 64, 64, 1.0},    // 5 entries over up to 8 slices
+      {1, 1, 1, 1, 4000, 64, 64, 0.5},   // many entries, partial blocks
+      {1, 2, 1, 1, 700, 32, 32, 0.7},    // GQA: 2 items
+      {1, 1, 1, 3, 200, 16, 64, 0.8},    // 3 query rows in one block, bitmaps
+      {1, 1, 1, 1, 130, 64, 64, 0.0},    // an empty row
+  };
+  for (const Case& c : cases) {
+    Shape s;
+    s.B = c.B, s.Hq = c.Hq, s.Hkv = c.Hkv, s.Lq = c.Lq, s.Lk = c.Lk, s.D = c.D;
+    const BlockPlan pl = RandomPlan(s, c.block, c.keep, rng);
+    for (bool bf16 : {false, true}) {
+      const Data x = RandomData(s, bf16, rng);
+      for (const internal::Isa* isa : HostIsas())
+        for (int threads : {3, 4})
+          SATTN_CHECK(RunCase(("split decode " + Describe(s, c.block, bf16)).c_str(), s, pl, x, bf16, isa, threads));
+    }
+  }
+}
+
+// Results do not depend on the number of threads when there are at least as many work items as
+// threads (each row is computed by one thread in a fixed order), bit for bit. (Decode with fewer
+// items than threads splits keys: see TestSplitDecode.)
 void TestThreadInvariance() {
   std::mt19937_64 rng(5);
   Shape s;
@@ -495,6 +524,7 @@ int main() {
   timed("validation", TestValidation);
   timed("empty plan", TestEmptyPlan);
   timed("thread invariance", TestThreadInvariance);
+  timed("split decode", TestSplitDecode);
   timed("score range", TestScoreRange);
   timed("random plans", TestRandomPlans);
   timed("planner specs", TestPlannerSpecs);

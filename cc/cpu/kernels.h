@@ -52,12 +52,25 @@ struct Scratch {
   float* alpha;  // rmax: per-row rescale factors of the current step
 };
 
+// A slice of one work item's plan entries (key-split decode): Row walks entries [e_begin, e_end)
+// of the item's plan row and leaves its unnormalised state in o (rows x Dp), m and l (base-2
+// running max and sum per row) instead of writing out/lse; Merge combines an item's slices.
+struct Partial {
+  int32_t e_begin = 0, e_end = 0;
+  float* o = nullptr;
+  float* m = nullptr;
+  float* l = nullptr;
+};
+
 struct Isa {
   const char* name;
   int32_t lanes;  // floats per vector register
   int32_t ksub;   // keys per inner chunk (divides 64, so a chunk never straddles a bitmap word)
   int32_t rmax;   // query rows per register tile
-  void (*row)(const Problem& pr, int64_t item, const Scratch& sc);
+  // One work item (b, h, query block): all its entries when part is null, else one slice.
+  void (*row)(const Problem& pr, int64_t item, const Scratch& sc, const Partial* part);
+  // out/lse of one item from its n slices (LSE-weighted).
+  void (*merge)(const Problem& pr, int64_t item, const Partial* parts, int n);
   float (*exp2)(float x);  // the kernel's vector exp2 on one value (for the accuracy test)
 };
 

@@ -361,7 +361,8 @@ def visible_pairs(q, k, spec, *, scale: Optional[float] = None, plan=None, tile:
                   force_plan: bool = False, max_elems: int = 1 << 25) -> int:
     """Number of (batch, head, query, key) pairs the kernels attend for this call, counted on q's
     device from what they read: the token rule for planless Dense/SlidingWindow, the plan's entries
-    otherwise (full blocks by arithmetic, partial ones tile by tile). One host sync at the end.
+    otherwise (full blocks by arithmetic, partial ones tile by tile). A measurement helper (the
+    bench's FLOP count), not on the attention path: it syncs with the host to size its loops.
     Equal to the contract's count (sattn.dense_mask(...).sum()) whenever the device plan equals the
     host plan (gpu/tests/plans_test.py bounds where they may differ: near-ties)."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)

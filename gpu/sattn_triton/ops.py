@@ -343,17 +343,21 @@ def make_plan(q, k, spec, *, scale: float, plan=None, tile: int = 64):
 
 # ---- visible-pair count (FLOP counts where the host planner is unavailable) -------------------
 
-def _rule_visible(p, j, Lk: int, launch: dict):
-    """The kernels' token rule (common.token_visible) on torch index tensors (p [.., R, 1] and
-    j [.., 1, C] broadcast to [.., R, C])."""
+def token_rule(p, j, Lk: int, launch: dict):
+    """The kernels' token rule (common.token_visible) on torch index tensors that broadcast
+    (p [.., R, 1] and j [.., 1, C]; or FlexAttention's mask_mod scalars). `launch` is spec_launch's
+    dict. A plain window (dilation 1, no global tokens) gets no modulo and no global-token terms:
+    torch 2.11 failed to compile FlexAttention with them at L=32768 (docs/backends/gpu.md)."""
     ok = (j < Lk) & (p >= 0)
     if launch["causal"]:
         ok = ok & (j <= p)
     if launch["window"] > 0:
         span, dil, gt = launch["window"] * launch["dilation"], launch["dilation"], launch["global_tokens"]
         d = p - j
-        win = (d < span) & (d > -span) & (torch.remainder(d, dil) == 0)
-        ok = ok & (win | (j < gt) | (p < gt))
+        win = (d < span) & (d > -span)
+        if dil != 1 or gt != 0:
+            win = (win & (torch.remainder(d, dil) == 0)) | (j < gt) | (p < gt)
+        ok = ok & win
     return ok
 
 
@@ -382,7 +386,7 @@ def visible_pairs(q, k, spec, *, scale: Optional[float] = None, plan=None, tile:
         rows_per_chunk = max(1, max_elems // Lk)
         for p0 in range(q_first, Lk, rows_per_chunk):
             p = torch.arange(p0, min(p0 + rows_per_chunk, Lk), device=dev)[:, None]
-            total += _rule_visible(p, j, Lk, launch).sum()
+            total += token_rule(p, j, Lk, launch).sum()
         return int(total.item()) * B * Hq
     blk, cap = gp.block, gp.col_idx.numel()
     e = torch.arange(cap, device=dev)
@@ -409,7 +413,7 @@ def visible_pairs(q, k, spec, *, scale: Optional[float] = None, plan=None, tile:
             w = gp.bitmaps[(m * blk + off[None, :, None]) * words + off[None, None, :] // 64]
             vis = ((w >> torch.remainder(off, 64)[None, None, :]) & 1).bool() & (jj < Lk)
         else:
-            vis = _rule_visible(p, jj, Lk, launch)
+            vis = token_rule(p, jj, Lk, launch)
         total += (vis & in_rows).sum()
     return int(total.item()) * (B // gp.plan_b) * (Hq // gp.plan_h)
 

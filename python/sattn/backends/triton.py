@@ -97,34 +97,17 @@ def flex_mask_mod(spec, q, k, *, scale, plan=None, tile: int = 128):
     lookup into the kept-block table computed by torch ops (for BlockTopK: the same pooled scores
     and top-k as our device planner, i.e. "torch selection").
     """
-    import torch
     ops = _import_kernels()
     from sattn_triton import plans as P
     Lq, Lk = q.shape[2], k.shape[2]
     off = Lk - Lq
     kind = type(spec).__name__
     causal = bool(spec.causal)
-    if kind == "Dense":
-        def mask_mod(b, h, qi, kj):
-            return (kj <= qi + off) if causal else (kj >= 0)
-        return mask_mod, tile
-    if kind == "SlidingWindow":
-        span, dil, gt = spec.window * spec.dilation, spec.dilation, spec.global_tokens
-        if dil == 1 and gt == 0:
-            # The plain window without the always-true/false modulo and global-token terms: on the
-            # H100 machine (torch 2.11) torch.compile of flex_attention failed with the general
-            # form at L=32768 (docs/backends/gpu.md); bench_gpu.py's from-table masks use this one.
-            def mask_mod(b, h, qi, kj):
-                d = qi + off - kj
-                ok = (d < span) & (d > -span)
-                return ok & (d >= 0) if causal else ok
-            return mask_mod, tile
+    if kind in ("Dense", "SlidingWindow"):
+        launch = ops.spec_launch(spec)
 
-        def mask_mod(b, h, qi, kj):
-            p = qi + off
-            d = p - kj
-            ok = ((d < span) & (d > -span) & (d % dil == 0)) | (kj < gt) | (p < gt)
-            return ok & (kj <= p) if causal else ok
+        def mask_mod(b, h, qi, kj):   # the kernels' token rule, in torch (ops.token_rule)
+            return ops.token_rule(qi + off, kj, Lk, launch)
         return mask_mod, tile
     gp = plan if plan is not None else ops.make_plan(q, k, spec, scale=scale, tile=tile)
     if not isinstance(gp, P.GpuPlan):

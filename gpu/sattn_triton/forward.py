@@ -17,10 +17,10 @@ import torch
 import triton
 import triton.language as tl
 
-from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LN2, LOG2E, MODE_DENSE, MODE_PLAN,
+from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
                                  MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles,
-                                 fit_tile, full_key_tiles, interpreting, num_sms, padded_head_dim,
-                                 split_virtual, token_visible, window_kind)
+                                 fit_tile, full_key_tiles, num_sms, padded_head_dim, split_virtual,
+                                 token_visible, window_kind)
 
 
 @triton.jit

@@ -11,7 +11,6 @@ docs/backends/gpu.md has the design, tolerances and the H100 benchmark table.
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time

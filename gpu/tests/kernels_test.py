@@ -217,3 +217,25 @@ def test_fused_backward_launch_equals_the_split(spec, monkeypatch):
         grads[fused] = (q.grad, k.grad, v.grad)
     for a, b in zip(grads["0"], grads["1"]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("splits", [2, 5, 40])
+def test_split_k_combine_keeps_empty_rows_empty(splits):
+    """Split-K with a row no split sees (a plan's empty query block) and splits that see nothing
+    for some rows: the one-launch LSE merge must give 0 / -inf there and the reference elsewhere;
+    40 splits exercise the merge's chunked loop (16 splits per step) with padding."""
+    from sattn_triton import plans as P
+    B, Hq, Lq, Lk, D, blk = 1, 2, 20, 640, 32, 16
+    nkb, qbb = Lk // blk, (Lk - Lq) // blk
+    kept = torch.zeros(1, Hq, nkb - qbb, nkb, dtype=torch.bool, device=H.DEVICE)
+    kept[0, :, -1, :7] = True          # the last query block sees key blocks 0..6
+    plan = P.from_block_table(kept, B=B, Hq=Hq, Lq=Lq, Lk=Lk, block=blk, causal=False)
+    q, k, v = H.make_qkv(B, Hq, Hq, Lq, Lk, D, torch.float32, seed=12)
+    out, lse = F.forward(q, k, v, scale=0.2, mode=0, causal=False, plan=plan, num_splits=splits)
+    rows = (torch.arange(Lq) + Lk - Lq) // blk - qbb
+    mask = kept.cpu()[:, :, rows][:, :, :, torch.arange(Lk) // blk]
+    ro, rl = H.reference(H.leaf64(q), H.leaf64(k), H.leaf64(v), None, mask=mask.numpy(), scale=0.2)
+    empty = ~mask.any(-1)
+    assert empty.any() and (~empty).any()
+    assert torch.all(out.cpu()[empty] == 0) and torch.all(torch.isneginf(lse.cpu()[empty]))
+    assert H.rel_err(out, ro) < 1e-5 and H.rel_err(lse.cpu()[~empty], rl[~empty]) < 1e-5

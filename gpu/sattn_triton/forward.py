@@ -13,6 +13,8 @@ merges them by LSE. Softmax runs in base 2 (exp2) with the scale folded into qk_
 """
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -101,36 +103,55 @@ def _fwd_kernel(
     Q, K, V, O, LSE,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sos, slb, slh, sls,
     ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
-    Hq, group, Lk, q_first, qk_scale, span, dilation, gtok,
+    Hq, group, Lk, q_first, qk_scale, span, dilation, gtok, t_first,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
-    PREC: tl.constexpr, HAS_MASK: tl.constexpr,
+    PREC: tl.constexpr, HAS_MASK: tl.constexpr, PACK: tl.constexpr,
 ):
+    # PACK > 1 (GQA decode, `gqa_pack`): the BLOCK_M rows of a program are PACK query heads (a
+    # whole GQA group) x ROWS positions, so each K/V tile is read once per group instead of once
+    # per head; axis 1 then runs over (b, kv head) and axis 0 starts at tile t_first (the first
+    # that holds a query). PACK == 1 is the one-head layout.
+    ROWS: tl.constexpr = BLOCK_M // PACK
     pid_t = tl.program_id(0)
     pid_bh = tl.program_id(1)
     pid_s = tl.program_id(2)
-    b = pid_bh // Hq
-    h = pid_bh % Hq
-    hk = h // group
-    TPB: tl.constexpr = BLK // BLOCK_M
+    if PACK > 1:
+        pid_t += t_first
+        b = pid_bh // (Hq // group)
+        hk = pid_bh % (Hq // group)
+        h = hk * group           # the group's first head (plans of packed launches have plan_h 1)
+    else:
+        b = pid_bh // Hq
+        h = pid_bh % Hq
+        hk = h // group
+    TPB: tl.constexpr = BLK // ROWS
     r = pid_t // TPB
     a = r + q_block_begin
-    m0 = a * BLK + (pid_t % TPB) * BLOCK_M
+    m0 = a * BLK + (pid_t % TPB) * ROWS
     p_lo = tl.maximum(m0, q_first)
-    p_hi = tl.minimum(m0 + BLOCK_M, Lk) - 1
+    p_hi = tl.minimum(m0 + ROWS, Lk) - 1
 
     offs_m = tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, DP)
-    pos = m0 + offs_m
+    if PACK > 1:
+        pos = m0 + offs_m % ROWS
+        row_h = (h + offs_m // ROWS).to(tl.int64)   # the query head of each row
+    else:
+        pos = m0 + offs_m
     row_ok = (pos >= q_first) & (pos < Lk)
     d_ok = offs_d < D
-    q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
     k_base = K + b.to(tl.int64) * skb + hk.to(tl.int64) * skh
     v_base = V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh
-    q = tl.load(q_base + (pos - q_first)[:, None].to(tl.int64) * sqm + offs_d[None, :],
-                mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+    if PACK > 1:
+        q = tl.load(Q + b.to(tl.int64) * sqb + row_h[:, None] * sqh + (pos - q_first)[:, None].to(tl.int64) * sqm
+                    + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+    else:
+        q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
+        q = tl.load(q_base + (pos - q_first)[:, None].to(tl.int64) * sqm + offs_d[None, :],
+                    mask=row_ok[:, None] & d_ok[None, :], other=0.0)
     if DOT_F32:
         q = q.to(tl.float32)
 
@@ -179,11 +200,18 @@ def _fwd_kernel(
     has = l_i > 0.0
     out = acc / tl.where(has, l_i, 1.0)[:, None]
     lse = tl.where(has, (m_i + tl.log2(tl.where(has, l_i, 1.0))) * K_LN2, float("-inf"))
-    o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + h.to(tl.int64) * soh
-    tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
-             out.to(O.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
-    l_ptr = LSE + pid_s.to(tl.int64) * sls + b.to(tl.int64) * slb + h.to(tl.int64) * slh
-    tl.store(l_ptr + (pos - q_first), lse, mask=row_ok)
+    if PACK > 1:
+        o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + row_h[:, None] * soh
+        tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
+                 out.to(O.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+        l_ptr = LSE + pid_s.to(tl.int64) * sls + b.to(tl.int64) * slb + row_h * slh
+        tl.store(l_ptr + (pos - q_first), lse, mask=row_ok)
+    else:
+        o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + h.to(tl.int64) * soh
+        tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
+                 out.to(O.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+        l_ptr = LSE + pid_s.to(tl.int64) * sls + b.to(tl.int64) * slb + h.to(tl.int64) * slh
+        tl.store(l_ptr + (pos - q_first), lse, mask=row_ok)
 
 
 def has_mask(mode: int, causal: bool, sw: bool, bitmap: bool, Lk: int, tile: int) -> bool:
@@ -226,6 +254,20 @@ def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int)
     return bm, bn, warps, stages
 
 
+def gqa_pack(Lq: int, group: int, block_m: int, plan=None) -> int:
+    """How many query heads one forward program takes (`_fwd_kernel`'s PACK): a whole GQA group
+    for decode-sized calls (Lq <= 16), so K/V tiles are read once per group, when the group is a
+    power of two that fits the row tile and every head of a group walks the same keys (planless,
+    or a plan shared across heads: plan_h == 1). Else 1. SATTN_GQA_PACK=0 turns it off."""
+    if os.environ.get("SATTN_GQA_PACK", "1") == "0":
+        return 1
+    if Lq > 16 or group < 2 or group & (group - 1) or group > block_m:
+        return 1
+    if plan is not None and plan.plan_h != 1:
+        return 1
+    return group
+
+
 def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, dilation: int = 1,
             global_tokens: int = 0, plan=None, num_splits: int | None = None):
     """Runs the forward kernel; returns (out (B,Hq,Lq,D) in q.dtype, lse (B,Hq,Lq) float32)."""
@@ -254,13 +296,22 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         use_bitmap = False
         words = 1
         kv_tiles = triton.cdiv(Lk, bn)
-    n_prog = n_q_blocks * (blk // bm)
+    group = Hq // Hkv
+    pack = gqa_pack(Lq, group, bm, plan if mode == MODE_PLAN else None)
+    heads = B * Hq // pack        # programs along axis 1: (b, head) or, packed, (b, kv head)
+    t_first = 0
+    if pack == 1:
+        n_prog = n_q_blocks * (blk // bm)
+    else:
+        rows = bm // pack
+        t_first = (q_first - q_block_begin * blk) // rows
+        n_prog = triton.cdiv(Lk - q_block_begin * blk - t_first * rows, rows)
     if num_splits is None:
         # Split the keys only when the query tiles alone cannot fill the GPU (decode). A decode
         # program streams its K/V tiles one after another, so bandwidth needs many programs per
         # SM (8 here), each with a few tiles at least (>= 2, else the LSE merge dominates).
         # Planned rows keep only part of their n_k_blocks tiles; the split size adapts in-kernel.
-        busy = n_prog * B * Hq if mode != MODE_PLAN else max(1, B * Hq * n_q_blocks)
+        busy = n_prog * heads if mode != MODE_PLAN else max(1, heads * n_q_blocks)
         want = 8 * num_sms(q.device)
         num_splits = 1
         if busy < want // 4:
@@ -276,14 +327,14 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         so = (out.stride(1), out.stride(2), out.stride(3), out.stride(0))
         sl = (lse.stride(1), lse.stride(2), lse.stride(0))
     assert q.stride(3) == 1 and k.stride(3) == 1 and v.stride(3) == 1
-    grid = (n_prog, B * Hq, num_splits)
+    grid = (n_prog, heads, num_splits)
     _fwd_kernel[grid](
         q, k, v, out, lse,
         q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), so[0], so[1], so[2], so[3], sl[0], sl[1], sl[2],
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, q_block_begin,
-        Hq, Hq // Hkv, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens,
-        D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal,
+        Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
+        D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,
         SW=window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation,
                        global_tokens), BITMAP=use_bitmap,
         WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),

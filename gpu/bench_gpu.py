@@ -15,7 +15,8 @@ each the median of --repeat calls after a warm-up; the median round is reported.
   block_topk_e2e       BlockTopK(block=128, keep=0.125): sattn (device selection + attention)
                        vs torch selection (same pooled scores, topk) + create_block_mask + Flex.
   dense                Dense (non-causal and causal) vs SDPA flash.
-  decode               Lq=1, Lk=131072, 12.5% static blocks: GB/s of K/V read vs HBM peak.
+  decode               Lq=1, Lk=131072, 12.5% static blocks: GB/s of K/V read vs HBM peak; also
+                       dense and GQA 4:1 dense decode (packed groups vs SATTN_GQA_PACK=0).
   sweep                tile sweeps of sattn alone (--sweep_cases at --sweep_len), all ranked by
                        kernel time (torch.profiler): forward configs, dq and dk/dv configs with
                        delta fused or separate, and the one-launch backward (SATTN_BWD_FUSED);
@@ -458,6 +459,22 @@ def case_decode(args):
     tg3 = graph_time(dense, args.repeat * 4)
     record(args.out, case="decode_dense", Lq=1, Lk=Lk, system="sattn_triton", fwd_ms=t3, fwd_ms_cuda_graph=tg3,
            GBps=dense_bytes / (t3 * 1e-3) / 1e9, fraction_of_hbm_peak=dense_bytes / (t3 * 1e-3) / 1e9 / H100_HBM3_GBPS)
+    # GQA 4:1 (Hq = heads, Hkv = heads / 4) dense decode: the packed forward (one program per
+    # group, K/V read once per group) against the one-head layout (SATTN_GQA_PACK=0).
+    Hkv = max(1, Hh // 4)
+    g = torch.Generator(device="cuda").manual_seed(2)
+    qg = torch.randn(B, Hh, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
+    kg, vg = (torch.randn(B, Hkv, Lk, D, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(2))
+    gqa = lambda: ops.attention(qg, kg, vg, sattn.Dense(causal=True))  # noqa: E731
+    gqa_bytes = 2 * B * Hkv * Lk * D * qg.element_size()
+    for pack in ("1", "0"):
+        os.environ["SATTN_GQA_PACK"] = pack
+        first_call(gqa)
+        t_e, t_g = cuda_time(gqa, args.repeat * 4), graph_time(gqa, args.repeat * 4)
+        record(args.out, case=f"decode_dense_gqa_{Hh}x{Hkv}", Lq=1, Lk=Lk, system="sattn_triton",
+               gqa_pack=pack == "1", fwd_ms=t_e, fwd_ms_cuda_graph=t_g, kv_bytes=gqa_bytes,
+               GBps_cuda_graph=None if t_g is None else gqa_bytes / (t_g * 1e-3) / 1e9)
+    os.environ.pop("SATTN_GQA_PACK", None)
 
 
 def make(B, Hh, Lq, Lk, D, grad=True):

@@ -3,7 +3,7 @@
 # (four pytest processes side by side, then the kernel tests), then the benchmark against FlexAttention / SDPA, then
 # //tools:bench's triton row with its peers. Run from the repository root with the machine's own
 # Python (torch + triton installed); results go to $1 (default ./h100_out).
-#   bash gpu/h100_suite.sh [out_dir] [bench_gpu.py flags...]
+#   bash gpu/h100_suite.sh [out_dir] [bench_gpu.py flags...]   (SATTN_SUITE_TESTS=0: bench only)
 set -u
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
   sed -n '2,6p' "$0"; exit 0
@@ -13,6 +13,7 @@ mkdir -p "$out"
 py="${PYTHON:-python}"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/device.txt"
 
+if [[ "${SATTN_SUITE_TESTS:-1}" == "1" ]]; then
 echo "== GPU tests ($(date -u +%H:%M:%S))"
 run_tests() {  # name, pytest args...
   local name="$1"; shift
@@ -26,6 +27,7 @@ run_tests op_plans gpu/tests/op_test.py gpu/tests/plans_test.py &
 wait
 # The small-shape kernel tests compile hundreds of variants: alone, after the others.
 run_tests kernels gpu/tests/kernels_test.py
+fi
 
 echo "== bench_gpu.py ($(date -u +%H:%M:%S))"
 "$py" gpu/bench_gpu.py --out "$out" "$@" 2>&1 | grep -v -e Warning -e _warn_once -e "bm = create_block_mask" \

@@ -614,8 +614,9 @@ def timeline(args):
 
 
 def host_profile(args):
-    """Where the host time of one eager call goes: cProfile over 50 static-plan forward+backward
-    calls at L=4096 (small, so the host is the bottleneck), top functions by own time."""
+    """Where the host time of one eager call goes: cProfile over 50 forward+backward calls at
+    L=4096 (small, so the host is the bottleneck) for a static plan, the sliding window and
+    BlockTopK with device selection; top functions by own time."""
     import cProfile
     import pstats
     L, blk = 4096, 128
@@ -624,7 +625,8 @@ def host_profile(args):
     kept, _ = static_table(L, args.heads, blk)
     plan = P.from_block_table(kept, B=1, Hq=args.heads, Lq=L, Lk=L, block=blk, causal=False)
     for name, spec, pl in (("static", sattn.Dense(), plan),
-                           ("sliding", sattn.SlidingWindow(window=1024, causal=True), None)):
+                           ("sliding", sattn.SlidingWindow(window=1024, causal=True), None),
+                           ("block_topk (device selection each call)", sattn.BlockTopK(block=128, keep=0.125), None)):
         run = fwd_bwd(lambda q, k, v: ops.attention(q, k, v, spec, plan=pl)[0], q, k, v, dout)
         for _ in range(3):
             run()

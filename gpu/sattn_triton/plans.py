@@ -119,9 +119,16 @@ def _pool(x: torch.Tensor, first: int, L: int, n_blocks: int, block: int) -> tor
     if front or back:
         x = F.pad(x, (0, 0, front, back))
     sums = x.view(B, H, n_blocks, block, D).sum(3, dtype=torch.float32)
-    start = torch.arange(n_blocks, device=x.device) * block + (first // block) * block
+    return sums.double() / _pool_counts(first, L, n_blocks, block, x.device)
+
+
+@functools.lru_cache(maxsize=256)
+def _pool_counts(first: int, L: int, n_blocks: int, block: int, device: torch.device) -> torch.Tensor:
+    """Rows per block for _pool, (1, 1, n_blocks, 1) float64, at least 1; made once per shape so
+    each selection launches fewer small kernels (host time: the planner is launch-bound)."""
+    start = torch.arange(n_blocks, device=device) * block + (first // block) * block
     cnt = torch.clamp(start + block, max=first + L) - torch.clamp(start, min=first)
-    return sums.double() / cnt.clamp(min=1).double().view(1, 1, -1, 1)
+    return cnt.clamp(min=1).double().view(1, 1, -1, 1)
 
 
 def block_topk_counts(Lq, Lk, block, keep, global_blocks, local_blocks, causal):

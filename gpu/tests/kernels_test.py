@@ -279,3 +279,12 @@ def test_gqa_pack_choice():
     kept = torch.ones(1, 2, 1, 4, dtype=torch.bool)
     per_head = P.from_block_table(kept, B=1, Hq=2, Lq=1, Lk=64, block=16, causal=False)
     assert F.gqa_pack(1, 2, 16, per_head) == 1  # heads walk different keys
+
+
+@pytest.mark.parametrize("spec", [sattn.Dense(causal=True), sattn.SlidingWindow(window=9, causal=True, global_tokens=2)],
+                         ids=str)
+def test_gqa_decode_packed_forward_then_backward(spec):
+    """Gradients through a packed GQA decode forward (its LSE feeds the backward)."""
+    assert F.gqa_pack(3, 4, 16) == 4
+    check(spec, (1, 8, 2, 3, 70, 32), torch.float32, seed=31)
+    check(spec, (2, 4, 1, 1, 45, 16), torch.float16, seed=32)

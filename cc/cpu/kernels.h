@@ -92,9 +92,11 @@ const Isa* SelectIsa();
 // query rows read each key block, as in decode). kAuto picks by the plan's rows per key block.
 enum class KeyLayout { kAuto, kTransposed, kRows };
 
-// Problems with fewer multiply-adds than this run on the calling thread: starting threads costs
-// tens of microseconds, about the time of 2M multiply-adds on one core.
-constexpr int64_t kSerialBelow = int64_t(1) << 21;
+// Problems with fewer multiply-adds (Q K^T, per the cost model in attention.cc) than this run on
+// the calling thread: starting threads costs tens of microseconds. 1M: on the 2-core dev VM a
+// 1-head D=128 decode at Lk=8192 (1M) took 0.367 ms on 2 threads vs 0.405 ms on 1 (0.422 ms with
+// the former 2M cut, which kept it serial); at Lk=4096 (0.5M) 2 threads were no faster.
+constexpr int64_t kSerialBelow = int64_t(1) << 20;
 
 // Attention with an explicit kernel set and key layout (tests run every combination, and pass
 // serial_below = 0 so that small problems exercise the threads too).

@@ -145,15 +145,17 @@ class _EagerAttention(torch.autograd.Function):
 
 @torch.library.custom_op("sattn::block_topk_plan", mutates_args=())
 def block_topk_plan_op(q: Tensor, k: Tensor, block: int, keep: float, global_blocks: int,
-                       local_blocks: int, causal: bool, scale: float) -> Tuple[Tensor, Tensor, Tensor]:
+                       local_blocks: int, causal: bool, scale: float,
+                       score_max: bool) -> Tuple[Tensor, Tensor, Tensor]:
     p = P.build_block_topk(q, k, block=block, keep=keep, global_blocks=global_blocks,
-                           local_blocks=local_blocks, causal=causal, scale=scale)
+                           local_blocks=local_blocks, causal=causal, scale=scale,
+                           score="max" if score_max else "mean")
     # row_ptr is a per-shape cached tensor: op outputs must not alias anything, so copy (tiny).
     return p.row_ptr.clone(), p.col_idx, p.mask_idx
 
 
 @block_topk_plan_op.register_fake
-def _(q, k, block, keep, global_blocks, local_blocks, causal, scale):
+def _(q, k, block, keep, global_blocks, local_blocks, causal, scale, score_max):
     B, Hq, Lq, _ = q.shape
     Lk = k.shape[2]
     _, n = P.block_topk_counts(Lq, Lk, block, keep, global_blocks, local_blocks, causal)
@@ -303,19 +305,16 @@ def make_plan(q, k, spec, *, scale: float, plan=None, tile: int = 64):
         return None
     if kind == "BlockTopK":
         _check_block("block", spec.block)
-        if spec.score != "mean":
-            import sattn
-            return P.from_host(sattn.plan(spec, q, k, scale=scale), q.device, bitmap_masks=False)
         if not torch.compiler.is_compiling():
             # Eager: the planner itself. The custom op (needed only so torch.compile can trace
             # selection) adds its dispatch and a row_ptr copy: 137 us vs 110 us per call at a tiny
             # shape on CPU tensors on the 2-core dev VM (best of 5 x 500 calls).
             return P.build_block_topk(q, k, block=spec.block, keep=float(spec.keep),
                                       global_blocks=spec.global_blocks, local_blocks=spec.local_blocks,
-                                      causal=spec.causal, scale=scale)
+                                      causal=spec.causal, scale=scale, score=spec.score)
         row_ptr, col_idx, mask_idx = block_topk_plan_op(q, k, spec.block, float(spec.keep),
                                                         spec.global_blocks, spec.local_blocks,
-                                                        spec.causal, scale)
+                                                        spec.causal, scale, spec.score == "max")
         nkb = -(-Lk // spec.block)
         qbb = (Lk - Lq) // spec.block
         words = -(-spec.block // 64)

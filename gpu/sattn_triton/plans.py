@@ -163,6 +163,34 @@ def block_topk_scores(q, k, block: int, scale: float) -> torch.Tensor:
     return scale * torch.matmul(qm, km.transpose(-1, -2))
 
 
+def block_max_scores(q, k, block: int, scale: float, max_elems: int = 1 << 26) -> torch.Tensor:
+    """scale * max_{i in a, j in c} q_i . k_j per (b, query head, query block a, key block c),
+    float64 (the contract's score="max"), from fp32 products. The score matrix is made for a few
+    query blocks at a time (at most ~max_elems fp32 values, never Lq x Lk at once) and reduced to
+    block maxima; positions that are not queries or keys count as -inf. The loop count depends on
+    shapes only: no host sync."""
+    B, Hq, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    g = Hq // Hkv
+    nkb, qbb, nqb = _geometry(Lq, Lk, block)
+    q_first = Lk - Lq
+    kf = k.float().transpose(-1, -2)       # (B, Hkv, D, Lk)
+    col_pad = nkb * block - Lk
+    per = max(1, max_elems // max(1, B * Hq * block * nkb * block))   # query blocks per chunk
+    out = torch.empty(B, Hq, nqb, nkb, dtype=torch.float64, device=q.device)
+    for r0 in range(0, nqb, per):
+        r1 = min(nqb, r0 + per)
+        p0 = max((qbb + r0) * block, q_first)            # first query position of the chunk
+        p1 = min((qbb + r1) * block, Lk)                 # one past its last
+        rows = q[:, :, p0 - q_first:p1 - q_first].float().reshape(B, Hkv, g * (p1 - p0), D)
+        s = torch.matmul(rows, kf).view(B, Hq, p1 - p0, Lk)
+        lead = p0 - (qbb + r0) * block                   # only the first block can start late
+        s = F.pad(s, (0, col_pad, lead, (qbb + r1) * block - p1), value=-torch.inf)
+        s = s.view(B, Hq, r1 - r0, block, nkb, block).amax(dim=(3, 5))
+        out[:, :, r0:r1] = s.double() * scale
+    return out
+
+
 @functools.lru_cache(maxsize=128)
 def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, causal, device):
     """The data-independent parts of a BlockTopK plan (forced blocks, per-row counts, the CSR
@@ -189,16 +217,17 @@ def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, 
 
 def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local_blocks: int,
                      causal: bool, scale: float, score: str = "mean") -> GpuPlan:
-    """BlockTopK plan on q's device with no device-to-host copy (plan_b = B, plan_h = Hq)."""
-    if score != "mean":
-        raise ValueError(f"spec.score: the device planner implements 'mean' only, got {score!r}; "
-                         "pass a host plan (sattn.plan) for score='max'")
+    """BlockTopK plan on q's device with no device-to-host copy (plan_b = B, plan_h = Hq).
+    score="mean" pools in fp32 and scores in float64; score="max" takes block maxima of fp32 q.k
+    products (`block_max_scores`)."""
+    if score not in ("mean", "max"):
+        raise ValueError(f"spec.score: expected 'mean' or 'max', got {score!r}")
     B, Hq, Lq, D = q.shape
     Lk = k.shape[2]
     dev = q.device
     nkb, qbb, nqb = _geometry(Lq, Lk, block)
     st = _block_topk_static(B, Hq, Lq, Lk, block, float(keep), global_blocks, local_blocks, causal, str(dev))
-    scores = block_topk_scores(q, k, block, scale)                      # (B,Hq,nqb,nkb) f64
+    scores = (block_topk_scores if score == "mean" else block_max_scores)(q, k, block, scale)  # f64
     # Forced blocks first (+inf), ineligible never (-inf); stable sort = ties to the lower index.
     scores = torch.where(st["forced"], torch.inf, torch.where(st["elig"], scores, -torch.inf))
     order = torch.sort(scores, dim=-1, descending=True, stable=True).indices

@@ -56,13 +56,14 @@ def test_opcheck_sparse_attention():
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
 
 
-def test_fake_plan_ops_predict_output_sizes():
+@pytest.mark.parametrize("score_max", [False, True])
+def test_fake_plan_ops_predict_output_sizes(score_max):
     q, k, _ = H.make_qkv(2, 2, 1, 30, 70, 16, torch.float32, seed=4)
-    real = ops.block_topk_plan_op(q, k, 16, 0.3, 1, 1, True, 0.25)
+    real = ops.block_topk_plan_op(q, k, 16, 0.3, 1, 1, True, 0.25, score_max)
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode() as mode:
         fq, fk = mode.from_tensor(q), mode.from_tensor(k)
-        fake = ops.block_topk_plan_op(fq, fk, 16, 0.3, 1, 1, True, 0.25)
+        fake = ops.block_topk_plan_op(fq, fk, 16, 0.3, 1, 1, True, 0.25, score_max)
     assert [tuple(x.shape) for x in real] == [tuple(x.shape) for x in fake]
 
 

@@ -65,6 +65,27 @@ def block_scores64(q, k, block, scale):
     return out
 
 
+def block_max_scores64(q, k, block, scale):
+    """float64 scale * max_{i in a, j in c} q_i . k_j (score="max"), written independently."""
+    qn, kn = q.double().cpu().numpy(), k.double().cpu().numpy()
+    B, Hq, Lq, D = qn.shape
+    Lk = kn.shape[2]
+    g = Hq // kn.shape[1]
+    nkb = -(-Lk // block)
+    qbb = (Lk - Lq) // block
+    s = scale * np.einsum("bhid,bhjd->bhij", qn, kn.repeat(g, axis=1))       # (B, Hq, Lq, Lk)
+    out = np.zeros((B, Hq, nkb - qbb, nkb))
+    for a in range(qbb, nkb):
+        rows = slice(max(a * block, Lk - Lq) - (Lk - Lq), min((a + 1) * block, Lk) - (Lk - Lq))
+        for c in range(nkb):
+            out[:, :, a - qbb, c] = s[:, :, rows, c * block:(c + 1) * block].max(axis=(2, 3))
+    return out
+
+
+def scores64(spec, q, k, scale):
+    return (block_scores64 if spec.score == "mean" else block_max_scores64)(q, k, spec.block, scale)
+
+
 def assert_blocks_match(got, want, scores, forced, n):
     """got/want: (B,Hq,nqb,nkb) bool. Differences allowed only at near-tied selection boundaries."""
     diff = np.argwhere(got != want)
@@ -81,6 +102,14 @@ BLOCK_TOPK = [
     (sattn.BlockTopK(block=16, keep=0.3, global_blocks=2, local_blocks=2, causal=False), (1, 2, 2, 37, 90, 16)),
     (sattn.BlockTopK(block=32, keep=0.125, causal=True), (1, 2, 1, 1, 300, 16)),
     (sattn.BlockTopK(block=16, keep=1.0, causal=False), (1, 1, 1, 20, 50, 16)),
+    # Budgets above the forced blocks, so the scores decide (the cases above are mostly forced).
+    (sattn.BlockTopK(block=16, keep=0.5, global_blocks=0, local_blocks=0, causal=False), (2, 4, 2, 100, 160, 32)),
+    (sattn.BlockTopK(block=16, keep=0.5, causal=True), (1, 2, 1, 200, 200, 16)),
+    (sattn.BlockTopK(block=16, keep=0.5, global_blocks=0, local_blocks=0, causal=False, score="max"),
+     (2, 4, 2, 100, 160, 32)),
+    (sattn.BlockTopK(block=16, keep=0.5, causal=True, score="max"), (1, 2, 1, 200, 200, 16)),
+    (sattn.BlockTopK(block=32, keep=0.4, global_blocks=1, local_blocks=0, causal=True, score="max"),
+     (1, 2, 2, 37, 300, 16)),
 ]
 
 
@@ -90,7 +119,7 @@ def test_block_topk_device_plan_matches_contract(spec, shape):
     q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=1)
     scale = 1 / math.sqrt(D)
     plan = P.build_block_topk(q, k, block=spec.block, keep=spec.keep, global_blocks=spec.global_blocks,
-                              local_blocks=spec.local_blocks, causal=spec.causal, scale=scale)
+                              local_blocks=spec.local_blocks, causal=spec.causal, scale=scale, score=spec.score)
     got = expand(plan, spec.causal)
     want = np.asarray(dense_mask(spec, q.cpu(), k.cpu()))
     if not np.array_equal(got, want):
@@ -104,7 +133,7 @@ def test_block_topk_device_plan_matches_contract(spec, shape):
                 a = r + qbb
                 p = np.arange(max(a * spec.block, Lk - Lq), min((a + 1) * spec.block, Lk)) - (Lk - Lq)
                 want_t[:, :, r, c] = want[:, :, p][:, :, :, c * spec.block:(c + 1) * spec.block].any((2, 3))
-        assert_blocks_match(got_t, want_t, block_scores64(q, k, spec.block, scale), forced, n)
+        assert_blocks_match(got_t, want_t, scores64(spec, q, k, scale), forced, n)
 
 
 @pytest.mark.skipif(not H.has_host_planner(), reason="sattn._cc (host planner) not built")
@@ -114,11 +143,11 @@ def test_block_topk_device_plan_matches_host_planner(spec, shape):
     q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=2)
     scale = 1 / math.sqrt(D)
     dev = P.build_block_topk(q, k, block=spec.block, keep=spec.keep, global_blocks=spec.global_blocks,
-                             local_blocks=spec.local_blocks, causal=spec.causal, scale=scale)
+                             local_blocks=spec.local_blocks, causal=spec.causal, scale=scale, score=spec.score)
     host = P.from_host(sattn.plan(spec, q.cpu(), k.cpu(), scale=scale), H.DEVICE, bitmap_masks=False)
     got, want = P.to_block_table(dev).cpu().numpy(), P.to_block_table(host).cpu().numpy()
     forced, n = P.block_topk_counts(Lq, Lk, spec.block, spec.keep, spec.global_blocks, spec.local_blocks, spec.causal)
-    assert_blocks_match(got, want, block_scores64(q, k, spec.block, scale), forced, n)
+    assert_blocks_match(got, want, scores64(spec, q, k, scale), forced, n)
     # Same entry classification: full (-1) vs partial (host bitmap >= 0, device token rule -2).
     if np.array_equal(got, want):
         assert np.array_equal(dev.mask_idx.cpu().numpy()[: int(dev.row_ptr[-1])] == -1,
@@ -241,3 +270,16 @@ def test_visible_pairs_of_selected_specs_equal_the_device_plan(spec, shape, bloc
     plan = ops.make_plan(q, k, spec, scale=scale, tile=block)
     want = int(expand(plan, spec.causal).sum())
     assert ops.visible_pairs(q, k, spec, scale=scale, plan=plan, tile=block, max_elems=block * block * 3) == want
+
+
+@pytest.mark.parametrize("shape,block", [((2, 4, 2, 100, 100, 32), 16), ((1, 2, 1, 37, 90, 16), 32),
+                                         ((1, 2, 2, 1, 300, 16), 32)], ids=str)
+@pytest.mark.parametrize("max_elems", [1, 1 << 26], ids=["one block per chunk", "one chunk"])
+def test_block_max_scores_equal_float64_maxima(shape, block, max_elems):
+    """The device max-score pass (fp32 products, chunks of query blocks, -inf padding) against
+    float64 block maxima: GQA, Lq < Lk with a partial first query block, a ragged last key block."""
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=13)
+    got = P.block_max_scores(q, k, block, 0.3, max_elems=max_elems).cpu().numpy()
+    want = block_max_scores64(q, k, block, 0.3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

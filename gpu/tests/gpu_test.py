@@ -123,16 +123,17 @@ def test_device_plan_has_no_host_sync():
     assert torch.equal(out, ref)
 
 
-def test_block_topk_plan_matches_contract_at_4k():
-    from plans_test import assert_blocks_match, block_scores64
+@pytest.mark.parametrize("score", ["mean", "max"])
+def test_block_topk_plan_matches_contract_at_4k(score):
+    from plans_test import assert_blocks_match, block_max_scores64, block_scores64
     import numpy as np
-    spec = sattn.BlockTopK(block=128, keep=0.125, causal=True)
     q, k, _ = H.make_qkv(1, 2, 2, 4096, 4096, 64, torch.bfloat16, seed=10)
     scale = 1 / math.sqrt(64)
-    plan = P.build_block_topk(q, k, block=128, keep=0.125, global_blocks=1, local_blocks=1, causal=True, scale=scale)
+    plan = P.build_block_topk(q, k, block=128, keep=0.125, global_blocks=1, local_blocks=1, causal=True, scale=scale,
+                              score=score)
     got = P.to_block_table(plan).cpu().numpy()
     forced, n = P.block_topk_counts(4096, 4096, 128, 0.125, 1, 1, True)
-    s = block_scores64(q.float(), k.float(), 128, scale)
+    s = (block_scores64 if score == "mean" else block_max_scores64)(q.float(), k.float(), 128, scale)
     want = np.zeros_like(got)
     for r in range(want.shape[2]):
         cand = np.where(forced[r], np.inf, np.where(np.arange(want.shape[3]) <= r, s[:, :, r], -np.inf))

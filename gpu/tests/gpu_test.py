@@ -125,7 +125,7 @@ def test_device_plan_has_no_host_sync():
 
 @pytest.mark.parametrize("score", ["mean", "max"])
 def test_block_topk_plan_matches_contract_at_4k(score):
-    from plans_test import assert_blocks_match, block_max_scores64, block_scores64
+    from plans_test import assert_blocks_match, block_scores64
     import numpy as np
     q, k, _ = H.make_qkv(1, 2, 2, 4096, 4096, 64, torch.bfloat16, seed=10)
     scale = 1 / math.sqrt(64)
@@ -133,7 +133,7 @@ def test_block_topk_plan_matches_contract_at_4k(score):
                               score=score)
     got = P.to_block_table(plan).cpu().numpy()
     forced, n = P.block_topk_counts(4096, 4096, 128, 0.125, 1, 1, True)
-    s = (block_scores64 if score == "mean" else block_max_scores64)(q.float(), k.float(), 128, scale)
+    s = block_scores64(q.float(), k.float(), 128, scale, score)
     want = np.zeros_like(got)
     for r in range(want.shape[2]):
         cand = np.where(forced[r], np.inf, np.where(np.arange(want.shape[3]) <= r, s[:, :, r], -np.inf))

@@ -47,43 +47,26 @@ def expand(plan: P.GpuPlan, causal: bool) -> np.ndarray:
     return out
 
 
-def block_scores64(q, k, block, scale):
-    """float64 scale * mean(q block) . mean(k block), written independently of both planners."""
+def block_scores64(q, k, block, scale, score="mean"):
+    """float64 block scores of the contract, written independently of both planners: "mean" is
+    scale * mean(q block) . mean(k block), "max" is scale * max_{i in a, j in c} q_i . k_j."""
     qn, kn = q.double().cpu().numpy(), k.double().cpu().numpy()
     B, Hq, Lq, D = qn.shape
     Lk = kn.shape[2]
-    g = Hq // kn.shape[1]
+    kn = kn.repeat(Hq // kn.shape[1], axis=1)
     nkb = -(-Lk // block)
     qbb = (Lk - Lq) // block
-    out = np.zeros((B, Hq, nkb - qbb, nkb))
-    for a in range(qbb, nkb):
-        rows = slice(max(a * block, Lk - Lq) - (Lk - Lq), min((a + 1) * block, Lk) - (Lk - Lq))
-        qm = qn[:, :, rows].mean(2)
-        for c in range(nkb):
-            km = kn[:, :, c * block:min((c + 1) * block, Lk)].mean(2).repeat(g, axis=1)
-            out[:, :, a - qbb, c] = scale * (qm * km).sum(-1)
-    return out
-
-
-def block_max_scores64(q, k, block, scale):
-    """float64 scale * max_{i in a, j in c} q_i . k_j (score="max"), written independently."""
-    qn, kn = q.double().cpu().numpy(), k.double().cpu().numpy()
-    B, Hq, Lq, D = qn.shape
-    Lk = kn.shape[2]
-    g = Hq // kn.shape[1]
-    nkb = -(-Lk // block)
-    qbb = (Lk - Lq) // block
-    s = scale * np.einsum("bhid,bhjd->bhij", qn, kn.repeat(g, axis=1))       # (B, Hq, Lq, Lk)
+    s = scale * np.einsum("bhid,bhjd->bhij", qn, kn) if score == "max" else None   # (B, Hq, Lq, Lk)
     out = np.zeros((B, Hq, nkb - qbb, nkb))
     for a in range(qbb, nkb):
         rows = slice(max(a * block, Lk - Lq) - (Lk - Lq), min((a + 1) * block, Lk) - (Lk - Lq))
         for c in range(nkb):
-            out[:, :, a - qbb, c] = s[:, :, rows, c * block:(c + 1) * block].max(axis=(2, 3))
+            cols = slice(c * block, min((c + 1) * block, Lk))
+            if score == "mean":
+                out[:, :, a - qbb, c] = scale * (qn[:, :, rows].mean(2) * kn[:, :, cols].mean(2)).sum(-1)
+            else:
+                out[:, :, a - qbb, c] = s[:, :, rows, cols].max(axis=(2, 3))
     return out
-
-
-def scores64(spec, q, k, scale):
-    return (block_scores64 if spec.score == "mean" else block_max_scores64)(q, k, spec.block, scale)
 
 
 def assert_blocks_match(got, want, scores, forced, n):
@@ -133,7 +116,7 @@ def test_block_topk_device_plan_matches_contract(spec, shape):
                 a = r + qbb
                 p = np.arange(max(a * spec.block, Lk - Lq), min((a + 1) * spec.block, Lk)) - (Lk - Lq)
                 want_t[:, :, r, c] = want[:, :, p][:, :, :, c * spec.block:(c + 1) * spec.block].any((2, 3))
-        assert_blocks_match(got_t, want_t, scores64(spec, q, k, scale), forced, n)
+        assert_blocks_match(got_t, want_t, block_scores64(q, k, spec.block, scale, spec.score), forced, n)
 
 
 @pytest.mark.skipif(not H.has_host_planner(), reason="sattn._cc (host planner) not built")
@@ -147,7 +130,7 @@ def test_block_topk_device_plan_matches_host_planner(spec, shape):
     host = P.from_host(sattn.plan(spec, q.cpu(), k.cpu(), scale=scale), H.DEVICE, bitmap_masks=False)
     got, want = P.to_block_table(dev).cpu().numpy(), P.to_block_table(host).cpu().numpy()
     forced, n = P.block_topk_counts(Lq, Lk, spec.block, spec.keep, spec.global_blocks, spec.local_blocks, spec.causal)
-    assert_blocks_match(got, want, scores64(spec, q, k, scale), forced, n)
+    assert_blocks_match(got, want, block_scores64(q, k, spec.block, scale, spec.score), forced, n)
     # Same entry classification: full (-1) vs partial (host bitmap >= 0, device token rule -2).
     if np.array_equal(got, want):
         assert np.array_equal(dev.mask_idx.cpu().numpy()[: int(dev.row_ptr[-1])] == -1,
@@ -281,5 +264,5 @@ def test_block_max_scores_equal_float64_maxima(shape, block, max_elems):
     B, Hq, Hkv, Lq, Lk, D = shape
     q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=13)
     got = P.block_max_scores(q, k, block, 0.3, max_elems=max_elems).cpu().numpy()
-    want = block_max_scores64(q, k, block, 0.3)
+    want = block_scores64(q, k, block, 0.3, "max")
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

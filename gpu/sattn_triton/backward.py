@@ -10,8 +10,9 @@ tiles in a loop without mask code, the few partial tiles (diagonal, window edge)
 Atomics were not used for dq: one fp32 atomic per (query, dim) per visited key tile would move
 ~8.6 GB through L2 for the static 12.5% case at L=32768, more than the 2.9 ms the separate dq
 kernel takes (docs/backends/gpu.md).
-GQA: each query head writes its own dk/dv slice and the group is summed afterwards (fp32), so no
-atomics and no repeated k/v in the forward.
+GQA: one dk/dv program per (key tile, kv head) walks the query heads of its group in turn and
+accumulates one dk/dv, so K/V are loaded once per group, nothing is repeated and there are no
+atomics or per-query-head buffers.
 """
 from __future__ import annotations
 
@@ -294,45 +295,18 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
 
 
 @triton.jit
-def _dkdv_program(
-    pid_n, pid_bh,
-    Q, K, V, DO, LSE, DELTA, DK, DV,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
-    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
-    COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin,
-    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
-    D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    KV_PER_QHEAD: tl.constexpr, HAS_MASK: tl.constexpr,
-):
-    """dk, dv of one key tile (BLOCK_N keys of one batch*head) over the query tiles that see it."""
-    b = pid_bh // Hq
-    h = pid_bh % Hq
-    hk = h // group
-    n0 = pid_n * BLOCK_N
-    j_hi = n0 + BLOCK_N - 1
-    offs_m = tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, DP)
-    d_ok = offs_d < D
-    j = n0 + offs_n
-    kv_ok = (j < Lk)[:, None] & d_ok[None, :]
-    k = tl.load(K + b.to(tl.int64) * skb + hk.to(tl.int64) * skh + j[:, None].to(tl.int64) * skn + offs_d[None, :],
-                mask=kv_ok, other=0.0)
-    v = tl.load(V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh + j[:, None].to(tl.int64) * svn + offs_d[None, :],
-                mask=kv_ok, other=0.0)
-    if DOT_F32:
-        k = k.to(tl.float32)
-        v = v.to(tl.float32)
+def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
+               Q, DO, LSE, DELTA, sqb, sqh, sqm, sdob, sdoh, sdom,
+               COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh, q_block_begin,
+               Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok,
+               BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
+               SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
+               PREC: tl.constexpr, HAS_MASK: tl.constexpr):
+    """Adds query head h's contribution to dk, dv of key tile [n0, j_hi] (plan column c)."""
     q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
     do_base = DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh
     bh_row = (b * Hq + h).to(tl.int64) * Lq
-
     NSUB: tl.constexpr = BLK // BLOCK_M
-    c = n0 // BLK
-    dk = tl.zeros([BLOCK_N, DP], tl.float32)
-    dv = tl.zeros([BLOCK_N, DP], tl.float32)
     if MODE == K_PLAN:
         col = b * t_sb + h * t_sh + c
         e0 = tl.load(COL_PTR + col)
@@ -357,11 +331,67 @@ def _dkdv_program(
                              offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
                              lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
                              SW, BITMAP, WORDS, DOT_F32, PREC, True)
+    return dk, dv
+
+
+@triton.jit
+def _dkdv_program(
+    pid_n, pid_bh,
+    Q, K, V, DO, LSE, DELTA, DK, DV,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
+    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
+    COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin,
+    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
+    D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
+    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr,
+):
+    """dk, dv of one key tile (BLOCK_N keys of one batch and kv head) over the query tiles that see
+    it. GROUP_LOOP (GQA): pid_bh is (b, kv head) and the program walks every query head of the
+    group in turn, accumulating into one dk/dv: K/V are loaded once per group and written once,
+    with no per-query-head buffers. Otherwise pid_bh is (b, head) and group is 1."""
+    if GROUP_LOOP:
+        b = pid_bh // (Hq // group)
+        hk = pid_bh % (Hq // group)
+        h = hk * group
+    else:
+        b = pid_bh // Hq
+        h = pid_bh % Hq
+        hk = h // group
+    n0 = pid_n * BLOCK_N
+    j_hi = n0 + BLOCK_N - 1
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, DP)
+    d_ok = offs_d < D
+    j = n0 + offs_n
+    kv_ok = (j < Lk)[:, None] & d_ok[None, :]
+    k = tl.load(K + b.to(tl.int64) * skb + hk.to(tl.int64) * skh + j[:, None].to(tl.int64) * skn + offs_d[None, :],
+                mask=kv_ok, other=0.0)
+    v = tl.load(V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh + j[:, None].to(tl.int64) * svn + offs_d[None, :],
+                mask=kv_ok, other=0.0)
+    if DOT_F32:
+        k = k.to(tl.float32)
+        v = v.to(tl.float32)
+    c = n0 // BLK
+    dk = tl.zeros([BLOCK_N, DP], tl.float32)
+    dv = tl.zeros([BLOCK_N, DP], tl.float32)
+    if GROUP_LOOP:
+        for gi in range(group):
+            dk, dv = _dkdv_head(dk, dv, k, v, b, h + gi, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
+                                sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
+                                q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
+                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+    else:
+        dk, dv = _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
+                            sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
+                            q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
+                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
     dk = dk * sm_scale
-    hw = h if KV_PER_QHEAD else hk
-    tl.store(DK + b.to(tl.int64) * sdkb + hw.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
+    tl.store(DK + b.to(tl.int64) * sdkb + hk.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
              dk.to(DK.dtype.element_ty), mask=kv_ok)
-    tl.store(DV + b.to(tl.int64) * sdvb + hw.to(tl.int64) * sdvh + j[:, None].to(tl.int64) * sdvn + offs_d[None, :],
+    tl.store(DV + b.to(tl.int64) * sdvb + hk.to(tl.int64) * sdvh + j[:, None].to(tl.int64) * sdvn + offs_d[None, :],
              dv.to(DV.dtype.element_ty), mask=kv_ok)
 
 
@@ -375,14 +405,14 @@ def _bwd_dkdv_kernel(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    KV_PER_QHEAD: tl.constexpr, HAS_MASK: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr,
 ):
     """One program per (key tile, batch*head): `_dkdv_program`."""
     _dkdv_program(tl.program_id(0), tl.program_id(1), Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb,
                   skh, skn, svb, svh, svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR,
                   T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin, Hq, group, Lq, Lk, q_first,
                   qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                  BITMAP, WORDS, DOT_F32, PREC, KV_PER_QHEAD, HAS_MASK)
+                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK)
 
 
 @triton.jit
@@ -392,25 +422,28 @@ def _bwd_fused_kernel(
     sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
     ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
     COL_PTR, T_ROW, T_MASK, t_sb, t_sh, n_k_blocks, kv_q_block_begin,
-    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok, n_kv_programs,
+    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok, n_kv_programs, n_kv_bh,
     D: tl.constexpr, DP: tl.constexpr, DQ_BLK: tl.constexpr, DQ_M: tl.constexpr, DQ_N: tl.constexpr,
     KV_BLK: tl.constexpr, KV_M: tl.constexpr, KV_N: tl.constexpr, MODE: tl.constexpr,
     CAUSAL: tl.constexpr, SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr,
     DOT_F32: tl.constexpr, PREC: tl.constexpr, HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
-    KV_PER_QHEAD: tl.constexpr,
+    GROUP_LOOP: tl.constexpr,
 ):
     """dk/dv programs and dq programs in one grid (as FlexAttention's backward does): program ids
     [0, n_kv_programs) run `_dkdv_program`, the rest `_dq_program`, so the two halves share one
     launch and fill each other's tail. Needs delta first (`_bwd_delta_kernel`). Both halves run with
-    the launch's num_warps / num_stages. Off by default (SATTN_BWD_FUSED=1): not yet timed on a GPU."""
+    the launch's num_warps / num_stages. Off by default (SATTN_BWD_FUSED=1): not yet timed on a GPU.
+    Axis 1 runs over (b, query head) for the dq half; with GQA only its first n_kv_bh = B*Hkv
+    values are dk/dv programs (each walks its group)."""
     pid = tl.program_id(0)
     pid_bh = tl.program_id(1)
     if pid < n_kv_programs:
-        _dkdv_program(pid, pid_bh, Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb, skh, skn, svb, svh,
-                      svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR, T_ROW, T_MASK,
-                      BITMAPS, t_sb, t_sh, n_k_blocks, kv_q_block_begin, Hq, group, Lq, Lk, q_first,
-                      qk_scale, sm_scale, span, dilation, gtok, D, DP, KV_BLK, KV_M, KV_N, MODE, CAUSAL,
-                      SW, BITMAP, WORDS, DOT_F32, PREC, KV_PER_QHEAD, HAS_MASK)
+        if pid_bh < n_kv_bh:
+            _dkdv_program(pid, pid_bh, Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb, skh, skn, svb, svh,
+                          svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR, T_ROW, T_MASK,
+                          BITMAPS, t_sb, t_sh, n_k_blocks, kv_q_block_begin, Hq, group, Lq, Lk, q_first,
+                          qk_scale, sm_scale, span, dilation, gtok, D, DP, KV_BLK, KV_M, KV_N, MODE, CAUSAL,
+                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK)
     else:
         _dq_program(pid - n_kv_programs, pid_bh, Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm, skb,
                     skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
@@ -530,12 +563,8 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             out, do, lse, dlse_c, delta, out.stride(0), out.stride(1), out.stride(2),
             do.stride(0), do.stride(1), do.stride(2), Hq, Lq, D=D, DP=DP, BLOCK_M=64,
             HAS_DLSE=dlse is not None, num_warps=4)
-    if group == 1:
-        dk = torch.empty_like(k)
-        dv = torch.empty_like(v)
-    else:
-        dk = torch.empty(B, Hq, Lk, D, dtype=torch.float32, device=k.device)
-        dv = torch.empty(B, Hq, Lk, D, dtype=torch.float32, device=k.device)
+    dk = torch.empty_like(k)   # GQA: one dk/dv program per (key tile, kv head) walks the group
+    dv = torch.empty_like(v)
     kv_blk = blk if mode == MODE_PLAN else kvm
     kv_qbb = qbb if mode == MODE_PLAN else 0
     strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
@@ -550,8 +579,8 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
             col_ptr, t_row, t_mask, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-            kv_tiles, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
-            HAS_DLSE=dlse is not None, KV_PER_QHEAD=group > 1, num_warps=max(dqw, kvw), num_stages=kvs,
+            kv_tiles, B * Hkv, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
+            HAS_DLSE=dlse is not None, GROUP_LOOP=group > 1, num_warps=max(dqw, kvw), num_stages=kvs,
             **common)
     else:
         _bwd_dq_kernel[(n_dq, B * Hq)](
@@ -562,15 +591,12 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
             num_warps=dqw, num_stages=dqs, **common)
-        _bwd_dkdv_kernel[(kv_tiles, B * Hq)](
+        _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
             q, k, v, do, lse, delta, dk, dv, *strides,
             do.stride(0), do.stride(1), do.stride(2),
             dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
             col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-            BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, KV_PER_QHEAD=group > 1, num_warps=kvw, num_stages=kvs,
+            BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, num_warps=kvw, num_stages=kvs,
             **common)
-    if group > 1:
-        dk = dk.view(B, Hkv, group, Lk, D).sum(2).to(k.dtype)
-        dv = dv.view(B, Hkv, group, Lk, D).sum(2).to(v.dtype)
     return dq, dk, dv

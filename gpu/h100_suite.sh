@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU check in one go, for one call on a lent H100 (CI has no GPU): the GPU test suite
-# (four pytest processes side by side, then the kernel tests), then the benchmark against FlexAttention / SDPA, then
+# (four pytest processes side by side, then the kernel tests in four shards), then the benchmark against FlexAttention / SDPA, then
 # //tools:bench's triton row with its peers. Run from the repository root with the machine's own
 # Python (torch + triton installed); results go to $1 (default ./h100_out).
 #   bash gpu/h100_suite.sh [out_dir] [bench_gpu.py flags...]   (SATTN_SUITE_TESTS=0: bench only)
@@ -25,8 +25,17 @@ run_tests gpu_other_dtypes gpu/tests/gpu_test.py -k "specs_at_1k and not bfloat1
 run_tests gpu_rest gpu/tests/gpu_test.py -k "not specs_at_1k" &
 run_tests op_plans gpu/tests/op_test.py gpu/tests/plans_test.py &
 wait
-# The small-shape kernel tests compile hundreds of variants: alone, after the others.
-run_tests kernels gpu/tests/kernels_test.py
+# The small-shape kernel tests compile hundreds of kernel variants (270 s were not enough for one
+# process in run 11): four shards side by side, after the others.
+kt=gpu/tests/kernels_test.py
+run_tests kernels_fp32 $kt -k "fp32_every_spec" &
+run_tests kernels_half $kt -k "half_precision" &
+run_tests kernels_decode $kt -k "gqa or fused or split or decode" &
+run_tests kernels_rest $kt -k "not (fp32_every_spec or half_precision or gqa or fused or split or decode)" &
+wait
+# One log file (the device tool returns at most 8 files).
+for f in "$out"/test_*.txt; do echo "### $(basename "$f")"; cat "$f"; done > "$out/tests.txt"
+rm -f "$out"/test_*.txt
 fi
 
 echo "== bench_gpu.py ($(date -u +%H:%M:%S))"

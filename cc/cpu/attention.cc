@@ -142,8 +142,8 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   // diagonals) start first and the light ones fill the gaps at the end.
   const int64_t n_items = int64_t(s.B) * s.Hq * plan.n_q_blocks;
   const int64_t q_first = int64_t(s.Lk) - s.Lq;
-  std::vector<int64_t> cost(static_cast<size_t>(n_items));
-  int64_t total_cost = 0, entry_rows = 0;
+  std::vector<int64_t> cost(static_cast<size_t>(n_items)), item_row(static_cast<size_t>(n_items));
+  int64_t total_cost = 0, entry_rows = 0, max_entries = 0;
   for (int64_t it = 0; it < n_items; ++it) {
     const int32_t r = int32_t(it % plan.n_q_blocks);
     const int64_t bh = it / plan.n_q_blocks;
@@ -151,6 +151,8 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
     const int64_t a = r + plan.q_block_begin;
     const int64_t rows = std::min((a + 1) * blk, int64_t(s.Lk)) - std::max(a * blk, q_first);
     const int64_t entries = plan.row_ptr[row + 1] - plan.row_ptr[row];
+    item_row[size_t(it)] = row;
+    max_entries = std::max(max_entries, entries);
     cost[size_t(it)] = entries * blk * rows + rows;
     total_cost += cost[size_t(it)];
     entry_rows += entries * rows;
@@ -214,12 +216,7 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   // Key-split decode: with fewer work items than threads (decode with few heads), each item's
   // plan entries are cut into `splits` slices run as separate units and merged by LSE after.
   // Results then depend on the thread count in the last bits (another summation order).
-  int64_t splits = 1, max_entries = 0;
-  for (int64_t it = 0; it < n_items; ++it) {
-    const int64_t bh = it / plan.n_q_blocks;
-    const int64_t row = plan.row_of(int32_t(bh / s.Hq), int32_t(bh % s.Hq), int32_t(it % plan.n_q_blocks));
-    max_entries = std::max<int64_t>(max_entries, plan.row_ptr[row + 1] - plan.row_ptr[row]);
-  }
+  int64_t splits = 1;
   if (threads > 1 && n_items < threads)
     splits = std::min<int64_t>((2 * threads + n_items - 1) / n_items, max_entries);
   splits = std::max<int64_t>(splits, 1);
@@ -231,8 +228,7 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
     part_buf.Allocate(n_units * per);
     parts.resize(size_t(n_units));
     for (int64_t it = 0; it < n_items; ++it) {
-      const int64_t bh = it / plan.n_q_blocks;
-      const int64_t row = plan.row_of(int32_t(bh / s.Hq), int32_t(bh % s.Hq), int32_t(it % plan.n_q_blocks));
+      const int64_t row = item_row[size_t(it)];
       const int64_t e0 = plan.row_ptr[row], cnt = plan.row_ptr[row + 1] - e0;
       for (int64_t k = 0; k < splits; ++k) {
         Partial& pa = parts[size_t(it * splits + k)];

@@ -387,10 +387,8 @@ def visible_pairs(q, k, spec, *, scale: Optional[float] = None, plan=None, tile:
             p = torch.arange(p0, min(p0 + rows_per_chunk, Lk), device=dev)[:, None]
             total += token_rule(p, j, Lk, launch).sum()
         return int(total.item()) * B * Hq
-    blk, cap = gp.block, gp.col_idx.numel()
-    e = torch.arange(cap, device=dev)
-    row = torch.searchsorted(gp.row_ptr[1:].long().contiguous(), e, right=True)
-    valid = e < gp.row_ptr[-1].long()
+    blk = gp.block
+    row, valid = P.entry_rows(gp)
     a = torch.remainder(row, gp.n_q_blocks) + gp.q_block_begin
     c = gp.col_idx.long()
     mi = gp.mask_idx.long()

@@ -328,6 +328,14 @@ def build_topk_per_query(q, k, *, topk: int, causal: bool, block: int) -> GpuPla
                    col_idx=col_idx, mask_idx=mask_idx, bitmaps=bitmaps, bitmap_masks=True)
 
 
+def entry_rows(plan: GpuPlan):
+    """(row, valid) per slot of col_idx: the CSR row each entry belongs to (int64) and whether the
+    slot holds an entry at all (slots past row_ptr[-1] are capacity). No host sync."""
+    e = torch.arange(plan.col_idx.numel(), device=plan.device, dtype=plan.row_ptr.dtype)
+    row = torch.searchsorted(plan.row_ptr[1:].contiguous(), e, right=True)
+    return row, e < plan.row_ptr[-1]
+
+
 def transpose(plan: GpuPlan):
     """Per-key-block view (CSC) for the backward pass: (col_ptr, q_row, mask), cached on the plan.
 
@@ -338,11 +346,8 @@ def transpose(plan: GpuPlan):
         return plan._transposed
     dev = plan.device
     nqb, nkb = plan.n_q_blocks, plan.n_k_blocks
-    cap = plan.col_idx.numel()
     heads = plan.plan_b * plan.plan_h
-    e = torch.arange(cap, device=dev, dtype=torch.int32)
-    row = torch.searchsorted(plan.row_ptr[1:].contiguous(), e, right=True)  # row of entry e
-    valid = e < plan.row_ptr[-1]
+    row, valid = entry_rows(plan)
     head = torch.div(row, nqb, rounding_mode="floor")
     r = row - head * nqb
     colkey = torch.where(valid, head * nkb + plan.col_idx.long(), heads * nkb)
@@ -361,10 +366,7 @@ def to_block_table(plan: GpuPlan) -> torch.Tensor:
     """(plan_b, plan_h, n_q_blocks, n_k_blocks) bool: which block pairs have an entry. No sync."""
     dev = plan.device
     rows = plan.rows
-    cap = plan.col_idx.numel()
-    e = torch.arange(cap, device=dev, dtype=torch.int32)
-    row = torch.searchsorted(plan.row_ptr[1:].contiguous(), e, right=True)
-    valid = e < plan.row_ptr[-1]
+    row, valid = entry_rows(plan)
     cell = torch.where(valid, row * plan.n_k_blocks + plan.col_idx.long(), rows * plan.n_k_blocks)
     table = torch.zeros(rows * plan.n_k_blocks + 1, dtype=torch.bool, device=dev)
     table[cell] = True

@@ -22,7 +22,7 @@ each the median of --repeat calls after a warm-up; the median round is reported.
                        delta fused or separate, and the one-launch backward (SATTN_BWD_FUSED);
                        the best are used for the later cases of the same run (and recorded).
                        Lists can be replaced with SWEEP_FWD / SWEEP_DQ / SWEEP_KV
-                       ("m,n,warps,stages;...").
+                       ("m,n,warps,stages;..."), the delta modes with SWEEP_DELTA.
   timeline             kernel timeline of two static-plan fwd+bwd steps, sattn and Flex.
   hostprof             cProfile of the host side of eager calls (L=4096).
 One-off costs (Triton JIT, BlockMask construction, torch.compile of flex_attention) are timed
@@ -206,7 +206,7 @@ def sweep_case(args, case, L):
     best_dq = best_kv = None
     # delta = rowsum(dO*O) either inside the dq kernel ("fused") or in its own launch ("separate"):
     # the dq cost compared is dq + delta kernel time.
-    for delta_mode in ("fused", "separate"):
+    for delta_mode in os.environ.get("SWEEP_DELTA", "fused,separate").split(","):
         os.environ["SATTN_BWD_DELTA"] = delta_mode
         for dq_cfg, kv_cfg in zip(DQ_CONFIGS, KV_CONFIGS):
             os.environ["SATTN_BWD_TILES"] = ",".join(map(str, dq_cfg + kv_cfg))

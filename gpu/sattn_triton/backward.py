@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
-                                 bitmap_visible, dot_in_fp32, dot_precision, env_tiles, fit_tile,
+                                 bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range
@@ -118,7 +118,7 @@ def _dq_program(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr,
+    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
 ):
     """dq of one query tile. Unless DELTA_READY (then `_bwd_delta_kernel` ran first), it also
     computes delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel,
@@ -140,10 +140,11 @@ def _dq_program(
     d_ok = offs_d < D
     i = (pos - q_first).to(tl.int64)
     bh_row = (b * Hq + h).to(tl.int64) * Lq
+    qd_ok = None if EVEN else row_ok[:, None] & d_ok[None, :]   # as in _fwd_kernel
     q = tl.load(Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh + i[:, None] * sqm + offs_d[None, :],
-                mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+                mask=qd_ok, other=None if EVEN else 0.0)
     do = tl.load(DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh + i[:, None] * sdom + offs_d[None, :],
-                 mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+                 mask=qd_ok, other=None if EVEN else 0.0)
     lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
     # Rows with no visible key (lse = -inf) and padding rows: +inf makes every p exactly 0.
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
@@ -189,7 +190,7 @@ def _dq_program(
                        gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
-             dq.to(DQ.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+             dq.to(DQ.dtype.element_ty), mask=qd_ok)
 
 
 @triton.jit
@@ -201,14 +202,14 @@ def _bwd_dq_kernel(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr,
+    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
 ):
     """One program per (query tile, batch*head): `_dq_program`."""
     _dq_program(tl.program_id(0), tl.program_id(1), Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm,
                 skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
                 COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk, q_first,
                 qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY)
+                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY, EVEN)
 
 
 @triton.jit
@@ -345,7 +346,7 @@ def _dkdv_program(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr,
 ):
     """dk, dv of one key tile (BLOCK_N keys of one batch and kv head) over the query tiles that see
     it. GROUP_LOOP (GQA): pid_bh is (b, kv head) and the program walks every query head of the
@@ -366,11 +367,11 @@ def _dkdv_program(
     offs_d = tl.arange(0, DP)
     d_ok = offs_d < D
     j = n0 + offs_n
-    kv_ok = (j < Lk)[:, None] & d_ok[None, :]
+    kv_ok = None if EVEN else (j < Lk)[:, None] & d_ok[None, :]   # as in _fwd_kernel
     k = tl.load(K + b.to(tl.int64) * skb + hk.to(tl.int64) * skh + j[:, None].to(tl.int64) * skn + offs_d[None, :],
-                mask=kv_ok, other=0.0)
+                mask=kv_ok, other=None if EVEN else 0.0)
     v = tl.load(V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh + j[:, None].to(tl.int64) * svn + offs_d[None, :],
-                mask=kv_ok, other=0.0)
+                mask=kv_ok, other=None if EVEN else 0.0)
     if DOT_F32:
         k = k.to(tl.float32)
         v = v.to(tl.float32)
@@ -405,14 +406,14 @@ def _bwd_dkdv_kernel(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr,
 ):
     """One program per (key tile, batch*head): `_dkdv_program`."""
     _dkdv_program(tl.program_id(0), tl.program_id(1), Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb,
                   skh, skn, svb, svh, svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR,
                   T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin, Hq, group, Lq, Lk, q_first,
                   qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK)
+                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN)
 
 
 @triton.jit
@@ -427,7 +428,7 @@ def _bwd_fused_kernel(
     KV_BLK: tl.constexpr, KV_M: tl.constexpr, KV_N: tl.constexpr, MODE: tl.constexpr,
     CAUSAL: tl.constexpr, SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr,
     DOT_F32: tl.constexpr, PREC: tl.constexpr, HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
-    GROUP_LOOP: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, EVEN: tl.constexpr,
 ):
     """dk/dv programs and dq programs in one grid (as FlexAttention's backward does): program ids
     [0, n_kv_programs) run `_dkdv_program`, the rest `_dq_program`, so the two halves share one
@@ -443,13 +444,13 @@ def _bwd_fused_kernel(
                           svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR, T_ROW, T_MASK,
                           BITMAPS, t_sb, t_sh, n_k_blocks, kv_q_block_begin, Hq, group, Lq, Lk, q_first,
                           qk_scale, sm_scale, span, dilation, gtok, D, DP, KV_BLK, KV_M, KV_N, MODE, CAUSAL,
-                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK)
+                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN)
     else:
         _dq_program(pid - n_kv_programs, pid_bh, Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm, skb,
                     skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
                     COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk,
                     q_first, qk_scale, sm_scale, span, dilation, gtok, D, DP, DQ_BLK, DQ_M, DQ_N, MODE,
-                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True)
+                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True, EVEN)
 
 
 def bwd_tiles(head_dim: int, block: int, mode: int):
@@ -570,6 +571,8 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                v.stride(0), v.stride(1), v.stride(2))
     n_dq = nqb * (dq_blk // dqm)
+    even_dq = even_tiles(D, DP, (Lq, Lk), dq_blk)
+    even_kv = even_tiles(D, DP, (Lk,), blk if mode == MODE_PLAN else kvn)   # plan: blocks past Lk
     if fused:
         _bwd_fused_kernel[(kv_tiles + n_dq, B * Hq)](
             q, k, v, out, do, lse, dlse_c, delta, dq, dk, dv, *strides,
@@ -580,7 +583,8 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             col_ptr, t_row, t_mask, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             kv_tiles, B * Hkv, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
-            HAS_DLSE=dlse is not None, GROUP_LOOP=group > 1, num_warps=max(dqw, kvw), num_stages=kvs,
+            HAS_DLSE=dlse is not None, GROUP_LOOP=group > 1, EVEN=even_dq and even_kv,
+            num_warps=max(dqw, kvw), num_stages=kvs,
             **common)
     else:
         _bwd_dq_kernel[(n_dq, B * Hq)](
@@ -590,6 +594,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
+            EVEN=even_dq,
             num_warps=dqw, num_stages=dqs, **common)
         _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
             q, k, v, do, lse, delta, dk, dv, *strides,
@@ -597,6 +602,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
             col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-            BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, num_warps=kvw, num_stages=kvs,
+            BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,
+            num_warps=kvw, num_stages=kvs,
             **common)
     return dq, dk, dv

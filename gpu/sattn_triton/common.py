@@ -64,6 +64,13 @@ SW_GENERAL = 2
 K_SW_PLAIN = tl.constexpr(SW_PLAIN)
 
 
+def even_tiles(D: int, DP: int, lengths, tile: int) -> bool:
+    """The EVEN constexpr of a launch: the head dim needs no padding and every length is a multiple
+    of `tile` (the launch's row tile, or the plan block when the grid walks whole blocks), so no
+    tile row falls outside its tensor and the kernels skip the bounds masks of their row tiles."""
+    return D == DP and all(n % tile == 0 for n in lengths)
+
+
 def window_kind(has_window: bool, dilation: int, global_tokens: int) -> int:
     """The SW constexpr of a launch."""
     if not has_window:

@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
-                                 MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles,
+                                 MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles,
                                  fit_tile, full_key_tiles, num_sms, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 
@@ -107,7 +107,7 @@ def _fwd_kernel(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
-    PREC: tl.constexpr, HAS_MASK: tl.constexpr, PACK: tl.constexpr,
+    PREC: tl.constexpr, HAS_MASK: tl.constexpr, PACK: tl.constexpr, EVEN: tl.constexpr,
 ):
     # PACK > 1 (GQA decode, `gqa_pack`): the BLOCK_M rows of a program are PACK query heads (a
     # whole GQA group) x ROWS positions, so each K/V tile is read once per group instead of once
@@ -143,15 +143,19 @@ def _fwd_kernel(
         pos = m0 + offs_m
     row_ok = (pos >= q_first) & (pos < Lk)
     d_ok = offs_d < D
+    # EVEN (`even_tiles`): no bounds mask on the q load and the output store. The store's mask
+    # would otherwise stay live in registers across the whole key loop (it is the load's, after
+    # CSE): on the H100 that alone made the D=128 tiles spill.
+    qo_ok = None if EVEN else row_ok[:, None] & d_ok[None, :]
     k_base = K + b.to(tl.int64) * skb + hk.to(tl.int64) * skh
     v_base = V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh
     if PACK > 1:
         q = tl.load(Q + b.to(tl.int64) * sqb + row_h[:, None] * sqh + (pos - q_first)[:, None].to(tl.int64) * sqm
-                    + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+                    + offs_d[None, :], mask=qo_ok, other=None if EVEN else 0.0)
     else:
         q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
         q = tl.load(q_base + (pos - q_first)[:, None].to(tl.int64) * sqm + offs_d[None, :],
-                    mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+                    mask=qo_ok, other=None if EVEN else 0.0)
     if DOT_F32:
         q = q.to(tl.float32)
 
@@ -203,13 +207,13 @@ def _fwd_kernel(
     if PACK > 1:
         o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + row_h[:, None] * soh
         tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
-                 out.to(O.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+                 out.to(O.dtype.element_ty), mask=qo_ok)
         l_ptr = LSE + pid_s.to(tl.int64) * sls + b.to(tl.int64) * slb + row_h * slh
         tl.store(l_ptr + (pos - q_first), lse, mask=row_ok)
     else:
         o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + h.to(tl.int64) * soh
         tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
-                 out.to(O.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+                 out.to(O.dtype.element_ty), mask=qo_ok)
         l_ptr = LSE + pid_s.to(tl.int64) * sls + b.to(tl.int64) * slb + h.to(tl.int64) * slh
         tl.store(l_ptr + (pos - q_first), lse, mask=row_ok)
 
@@ -335,6 +339,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, q_block_begin,
         Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,
+        EVEN=pack == 1 and num_splits == 1 and even_tiles(D, DP, (Lq, Lk), blk),
         SW=window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation,
                        global_tokens), BITMAP=use_bitmap,
         WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),

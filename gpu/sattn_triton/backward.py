@@ -433,7 +433,7 @@ def _bwd_fused_kernel(
     """dk/dv programs and dq programs in one grid (as FlexAttention's backward does): program ids
     [0, n_kv_programs) run `_dkdv_program`, the rest `_dq_program`, so the two halves share one
     launch and fill each other's tail. Needs delta first (`_bwd_delta_kernel`). Both halves run with
-    the launch's num_warps / num_stages. Off by default (SATTN_BWD_FUSED=1): not yet timed on a GPU.
+    the launch's num_warps / num_stages. Off by default (SATTN_BWD_FUSED=1): slower on the H100.
     Axis 1 runs over (b, query head) for the dq half; with GQA only its first n_kv_bh = B*Hkv
     values are dk/dv programs (each walks its group)."""
     pid = tl.program_id(0)
@@ -475,13 +475,15 @@ def bwd_tiles(head_dim: int, block: int, mode: int):
 # 12.5% plan dq 2.85-2.89 ms with 128x32 / 8 warps / 4 stages and delta in its own launch (4.46 ms
 # with delta fused: that config then spills), dk/dv 4.36-4.41 ms with 64 queries x 128 keys /
 # 8 warps / 2 stages (64x64/4/3: 4.48; 4 warps with 128-key tiles 12-16 ms);
-# SlidingWindow(1024) dq 0.93-0.97 ms (64x32/4/4), dk/dv 1.55-1.56 ms with 64x128/8 and 1 stage
-# (2 stages 1.60-1.62; 64x64/4/3 2.65).
+# SlidingWindow(1024) dq 0.93-0.94 ms with 128x64/8/3 (64x32/4/4 0.95-0.97; runs 12-13), dk/dv
+# 1.54-1.56 ms with 64x128/8 and 1 stage (2 stages 1.60-1.62; 64x64/4/3 2.65).
+# Runs 12-13 also timed the one-launch backward (SATTN_BWD_FUSED=1) with the pairs above: static
+# 7.44-7.85 ms vs 7.33 split, sliding 2.67-2.73 vs 2.56 split, so the split stays the default.
 # D > 128: smaller tiles fit shared memory.
 _BWD_DEFAULT = {
     (False, MODE_PLAN): (128, 32, 8, 4, 64, 128, 8, 2),
     (False, MODE_DENSE): (64, 32, 4, 4, 64, 128, 8, 2),
-    (False, MODE_SLIDING): (64, 32, 4, 4, 64, 128, 8, 1),
+    (False, MODE_SLIDING): (128, 64, 8, 3, 64, 128, 8, 1),
     (True, MODE_PLAN): (64, 32, 8, 2, 32, 64, 8, 2),
     (True, MODE_DENSE): (64, 32, 8, 2, 32, 64, 8, 2),
     (True, MODE_SLIDING): (64, 32, 8, 2, 32, 64, 8, 2),
@@ -489,8 +491,8 @@ _BWD_DEFAULT = {
 
 
 def fused_backward() -> bool:
-    """SATTN_BWD_FUSED=1 runs dq and dk/dv in one launch (`_bwd_fused_kernel`); default off until
-    it is timed against the two-launch split on a GPU."""
+    """SATTN_BWD_FUSED=1 runs dq and dk/dv in one launch (`_bwd_fused_kernel`); off by default:
+    on the H100 it was 2-7% slower than the two-launch split (see _BWD_DEFAULT)."""
     return os.environ.get("SATTN_BWD_FUSED", "0") not in ("", "0")
 
 

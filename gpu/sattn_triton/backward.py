@@ -475,7 +475,8 @@ def bwd_tiles(head_dim: int, block: int, mode: int):
 # 12.5% plan dq 2.85-2.89 ms with 128x32 / 8 warps / 4 stages and delta in its own launch (4.46 ms
 # with delta fused: that config then spills), dk/dv 4.36-4.41 ms with 64 queries x 128 keys /
 # 8 warps / 2 stages (64x64/4/3: 4.48; 4 warps with 128-key tiles 12-16 ms);
-# SlidingWindow(1024) dq 0.93-0.94 ms with 128x64/8/3 (64x32/4/4 0.95-0.97; runs 12-13), dk/dv
+# SlidingWindow(1024) dq 0.93-0.97 ms (64x32/4/4; delta fused in: planless); 128x64/8/3 runs dq
+# 0.93 ms + 0.094 ms delta launch, or 1.03 ms with delta fused (runs 12-15): no gain. dk/dv
 # 1.54-1.56 ms with 64x128/8 and 1 stage (2 stages 1.60-1.62; 64x64/4/3 2.65).
 # Runs 12-13 also timed the one-launch backward (SATTN_BWD_FUSED=1) with the pairs above: static
 # 7.44-7.85 ms vs 7.33 split, sliding 2.67-2.73 vs 2.56 split, so the split stays the default.
@@ -483,7 +484,7 @@ def bwd_tiles(head_dim: int, block: int, mode: int):
 _BWD_DEFAULT = {
     (False, MODE_PLAN): (128, 32, 8, 4, 64, 128, 8, 2),
     (False, MODE_DENSE): (64, 32, 4, 4, 64, 128, 8, 2),
-    (False, MODE_SLIDING): (128, 64, 8, 3, 64, 128, 8, 1),
+    (False, MODE_SLIDING): (64, 32, 4, 4, 64, 128, 8, 1),
     (True, MODE_PLAN): (64, 32, 8, 2, 32, 64, 8, 2),
     (True, MODE_DENSE): (64, 32, 8, 2, 32, 64, 8, 2),
     (True, MODE_SLIDING): (64, 32, 8, 2, 32, 64, 8, 2),

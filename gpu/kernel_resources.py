@@ -1,0 +1,177 @@
+"""Registers, spills and shared memory of the triton backend's kernels, without a GPU.
+
+  python gpu/kernel_resources.py --kernel dkdv --tiles 64,128,8,2 --mode plan
+  python gpu/kernel_resources.py --defaults            (every kernel at its default D=128 tiles)
+  (or bazel run //gpu:kernel_resources -- ...)
+
+Compiles one kernel variant for an NVIDIA target (sm_90 unless --arch says otherwise) with the
+Triton installed here and reads the cubin with the `cuobjdump` Triton ships: registers per
+thread, local-memory stack (spill space), the number of local loads/stores (LDL/STL) in the SASS
+and the shared memory the launch needs. Device time is scarce; this says before a GPU run whether
+a change adds or removes spills (it found the bounds-mask spills the EVEN launches remove).
+It does not time anything: a spill outside the hot loop costs little (see docs/backends/gpu.md).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+# Triton 3.9 warns unless this is set; 1 is the behaviour the kernels are compiled with on the GPU.
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from sattn_triton import backward as B  # noqa: E402
+from sattn_triton import forward as F  # noqa: E402
+from sattn_triton.common import MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN  # noqa: E402
+
+KERNELS = {"fwd": F._fwd_kernel, "dq": B._bwd_dq_kernel, "dkdv": B._bwd_dkdv_kernel}
+MODES = {"plan": MODE_PLAN, "sliding": MODE_SLIDING, "dense": MODE_DENSE}
+# Pointer arguments by element type; every other upper-case argument is an int32 plan array.
+_FLOAT_PTRS = {"LSE", "DELTA", "DLSE"}
+_DATA_PTRS = {"Q", "K", "V", "O", "DO", "DQ", "DK", "DV"}
+_FLOAT_SCALARS = {"qk_scale", "sm_scale"}
+
+
+def _signature(fn, constexprs: dict, dtype: str) -> dict:
+    """Triton type of every argument of `fn`: constexprs, pointers by name, scalars int32."""
+    sig = {}
+    for name in inspect.signature(fn.fn).parameters:
+        if name in constexprs:
+            sig[name] = "constexpr"
+        elif name in _DATA_PTRS:
+            sig[name] = "*" + dtype
+        elif name in _FLOAT_PTRS:
+            sig[name] = "*fp32"
+        elif name.isupper():
+            sig[name] = "*i32"
+        elif name in _FLOAT_SCALARS:
+            sig[name] = "fp32"
+        else:
+            sig[name] = "i32"
+    return sig
+
+
+def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head_dim: int,
+                   block: int) -> dict:
+    """The constexpr arguments a launch of `kernel` would get for these settings (plan walks: no
+    token rule unless causal, no bitmaps; sliding: the plain window)."""
+    m, n = tiles[0], tiles[1]
+    md = MODES[mode]
+    sliding = md == MODE_SLIDING
+    c = dict(D=head_dim, DP=triton.next_power_of_2(head_dim), BLK=block if md == MODE_PLAN else max(m, n),
+             BLOCK_M=m, BLOCK_N=n, MODE=md, CAUSAL=causal, SW=SW_PLAIN if sliding else SW_NONE,
+             BITMAP=False, WORDS=1, DOT_F32=False, PREC="ieee", EVEN=even,
+             HAS_MASK=md != MODE_PLAN or causal)
+    if kernel == "fwd":
+        c.update(NUM_SPLITS=1, PACK=1)
+    elif kernel == "dq":
+        c.update(HAS_DLSE=False, DELTA_READY=md == MODE_PLAN)
+    else:
+        c.update(GROUP_LOOP=False)
+    return c
+
+
+def _tool(name: str) -> str:
+    path = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{name}: not shipped with this Triton ({path})")
+    return path
+
+
+def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, even: bool = True,
+              head_dim: int = 128, block: int = 128, dtype: str = "bf16", arch: int = 90) -> dict:
+    """Compiles `kernel` ('fwd', 'dq' or 'dkdv') with tiles (BLOCK_M, BLOCK_N, warps, stages) for
+    sm_<arch> and returns {'registers', 'stack_bytes', 'local_loads', 'local_stores',
+    'shared_bytes'}."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel: expected one of {sorted(KERNELS)}, got {kernel!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {sorted(MODES)}, got {mode!r}")
+    if len(tiles) != 4:
+        raise ValueError(f"tiles: expected (BLOCK_M, BLOCK_N, warps, stages), got {tiles!r}")
+    fn = KERNELS[kernel]
+    const = constexprs_for(kernel, tiles, mode, causal, even, head_dim, block)
+    params = list(inspect.signature(fn.fn).parameters)
+    src = ASTSource(fn=fn, signature=_signature(fn, const, dtype),
+                    constexprs={(params.index(k),): v for k, v in const.items()})
+    compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32),
+                              options=dict(num_warps=tiles[2], num_stages=tiles[3]))
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = os.path.join(tmp, "kernel.cubin")
+        with open(cubin, "wb") as f:
+            f.write(compiled.asm["cubin"])
+        usage = subprocess.run([_tool("cuobjdump"), "-res-usage", cubin], capture_output=True,
+                               text=True, check=True).stdout
+        sass = subprocess.run([_tool("cuobjdump"), "-sass", cubin], capture_output=True,
+                              text=True, check=True).stdout
+    reg = re.search(r"REG:(\d+)", usage)
+    stack = re.search(r"STACK:(\d+)", usage)
+    if reg is None or stack is None:
+        raise RuntimeError(f"cuobjdump: no resource line in {usage!r}")
+    return dict(registers=int(reg.group(1)), stack_bytes=int(stack.group(1)),
+                local_loads=len(re.findall(r"\bLDL\b", sass)), local_stores=len(re.findall(r"\bSTL\b", sass)),
+                shared_bytes=int(compiled.metadata.shared))
+
+
+def default_launches(head_dim: int = 128):
+    """(kernel, tiles, mode, causal) of the default launches at this head dim: static plan, the
+    causal sliding window and dense, as `fwd_tiles` / `bwd_tiles` choose them on a GPU."""
+    out = []
+    for mode, causal in (("plan", False), ("sliding", True), ("dense", False)):
+        md = MODES[mode]
+        if not F.INTERPRETED:
+            fwd = F.fwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, 4096, None, md)
+            dq, kv = B.bwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, md)
+        else:   # the interpreter's tiny tiles say nothing about a GPU: use the GPU table
+            dq_kv = B._BWD_DEFAULT[(head_dim > 128, md)]
+            dq, kv = dq_kv[:4], dq_kv[4:]
+            fwd = (128, 64, 4, 3) if md == MODE_PLAN else ((64, 64, 4, 3) if md == MODE_SLIDING
+                                                            else (128, 64, 8, 3))
+        out += [("fwd", tuple(fwd), mode, causal), ("dq", tuple(dq), mode, causal),
+                ("dkdv", tuple(kv), mode, causal)]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kernel", choices=sorted(KERNELS), help="which kernel to compile")
+    ap.add_argument("--tiles", help="BLOCK_M,BLOCK_N,warps,stages (dq: queries,keys; dkdv: queries,keys)")
+    ap.add_argument("--mode", choices=sorted(MODES), default="plan", help="plan walk or planless path")
+    ap.add_argument("--causal", action="store_true", help="causal token rule")
+    ap.add_argument("--ragged", action="store_true", help="compile the masked (not EVEN) variant")
+    ap.add_argument("--head_dim", type=int, default=128)
+    ap.add_argument("--block", type=int, default=128, help="plan block (mode plan)")
+    ap.add_argument("--dtype", choices=("bf16", "fp16"), default="bf16")
+    ap.add_argument("--arch", type=int, default=90, help="SM version, e.g. 90 for H100")
+    ap.add_argument("--defaults", action="store_true", help="every kernel at its default tiles")
+    args = ap.parse_args(argv)
+    if args.defaults:
+        jobs = default_launches(args.head_dim)
+    elif args.kernel and args.tiles:
+        jobs = [(args.kernel, tuple(int(x) for x in args.tiles.split(",")), args.mode, args.causal)]
+    else:
+        ap.error("give --kernel and --tiles, or --defaults")
+    print(f"# Triton {triton.__version__}, sm_{args.arch}, D={args.head_dim}, {args.dtype}, "
+          f"{'masked (ragged)' if args.ragged else 'EVEN'} variant", flush=True)
+    print(f"{'kernel':6} {'mode':8} {'tiles':14} {'regs':>5} {'stack B':>8} {'LDL':>5} {'STL':>5} {'smem B':>7}")
+    for kernel, tiles, mode, causal in jobs:
+        r = resources(kernel, tiles, mode=mode, causal=causal, even=not args.ragged,
+                      head_dim=args.head_dim, block=args.block, dtype=args.dtype, arch=args.arch)
+        print(f"{kernel:6} {mode:8} {'x'.join(map(str, tiles)):14} {r['registers']:5d} {r['stack_bytes']:8d} "
+              f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

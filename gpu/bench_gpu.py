@@ -22,7 +22,9 @@ each the median of --repeat calls after a warm-up; the median round is reported.
                        delta fused or separate, and the one-launch backward (SATTN_BWD_FUSED);
                        the best are used for the later cases of the same run (and recorded).
                        Lists can be replaced with SWEEP_FWD / SWEEP_DQ / SWEEP_KV
-                       ("m,n,warps,stages;..."), the delta modes with SWEEP_DELTA.
+                       ("m,n,warps,stages;..."), the delta modes with SWEEP_DELTA; SWEEP_PREFETCH=0,1
+                       repeats the sweep with plan entries read one tile ahead
+                       (SATTN_PLAN_PREFETCH) and keeps the faster setting.
   timeline             kernel timeline of two static-plan fwd+bwd steps, sattn and Flex.
   hostprof             cProfile of the host side of eager calls (L=4096).
 One-off costs (Triton JIT, BlockMask construction, torch.compile of flex_attention) are timed
@@ -177,7 +179,9 @@ def kernel_times(fn, names, iters=3):
 
 
 def sweep_case(args, case, L):
-    """Fills BEST[case] from forward and backward tile sweeps of sattn alone (no peers)."""
+    """Fills BEST[case] from forward and backward tile sweeps of sattn alone (no peers), once per
+    plan-prefetch setting in SWEEP_PREFETCH ("0", "1" or "0,1"; SATTN_PLAN_PREFETCH); the setting
+    with the lower forward + backward kernel time wins."""
     B, Hh, D = 1, args.heads, args.head_dim
     q, k, v = make(B, Hh, L, L, D)
     dout = torch.randn_like(q)
@@ -188,6 +192,22 @@ def sweep_case(args, case, L):
     else:
         spec = sattn.SlidingWindow(window=1024, causal=True)
         ours = lambda q, k, v: ops.attention(q, k, v, spec)[0]  # noqa: E731
+    best = None
+    for prefetch in os.environ.get("SWEEP_PREFETCH", "0").split(","):
+        os.environ["SATTN_PLAN_PREFETCH"] = prefetch
+        found = _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch)
+        if found is not None and (best is None or found["cost_ms"] < best["cost_ms"]):
+            best = found
+    BEST[case] = best
+    ENV.setdefault("chosen_tiles", {})[f"{case}_L{L}"] = BEST[case]
+    print(f"# {case} L={L}: chosen {BEST[case]}", flush=True)
+    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_PLAN_PREFETCH"):
+        os.environ.pop(name, None)
+
+
+def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
+    """One sweep (forward configs, dq x dk/dv configs with delta fused or separate, the one-launch
+    backward) under the current environment; returns the best choice with its kernel-time cost."""
     best_f = None
     for cfg in FWD_CONFIGS:
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, cfg))
@@ -199,9 +219,12 @@ def sweep_case(args, case, L):
         except Exception as e:  # a config may not fit shared memory / registers
             print(f"# fwd config {cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
             continue
-        record(args.out, case=f"sweep_fwd_{case}", L=L, system="sattn_triton", config=list(cfg), fwd_ms=t)
+        record(args.out, case=f"sweep_fwd_{case}", L=L, system="sattn_triton", config=list(cfg), fwd_ms=t,
+               prefetch=prefetch)
         if best_f is None or t < best_f[0]:
             best_f = (t, cfg)
+    if best_f is None:
+        return None
     os.environ["SATTN_FWD_TILES"] = ",".join(map(str, best_f[1]))
     best_dq = best_kv = None
     # delta = rowsum(dO*O) either inside the dq kernel ("fused") or in its own launch ("separate"):
@@ -220,13 +243,17 @@ def sweep_case(args, case, L):
             dq_cost = kt["_bwd_dq_kernel"] + kt["_bwd_delta_kernel"]
             record(args.out, case=f"sweep_bwd_{case}", L=L, system="sattn_triton", delta=delta_mode,
                    dq_config=list(dq_cfg), dkdv_config=list(kv_cfg), dq_ms=kt["_bwd_dq_kernel"],
-                   dkdv_ms=kt["_bwd_dkdv_kernel"], delta_ms=kt["_bwd_delta_kernel"], fwd_bwd_ms=total)
+                   dkdv_ms=kt["_bwd_dkdv_kernel"], delta_ms=kt["_bwd_delta_kernel"], fwd_bwd_ms=total,
+                   prefetch=prefetch)
             if best_dq is None or dq_cost < best_dq[0]:
                 best_dq = (dq_cost, dq_cfg, delta_mode)
             if best_kv is None or kt["_bwd_dkdv_kernel"] < best_kv[0]:
                 best_kv = (kt["_bwd_dkdv_kernel"], kv_cfg)
     os.environ.pop("SATTN_BWD_DELTA", None)
-    BEST[case] = dict(fwd=best_f[1], bwd=best_dq[1] + best_kv[1], delta=best_dq[2], fused=False)
+    if best_dq is None or best_kv is None:
+        return None
+    found = dict(fwd=best_f[1], bwd=best_dq[1] + best_kv[1], delta=best_dq[2], fused=False,
+                 prefetch=prefetch)
     # The one-launch backward (SATTN_BWD_FUSED=1): dq and dk/dv programs in one grid, with the
     # pair's dk/dv warps/stages for both halves; it wins if delta + fused beats the best split.
     best_split = best_dq[0] + best_kv[0]
@@ -241,22 +268,22 @@ def sweep_case(args, case, L):
         cost = kt["_bwd_fused_kernel"] + kt["_bwd_delta_kernel"]
         record(args.out, case=f"sweep_bwd_fused_{case}", L=L, system="sattn_triton", dq_config=list(dq_cfg),
                dkdv_config=list(kv_cfg), fused_ms=kt["_bwd_fused_kernel"], delta_ms=kt["_bwd_delta_kernel"],
-               best_split_ms=best_split)
+               best_split_ms=best_split, prefetch=prefetch)
         if cost < best_split:
             best_split = cost
-            BEST[case].update(bwd=dq_cfg + kv_cfg, delta="separate", fused=True)
+            found.update(bwd=dq_cfg + kv_cfg, delta="separate", fused=True)
     os.environ.pop("SATTN_BWD_FUSED", None)
-    ENV.setdefault("chosen_tiles", {})[f"{case}_L{L}"] = BEST[case]
-    print(f"# {case} L={L}: chosen {BEST[case]}", flush=True)
-    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES"):
-        os.environ.pop(name, None)
+    found["cost_ms"] = best_f[0] + best_split
+    return found
 
 
 def use_tiles(case):
     """Sets the swept tiles of `case` for sattn (or the built-in defaults when not swept)."""
-    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED"):
+    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED",
+                 "SATTN_PLAN_PREFETCH"):
         os.environ.pop(name, None)
     if case in BEST:
+        os.environ["SATTN_PLAN_PREFETCH"] = BEST[case]["prefetch"]
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, BEST[case]["fwd"]))
         os.environ["SATTN_BWD_TILES"] = ",".join(map(str, BEST[case]["bwd"]))
         os.environ["SATTN_BWD_DELTA"] = BEST[case]["delta"]

@@ -43,6 +43,12 @@ _DATA_PTRS = {"Q", "K", "V", "O", "DO", "DQ", "DK", "DV"}
 _FLOAT_SCALARS = {"qk_scale", "sm_scale"}
 
 
+# Launch-time specialisation as the GPU machine's Triton applied it to a D=128, L=32768 launch
+# (its cached TTIR, run 16): every pointer and integer argument is marked divisible by 16,
+# except integers equal to 1, which become constants (MHA's `group`, the plain `dilation`).
+_ONE_VALUED = {"group": 1, "dilation": 1}
+
+
 def _signature(fn, constexprs: dict, dtype: str) -> dict:
     """Triton type of every argument of `fn`: constexprs, pointers by name, scalars int32."""
     sig = {}
@@ -63,7 +69,7 @@ def _signature(fn, constexprs: dict, dtype: str) -> dict:
 
 
 def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head_dim: int,
-                   block: int) -> dict:
+                   block: int, prefetch: bool = False) -> dict:
     """The constexpr arguments a launch of `kernel` would get for these settings (plan walks: no
     token rule unless causal, no bitmaps; sliding: the plain window)."""
     m, n = tiles[0], tiles[1]
@@ -72,7 +78,7 @@ def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head
     c = dict(D=head_dim, DP=triton.next_power_of_2(head_dim), BLK=block if md == MODE_PLAN else max(m, n),
              BLOCK_M=m, BLOCK_N=n, MODE=md, CAUSAL=causal, SW=SW_PLAIN if sliding else SW_NONE,
              BITMAP=False, WORDS=1, DOT_F32=False, PREC="ieee", EVEN=even,
-             HAS_MASK=md != MODE_PLAN or causal)
+             HAS_MASK=md != MODE_PLAN or causal, PREFETCH=prefetch and md == MODE_PLAN)
     if kernel == "fwd":
         c.update(NUM_SPLITS=1, PACK=1)
     elif kernel == "dq":
@@ -90,10 +96,13 @@ def _tool(name: str) -> str:
 
 
 def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, even: bool = True,
-              head_dim: int = 128, block: int = 128, dtype: str = "bf16", arch: int = 90) -> dict:
+              head_dim: int = 128, block: int = 128, dtype: str = "bf16", arch: int = 90,
+              sass_path: str | None = None, maxnreg: int | None = None, prefetch: bool = False) -> dict:
     """Compiles `kernel` ('fwd', 'dq' or 'dkdv') with tiles (BLOCK_M, BLOCK_N, warps, stages) for
     sm_<arch> and returns {'registers', 'stack_bytes', 'local_loads', 'local_stores',
-    'shared_bytes'}."""
+    'shared_bytes', 'load_waits'}; sass_path, if given, receives the disassembly.
+    'load_waits' lists the distinct cp.async waits (`DEPBAR.LE SB0, n`): n > 0 means the loop
+    keeps n load groups in flight while it computes (deeper pipelining)."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel: expected one of {sorted(KERNELS)}, got {kernel!r}")
     if mode not in MODES:
@@ -101,12 +110,16 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
     if len(tiles) != 4:
         raise ValueError(f"tiles: expected (BLOCK_M, BLOCK_N, warps, stages), got {tiles!r}")
     fn = KERNELS[kernel]
-    const = constexprs_for(kernel, tiles, mode, causal, even, head_dim, block)
     params = list(inspect.signature(fn.fn).parameters)
-    src = ASTSource(fn=fn, signature=_signature(fn, const, dtype),
-                    constexprs={(params.index(k),): v for k, v in const.items()})
+    const = constexprs_for(kernel, tiles, mode, causal, even, head_dim, block, prefetch)
+    const.update({k: v for k, v in _ONE_VALUED.items() if k in params})
+    sig = _signature(fn, const, dtype)
+    div16 = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(params)
+             if sig[name].startswith("*") or sig[name] == "i32"}
+    src = ASTSource(fn=fn, signature=sig, constexprs={(params.index(k),): v for k, v in const.items()},
+                    attrs=div16)
     compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                              options=dict(num_warps=tiles[2], num_stages=tiles[3]))
+                              options=dict(num_warps=tiles[2], num_stages=tiles[3], maxnreg=maxnreg))
     with tempfile.TemporaryDirectory() as tmp:
         cubin = os.path.join(tmp, "kernel.cubin")
         with open(cubin, "wb") as f:
@@ -115,13 +128,17 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
                                text=True, check=True).stdout
         sass = subprocess.run([_tool("cuobjdump"), "-sass", cubin], capture_output=True,
                               text=True, check=True).stdout
+    if sass_path:
+        with open(sass_path, "w") as f:
+            f.write(sass)
     reg = re.search(r"REG:(\d+)", usage)
     stack = re.search(r"STACK:(\d+)", usage)
     if reg is None or stack is None:
         raise RuntimeError(f"cuobjdump: no resource line in {usage!r}")
     return dict(registers=int(reg.group(1)), stack_bytes=int(stack.group(1)),
                 local_loads=len(re.findall(r"\bLDL\b", sass)), local_stores=len(re.findall(r"\bSTL\b", sass)),
-                shared_bytes=int(compiled.metadata.shared))
+                shared_bytes=int(compiled.metadata.shared),
+                load_waits=sorted(set(re.findall(r"DEPBAR\.LE SB0, (0x[0-9a-f]+)", sass))))
 
 
 def default_launches(head_dim: int = 128):
@@ -155,6 +172,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", choices=("bf16", "fp16"), default="bf16")
     ap.add_argument("--arch", type=int, default=90, help="SM version, e.g. 90 for H100")
     ap.add_argument("--defaults", action="store_true", help="every kernel at its default tiles")
+    ap.add_argument("--sass", help="write the SASS of the (single) kernel to this file")
+    ap.add_argument("--maxnreg", type=int, help="register cap per thread (Triton's maxnreg option)")
+    ap.add_argument("--prefetch", action="store_true", help="plan walks read entries one tile ahead "
+                    "(SATTN_PLAN_PREFETCH=1)")
     args = ap.parse_args(argv)
     if args.defaults:
         jobs = default_launches(args.head_dim)
@@ -164,12 +185,16 @@ def main(argv=None) -> int:
         ap.error("give --kernel and --tiles, or --defaults")
     print(f"# Triton {triton.__version__}, sm_{args.arch}, D={args.head_dim}, {args.dtype}, "
           f"{'masked (ragged)' if args.ragged else 'EVEN'} variant", flush=True)
-    print(f"{'kernel':6} {'mode':8} {'tiles':14} {'regs':>5} {'stack B':>8} {'LDL':>5} {'STL':>5} {'smem B':>7}")
+    print(f"{'kernel':6} {'mode':8} {'tiles':14} {'regs':>5} {'stack B':>8} {'LDL':>5} {'STL':>5} {'smem B':>7}"
+          "  load waits")
     for kernel, tiles, mode, causal in jobs:
         r = resources(kernel, tiles, mode=mode, causal=causal, even=not args.ragged,
-                      head_dim=args.head_dim, block=args.block, dtype=args.dtype, arch=args.arch)
+                      head_dim=args.head_dim, block=args.block, dtype=args.dtype, arch=args.arch,
+                      sass_path=args.sass if len(jobs) == 1 else None, maxnreg=args.maxnreg,
+                      prefetch=args.prefetch)
         print(f"{kernel:6} {mode:8} {'x'.join(map(str, tiles)):14} {r['registers']:5d} {r['stack_bytes']:8d} "
-              f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}", flush=True)
+              f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}  "
+              f"{','.join(r['load_waits']) or '-'}", flush=True)
     return 0
 
 

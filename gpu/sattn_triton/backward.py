@@ -24,6 +24,7 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
                                  bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
+                                 launch_limits, plan_entry, plan_prefetch,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range
@@ -35,14 +36,21 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, off
               e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
               BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
               SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-              PREC: tl.constexpr, MASK: tl.constexpr):
-    """dq over virtual key tiles [t0, t1); MASK as in forward._fwd_tiles."""
+              PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
+    """dq over virtual key tiles [t0, t1); MASK and PREFETCH as in forward._fwd_tiles."""
     NSUB: tl.constexpr = BLK // BLOCK_N
+    if PREFETCH:   # `common.plan_prefetch`: the entry of tile t + 1 is read during tile t
+        c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + t0 // NSUB, t0 < t1, MASK)
     for t in range(t0, t1):
         if MODE == K_PLAN:
-            e = e0 + t // NSUB
-            c = tl.load(COL_IDX + e)
-            mi = tl.load(MASK_IDX + e)
+            if PREFETCH:
+                c = c_nxt
+                mi = mi_nxt
+                c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + (t + 1) // NSUB, t + 1 < t1, MASK)
+            else:
+                e = e0 + t // NSUB
+                c = tl.load(COL_IDX + e)
+                mi = tl.load(MASK_IDX + e)
             n0 = c * BLK + (t % NSUB) * BLOCK_N
             need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
         else:
@@ -119,6 +127,7 @@ def _dq_program(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
     HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     """dq of one query tile. Unless DELTA_READY (then `_bwd_delta_kernel` ran first), it also
     computes delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel,
@@ -175,19 +184,20 @@ def _dq_program(
     if MODE == K_PLAN:
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK,
+                       PREFETCH)
     else:
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, va, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False)
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False)
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, vb, total, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=qd_ok)
@@ -203,13 +213,14 @@ def _bwd_dq_kernel(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
     HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     """One program per (query tile, batch*head): `_dq_program`."""
     _dq_program(tl.program_id(0), tl.program_id(1), Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm,
                 skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
                 COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk, q_first,
                 qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY, EVEN)
+                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY, EVEN, PREFETCH)
 
 
 @triton.jit
@@ -245,17 +256,24 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
                 Lk, q_first, qk_scale, span, dilation, gtok,
                 BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                 SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-                PREC: tl.constexpr, MASK: tl.constexpr):
+                PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
     """dk, dv over virtual query tiles [t0, t1), in the transposed orientation: S^T = K Q^T is
     [BLOCK_N, BLOCK_M], so P^T and dS^T come out of the MMA already as the left operands of
     dv += P^T dO and dk += dS^T Q and no register tile is transposed (the FlashAttention-2
     Triton tutorial's layout); Q^T is loaded transposed straight from memory."""
     NSUB: tl.constexpr = BLK // BLOCK_M
+    if PREFETCH:   # as in forward._fwd_tiles
+        r_nxt, mi_nxt = plan_entry(T_ROW, T_MASK, e0 + t0 // NSUB, t0 < t1, MASK)
     for t in range(t0, t1):
         if MODE == K_PLAN:
-            e = e0 + t // NSUB
-            r = tl.load(T_ROW + e)
-            mi = tl.load(T_MASK + e)
+            if PREFETCH:
+                r = r_nxt
+                mi = mi_nxt
+                r_nxt, mi_nxt = plan_entry(T_ROW, T_MASK, e0 + (t + 1) // NSUB, t + 1 < t1, MASK)
+            else:
+                e = e0 + t // NSUB
+                r = tl.load(T_ROW + e)
+                mi = tl.load(T_MASK + e)
             a = r + q_block_begin
             m0 = a * BLK + (t % NSUB) * BLOCK_M
             need_mask = (mi != -1) | (c * BLK + BLK > Lk)
@@ -302,7 +320,7 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
                Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok,
                BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, HAS_MASK: tl.constexpr):
+               PREC: tl.constexpr, HAS_MASK: tl.constexpr, PREFETCH: tl.constexpr):
     """Adds query head h's contribution to dk, dv of key tile [n0, j_hi] (plan column c)."""
     q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
     do_base = DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh
@@ -315,7 +333,7 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, total, j,
                              offs_m, offs_d, d_ok, e0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, 0, 0, 0,
                              Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL, SW,
-                             BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+                             BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
     else:
         n_g, first_t, lo_t, total = query_tile_range(n0, j_hi, q_first, Lk, MODE, CAUSAL, BLOCK_M, span, gtok)
         g_lo, g_hi = full_query_tiles(n0, j_hi, Lk, BLOCK_M, CAUSAL, SW, span, dilation)
@@ -323,15 +341,15 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, va, j,
                              offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
                              lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, True)
+                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
                              offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
                              lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, False)
+                             SW, BITMAP, WORDS, DOT_F32, PREC, False, False)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, vb, total, j,
                              offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
                              lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, True)
+                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
     return dk, dv
 
 
@@ -346,7 +364,7 @@ def _dkdv_program(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     """dk, dv of one key tile (BLOCK_N keys of one batch and kv head) over the query tiles that see
     it. GROUP_LOOP (GQA): pid_bh is (b, kv head) and the program walks every query head of the
@@ -383,12 +401,12 @@ def _dkdv_program(
             dk, dv = _dkdv_head(dk, dv, k, v, b, h + gi, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                                 sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                                 q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
     else:
         dk, dv = _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                             sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                             q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
     dk = dk * sm_scale
     tl.store(DK + b.to(tl.int64) * sdkb + hk.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
              dk.to(DK.dtype.element_ty), mask=kv_ok)
@@ -406,14 +424,14 @@ def _bwd_dkdv_kernel(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     """One program per (key tile, batch*head): `_dkdv_program`."""
     _dkdv_program(tl.program_id(0), tl.program_id(1), Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb,
                   skh, skn, svb, svh, svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR,
                   T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin, Hq, group, Lq, Lk, q_first,
                   qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN)
+                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH)
 
 
 @triton.jit
@@ -428,7 +446,7 @@ def _bwd_fused_kernel(
     KV_BLK: tl.constexpr, KV_M: tl.constexpr, KV_N: tl.constexpr, MODE: tl.constexpr,
     CAUSAL: tl.constexpr, SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr,
     DOT_F32: tl.constexpr, PREC: tl.constexpr, HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, EVEN: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     """dk/dv programs and dq programs in one grid (as FlexAttention's backward does): program ids
     [0, n_kv_programs) run `_dkdv_program`, the rest `_dq_program`, so the two halves share one
@@ -444,13 +462,13 @@ def _bwd_fused_kernel(
                           svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR, T_ROW, T_MASK,
                           BITMAPS, t_sb, t_sh, n_k_blocks, kv_q_block_begin, Hq, group, Lq, Lk, q_first,
                           qk_scale, sm_scale, span, dilation, gtok, D, DP, KV_BLK, KV_M, KV_N, MODE, CAUSAL,
-                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN)
+                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH)
     else:
         _dq_program(pid - n_kv_programs, pid_bh, Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm, skb,
                     skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
                     COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk,
                     q_first, qk_scale, sm_scale, span, dilation, gtok, D, DP, DQ_BLK, DQ_M, DQ_N, MODE,
-                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True, EVEN)
+                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True, EVEN, PREFETCH)
 
 
 def bwd_tiles(head_dim: int, block: int, mode: int):
@@ -557,6 +575,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         kv_tiles = triton.cdiv(Lk, kvn)
     sw = window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation, global_tokens)
     common = dict(D=D, DP=DP, MODE=mode, CAUSAL=causal, SW=sw, BITMAP=use_bitmap, WORDS=words,
+                  PREFETCH=mode == MODE_PLAN and plan_prefetch(),
                   DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
                   HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk))
     dq = torch.empty_like(q)
@@ -587,7 +606,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             kv_tiles, B * Hkv, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
             HAS_DLSE=dlse is not None, GROUP_LOOP=group > 1, EVEN=even_dq and even_kv,
-            num_warps=max(dqw, kvw), num_stages=kvs,
+            num_warps=max(dqw, kvw), num_stages=kvs, **launch_limits("fused"),
             **common)
     else:
         _bwd_dq_kernel[(n_dq, B * Hq)](
@@ -598,7 +617,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
             EVEN=even_dq,
-            num_warps=dqw, num_stages=dqs, **common)
+            num_warps=dqw, num_stages=dqs, **launch_limits("dq"), **common)
         _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
             q, k, v, do, lse, delta, dk, dv, *strides,
             do.stride(0), do.stride(1), do.stride(2),
@@ -606,6 +625,5 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,
-            num_warps=kvw, num_stages=kvs,
-            **common)
+            num_warps=kvw, num_stages=kvs, **launch_limits("dkdv"), **common)
     return dq, dk, dv

@@ -64,6 +64,45 @@ SW_GENERAL = 2
 K_SW_PLAIN = tl.constexpr(SW_PLAIN)
 
 
+def plan_prefetch() -> bool:
+    """SATTN_PLAN_PREFETCH=1: plan walks read each plan entry one tile ahead (`plan_entry`), as
+    FlexAttention does, so Triton's software pipeliner can keep `num_stages - 1` tiles of K/V (or
+    Q/dO) loads in flight. Without it the entry is loaded inside the iteration that uses it and the
+    pipeliner does not multi-buffer plan walks at all: the cubins of 2, 3 and 4 stages are the same
+    (gpu/kernel_resources.py: same shared memory, every cp.async wait is `DEPBAR.LE SB0, 0x0`).
+    Off by default until timed on a GPU (docs/backends/gpu.md)."""
+    return os.environ.get("SATTN_PLAN_PREFETCH", "0") not in ("", "0")
+
+
+def launch_limits(kernel: str) -> dict:
+    """Extra launch options of `kernel` ('fwd', 'dq', 'dkdv', 'fused') from SATTN_MAXNREG
+    ("dq=128,fwd=168"): Triton's per-thread register cap. A dq program of 8 warps fits two per
+    SM only at <= 128 registers (plan-walk dq with PREFETCH compiles to 130 without a cap).
+    Empty (no cap) by default and under the interpreter."""
+    spec = os.environ.get("SATTN_MAXNREG", "")
+    if not spec or INTERPRETED:
+        return {}
+    caps = {}
+    for item in spec.split(","):
+        name, _, value = item.partition("=")
+        if not value.strip().isdigit():
+            raise ValueError(f"SATTN_MAXNREG: expected 'kernel=registers,...', got {spec!r}")
+        caps[name.strip()] = int(value)
+    return {"maxnreg": caps[kernel]} if kernel in caps else {}
+
+
+@triton.jit
+def plan_entry(IDX, MASK_IDX, e, ok, MASK: tl.constexpr):
+    """Plan entry e as (block index, mask index); (0, -1) where not ok (past the walk's end). The
+    mask index is read only where the walk can meet masked tiles."""
+    idx = tl.load(IDX + e, mask=ok, other=0)
+    if MASK:
+        mi = tl.load(MASK_IDX + e, mask=ok, other=-1)
+    else:
+        mi = -1 + 0 * idx
+    return idx, mi
+
+
 def even_tiles(D: int, DP: int, lengths, tile: int) -> bool:
     """The EVEN constexpr of a launch: the head dim needs no padding and every length is a multiple
     of `tile` (the launch's row tile, or the plan block when the grid walks whole blocks), so no

@@ -21,6 +21,7 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
                                  MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles,
+                                 launch_limits, plan_entry, plan_prefetch,
                                  fit_tile, full_key_tiles, num_sms, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 
@@ -52,16 +53,23 @@ def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, 
                e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
                BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, MASK: tl.constexpr):
+               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
     """Online softmax over virtual key tiles [t0, t1). MASK=False: no mask code at all (the
     caller guarantees full tiles); in MODE_PLAN with MASK=True the mask is applied only to
     entries that need it (a runtime branch per tile)."""
     NSUB: tl.constexpr = BLK // BLOCK_N
+    if PREFETCH:   # `common.plan_prefetch`: the entry of tile t + 1 is read during tile t
+        c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + t0 // NSUB, t0 < t1, MASK)
     for t in range(t0, t1):
         if MODE == K_PLAN:
-            e = e0 + t // NSUB
-            c = tl.load(COL_IDX + e)
-            mi = tl.load(MASK_IDX + e)
+            if PREFETCH:
+                c = c_nxt
+                mi = mi_nxt
+                c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + (t + 1) // NSUB, t + 1 < t1, MASK)
+            else:
+                e = e0 + t // NSUB
+                c = tl.load(COL_IDX + e)
+                mi = tl.load(MASK_IDX + e)
             n0 = c * BLK + (t % NSUB) * BLOCK_N
             need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
         else:
@@ -108,6 +116,7 @@ def _fwd_kernel(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
     PREC: tl.constexpr, HAS_MASK: tl.constexpr, PACK: tl.constexpr, EVEN: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     # PACK > 1 (GQA decode, `gqa_pack`): the BLOCK_M rows of a program are PACK query heads (a
     # whole GQA group) x ROWS positions, so each K/V tile is read once per group instead of once
@@ -182,7 +191,7 @@ def _fwd_kernel(
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, te, pos, offs_n,
                                    offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
                                    qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE, CAUSAL, SW,
-                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK)
+                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
     else:
         # Masked flank, full run, masked flank (each clipped to this split's [ts, te)).
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
@@ -190,16 +199,16 @@ def _fwd_kernel(
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, tl.minimum(va, te),
                                    pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
                                    lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
-                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
+                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(va, ts),
                                    tl.minimum(vb, te), pos, offs_n, offs_d, d_ok, e0, COL_IDX,
                                    MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
                                    gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32,
-                                   PREC, False)
+                                   PREC, False, False)
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(vb, ts), te,
                                    pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
                                    lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
-                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True)
+                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
 
     has = l_i > 0.0
     out = acc / tl.where(has, l_i, 1.0)[:, None]
@@ -340,11 +349,12 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,
         EVEN=pack == 1 and num_splits == 1 and even_tiles(D, DP, (Lq, Lk), blk),
+        PREFETCH=mode == MODE_PLAN and plan_prefetch(),
         SW=window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation,
                        global_tokens), BITMAP=use_bitmap,
         WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
         HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk),
-        num_warps=warps, num_stages=stages,
+        num_warps=warps, num_stages=stages, **launch_limits("fwd"),
     )
     if num_splits > 1:
         out, lse = combine_splits(out, lse, q.dtype)

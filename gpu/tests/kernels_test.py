@@ -220,6 +220,29 @@ def test_fused_backward_launch_equals_the_split(spec, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("spec", [
+    sattn.BlockTopK(block=16, keep=0.3, causal=True),                 # masked diagonal entries
+    sattn.BlockTopK(block=32, keep=0.5, global_blocks=0, local_blocks=2, causal=False),
+    sattn.TopKPerQuery(k=5, causal=True),                             # bitmap entries
+], ids=str)
+@pytest.mark.parametrize("fused", ["0", "1"])
+def test_plan_prefetch_equals_the_in_loop_entry_load(spec, fused, monkeypatch):
+    """SATTN_PLAN_PREFETCH=1 (plan entries read one tile ahead, for the software pipeliner) against
+    the reference, and bit for bit against the default walk: the same tiles in the same order."""
+    monkeypatch.setenv("SATTN_BWD_FUSED", fused)
+    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "1")
+    check(spec, (1, 4, 2, 40, 40, 32), torch.float32, seed=4)
+    results = {}
+    for prefetch in ("0", "1"):
+        monkeypatch.setenv("SATTN_PLAN_PREFETCH", prefetch)
+        q, k, v = H.make_qkv(1, 4, 2, 40, 40, 32, torch.float32, seed=4, requires_grad=True)
+        out, lse = ops.attention(q, k, v, spec, tile=16)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out.device)).sum().backward()
+        results[prefetch] = (out, lse, q.grad, k.grad, v.grad)
+    for a, b in zip(results["0"], results["1"]):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("splits", [2, 5, 40])
 def test_split_k_combine_keeps_empty_rows_empty(splits):
     """Split-K with a row no split sees (a plan's empty query block) and splits that see nothing
@@ -289,3 +312,16 @@ def test_gqa_decode_packed_forward_then_backward(spec):
     assert F.gqa_pack(3, 4, 16) == 4
     check(spec, (1, 8, 2, 3, 70, 32), torch.float32, seed=31)
     check(spec, (2, 4, 1, 1, 45, 16), torch.float16, seed=32)
+
+
+def test_launch_limits_parse_sattn_maxnreg(monkeypatch):
+    """SATTN_MAXNREG="dq=128,..." becomes Triton's maxnreg launch option of that kernel only."""
+    from sattn_triton import common as C
+    monkeypatch.setattr(C, "INTERPRETED", False)
+    monkeypatch.setenv("SATTN_MAXNREG", "dq=128, fwd=168")
+    assert C.launch_limits("dq") == {"maxnreg": 128}
+    assert C.launch_limits("fwd") == {"maxnreg": 168}
+    assert C.launch_limits("dkdv") == {}
+    monkeypatch.setenv("SATTN_MAXNREG", "dq")
+    with pytest.raises(ValueError, match="SATTN_MAXNREG"):
+        C.launch_limits("dq")

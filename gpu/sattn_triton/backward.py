@@ -24,7 +24,7 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
                                  bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
-                                 launch_limits, plan_entry, plan_prefetch,
+                                 launch_limits, plan_prefetch, walk_entry, walk_start,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range
@@ -39,18 +39,10 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, off
               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
     """dq over virtual key tiles [t0, t1); MASK and PREFETCH as in forward._fwd_tiles."""
     NSUB: tl.constexpr = BLK // BLOCK_N
-    if PREFETCH:   # `common.plan_prefetch`: the entry of tile t + 1 is read during tile t
-        c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + t0 // NSUB, t0 < t1, MASK)
+    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, NSUB, MASK, PREFETCH)
     for t in range(t0, t1):
         if MODE == K_PLAN:
-            if PREFETCH:
-                c = c_nxt
-                mi = mi_nxt
-                c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + (t + 1) // NSUB, t + 1 < t1, MASK)
-            else:
-                e = e0 + t // NSUB
-                c = tl.load(COL_IDX + e)
-                mi = tl.load(MASK_IDX + e)
+            c, mi, c_nxt, mi_nxt = walk_entry(COL_IDX, MASK_IDX, e0, t, t1, c_nxt, mi_nxt, NSUB, MASK, PREFETCH)
             n0 = c * BLK + (t % NSUB) * BLOCK_N
             need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
         else:
@@ -262,18 +254,10 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
     dv += P^T dO and dk += dS^T Q and no register tile is transposed (the FlashAttention-2
     Triton tutorial's layout); Q^T is loaded transposed straight from memory."""
     NSUB: tl.constexpr = BLK // BLOCK_M
-    if PREFETCH:   # as in forward._fwd_tiles
-        r_nxt, mi_nxt = plan_entry(T_ROW, T_MASK, e0 + t0 // NSUB, t0 < t1, MASK)
+    r_nxt, mi_nxt = walk_start(T_ROW, T_MASK, e0, t0, t1, NSUB, MASK, PREFETCH)
     for t in range(t0, t1):
         if MODE == K_PLAN:
-            if PREFETCH:
-                r = r_nxt
-                mi = mi_nxt
-                r_nxt, mi_nxt = plan_entry(T_ROW, T_MASK, e0 + (t + 1) // NSUB, t + 1 < t1, MASK)
-            else:
-                e = e0 + t // NSUB
-                r = tl.load(T_ROW + e)
-                mi = tl.load(T_MASK + e)
+            r, mi, r_nxt, mi_nxt = walk_entry(T_ROW, T_MASK, e0, t, t1, r_nxt, mi_nxt, NSUB, MASK, PREFETCH)
             a = r + q_block_begin
             m0 = a * BLK + (t % NSUB) * BLOCK_M
             need_mask = (mi != -1) | (c * BLK + BLK > Lk)

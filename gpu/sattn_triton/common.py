@@ -103,6 +103,35 @@ def plan_entry(IDX, MASK_IDX, e, ok, MASK: tl.constexpr):
     return idx, mi
 
 
+@triton.jit
+def walk_start(IDX, MASK_IDX, e0, t0, t1, NSUB: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
+    """State of a plan walk before its loop over virtual tiles [t0, t1) (NSUB tiles per entry,
+    entries from e0): with PREFETCH the first entry, else placeholders that `walk_entry` ignores."""
+    if PREFETCH:
+        idx, mi = plan_entry(IDX, MASK_IDX, e0 + t0 // NSUB, t0 < t1, MASK)
+    else:
+        idx = 0 * e0
+        mi = idx - 1
+    return idx, mi
+
+
+@triton.jit
+def walk_entry(IDX, MASK_IDX, e0, t, t1, nxt_idx, nxt_mi, NSUB: tl.constexpr, MASK: tl.constexpr,
+               PREFETCH: tl.constexpr):
+    """(block index, mask index) of virtual tile t of a plan walk, and the walk state for t + 1.
+    PREFETCH (`plan_prefetch`): the entry was read during tile t - 1 and the next one is read now;
+    else it is read here, where the tile's loads need it at once."""
+    if PREFETCH:
+        idx = nxt_idx
+        mi = nxt_mi
+        nxt_idx, nxt_mi = plan_entry(IDX, MASK_IDX, e0 + (t + 1) // NSUB, t + 1 < t1, MASK)
+    else:
+        e = e0 + t // NSUB
+        idx = tl.load(IDX + e)
+        mi = tl.load(MASK_IDX + e)
+    return idx, mi, nxt_idx, nxt_mi
+
+
 def even_tiles(D: int, DP: int, lengths, tile: int) -> bool:
     """The EVEN constexpr of a launch: the head dim needs no padding and every length is a multiple
     of `tile` (the launch's row tile, or the plan block when the grid walks whole blocks), so no

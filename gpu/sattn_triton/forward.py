@@ -21,7 +21,7 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
                                  MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles,
-                                 launch_limits, plan_entry, plan_prefetch,
+                                 launch_limits, plan_prefetch, walk_entry, walk_start,
                                  fit_tile, full_key_tiles, num_sms, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 
@@ -58,18 +58,10 @@ def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, 
     caller guarantees full tiles); in MODE_PLAN with MASK=True the mask is applied only to
     entries that need it (a runtime branch per tile)."""
     NSUB: tl.constexpr = BLK // BLOCK_N
-    if PREFETCH:   # `common.plan_prefetch`: the entry of tile t + 1 is read during tile t
-        c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + t0 // NSUB, t0 < t1, MASK)
+    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, NSUB, MASK, PREFETCH)
     for t in range(t0, t1):
         if MODE == K_PLAN:
-            if PREFETCH:
-                c = c_nxt
-                mi = mi_nxt
-                c_nxt, mi_nxt = plan_entry(COL_IDX, MASK_IDX, e0 + (t + 1) // NSUB, t + 1 < t1, MASK)
-            else:
-                e = e0 + t // NSUB
-                c = tl.load(COL_IDX + e)
-                mi = tl.load(MASK_IDX + e)
+            c, mi, c_nxt, mi_nxt = walk_entry(COL_IDX, MASK_IDX, e0, t, t1, c_nxt, mi_nxt, NSUB, MASK, PREFETCH)
             n0 = c * BLK + (t % NSUB) * BLOCK_N
             need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
         else:

@@ -209,15 +209,22 @@ def test_fused_backward_launch_equals_the_split(spec, monkeypatch):
     delta's row sums may come from another kernel (another summation order on a GPU)."""
     monkeypatch.setenv("SATTN_BWD_FUSED", "1")
     check(spec, (1, 4, 2, 40, 40, 32), torch.float32, seed=9)
-    grads = {}
-    for fused in ("0", "1"):
-        monkeypatch.setenv("SATTN_BWD_FUSED", fused)
-        q, k, v = H.make_qkv(1, 4, 2, 40, 40, 32, torch.float32, seed=9, requires_grad=True)
+    runs = results_per_setting(monkeypatch, "SATTN_BWD_FUSED", ("0", "1"), spec, seed=9)
+    for a, b in zip(runs["0"][2:], runs["1"][2:]):   # dq, dk, dv
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def results_per_setting(monkeypatch, env, values, spec, seed):
+    """(out, lse, dq, dk, dv) of one fp32 GQA problem (1x4:2 heads, L=40, D=32) under each value of
+    the environment variable `env`."""
+    results = {}
+    for value in values:
+        monkeypatch.setenv(env, value)
+        q, k, v = H.make_qkv(1, 4, 2, 40, 40, 32, torch.float32, seed=seed, requires_grad=True)
         out, lse = ops.attention(q, k, v, spec, tile=16)
         (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out.device)).sum().backward()
-        grads[fused] = (q.grad, k.grad, v.grad)
-    for a, b in zip(grads["0"], grads["1"]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        results[value] = (out, lse, q.grad, k.grad, v.grad)
+    return results
 
 
 @pytest.mark.parametrize("spec", [
@@ -232,14 +239,8 @@ def test_plan_prefetch_equals_the_in_loop_entry_load(spec, fused, monkeypatch):
     monkeypatch.setenv("SATTN_BWD_FUSED", fused)
     monkeypatch.setenv("SATTN_PLAN_PREFETCH", "1")
     check(spec, (1, 4, 2, 40, 40, 32), torch.float32, seed=4)
-    results = {}
-    for prefetch in ("0", "1"):
-        monkeypatch.setenv("SATTN_PLAN_PREFETCH", prefetch)
-        q, k, v = H.make_qkv(1, 4, 2, 40, 40, 32, torch.float32, seed=4, requires_grad=True)
-        out, lse = ops.attention(q, k, v, spec, tile=16)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out.device)).sum().backward()
-        results[prefetch] = (out, lse, q.grad, k.grad, v.grad)
-    for a, b in zip(results["0"], results["1"]):
+    runs = results_per_setting(monkeypatch, "SATTN_PLAN_PREFETCH", ("0", "1"), spec, seed=4)
+    for a, b in zip(runs["0"], runs["1"]):
         assert torch.equal(a, b)
 
 

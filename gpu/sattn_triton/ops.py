@@ -22,7 +22,8 @@ from torch import Tensor
 from sattn_triton import backward as _bwd
 from sattn_triton import forward as _fwd
 from sattn_triton import plans as P
-from sattn_triton.common import MODE_DENSE, MODE_PLAN, MODE_SLIDING, interpreting
+from sattn_triton import common as _common
+from sattn_triton.common import MODE_DENSE, MODE_PLAN, MODE_SLIDING
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_HEAD_DIM = 256
@@ -193,7 +194,8 @@ def check_inputs(q, k, v) -> None:
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: the triton backend takes torch tensors, got {type(x).__name__}")
-        if x.device.type != "cuda" and not (interpreting() and x.device.type == "cpu"):
+        # The import-time snapshot: Triton fixed interpreted vs compiled kernels at decoration.
+        if x.device.type != "cuda" and not (_common.INTERPRETED and x.device.type == "cpu"):
             raise ValueError(f"{name}: the triton backend needs CUDA tensors, got device '{x.device}' "
                              "(set TRITON_INTERPRET=1 to run the kernels on CPU tensors, slowly)")
         if x.dtype not in DTYPES:

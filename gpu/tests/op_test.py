@@ -88,7 +88,8 @@ def test_backend_module_reports_availability():
 
 def test_cpu_tensors_are_rejected_without_the_interpreter(monkeypatch):
     q, k, v = (x.cpu() for x in H.make_qkv(1, 1, 1, 16, 16, 16, torch.float32))
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    from sattn_triton import common
+    monkeypatch.setattr(common, "INTERPRETED", False)   # what a process without the interpreter has
     with pytest.raises(ValueError, match="q: the triton backend needs CUDA tensors, got device 'cpu'"):
         ops.attention(q, k, v, sattn.Dense())
 

@@ -24,7 +24,8 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
                                  bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
-                                 launch_limits, plan_prefetch, walk_entry, walk_start,
+                                 key_tile, launch_limits, load_key_tile, plan_prefetch,
+                                 tile_visible, walk_entry, walk_start,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range
@@ -38,37 +39,19 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, off
               SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
     """dq over virtual key tiles [t0, t1); MASK and PREFETCH as in forward._fwd_tiles."""
-    NSUB: tl.constexpr = BLK // BLOCK_N
-    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, NSUB, MASK, PREFETCH)
+    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, PREFETCH)
     for t in range(t0, t1):
-        if MODE == K_PLAN:
-            c, mi, c_nxt, mi_nxt = walk_entry(COL_IDX, MASK_IDX, e0, t, t1, c_nxt, mi_nxt, NSUB, MASK, PREFETCH)
-            n0 = c * BLK + (t % NSUB) * BLOCK_N
-            need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
-        else:
-            n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
-            c = 0
-            mi = 0
-            need_mask = True
-        j = n0 + offs_n
-        kv_ok = (j < Lk)[:, None] & d_ok[None, :]
-        k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
-        v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
-        if DOT_F32:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
+        j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
+                                                      COL_IDX, MASK_IDX, BLK, BLOCK_N, MODE, MASK, PREFETCH)
+        k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32)
         # The scale rides in the exp2's FMA; masking the probabilities (not the scores) keeps that
         # one instruction per element and is right for any sign of the scale.
         s = tl.dot(q, tl.trans(k), input_precision=PREC)
         p = tl.exp2(s * qk_scale - lse2[:, None])
         if MASK:
             if need_mask:
-                if BITMAP:
-                    vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
-                                         (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
-                    vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
-                else:
-                    vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
+                vis = tile_visible(BITMAPS, mi, pos, j, a, c, Lk, span, dilation, gtok, BLK, CAUSAL, SW,
+                                   BITMAP, WORDS)
                 p = tl.where(vis, p, 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=PREC)
         ds = p * (dp - delta[:, None])

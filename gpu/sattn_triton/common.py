@@ -132,6 +132,53 @@ def walk_entry(IDX, MASK_IDX, e0, t, t1, nxt_idx, nxt_mi, NSUB: tl.constexpr, MA
     return idx, mi, nxt_idx, nxt_mi
 
 
+@triton.jit
+def key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n, COL_IDX, MASK_IDX, BLK: tl.constexpr,
+             BLOCK_N: tl.constexpr, MODE: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
+    """Virtual key tile t of a forward / dq walk: its keys j, plan block c and mask index mi (0 for
+    planless walks), whether it may need the mask, and the plan-walk state for t + 1. Plan walks
+    take entry t // (BLK / BLOCK_N); planless walks run the global tiles [0, n_g), then the window
+    tiles from lo_t on."""
+    if MODE == K_PLAN:
+        c, mi, c_nxt, mi_nxt = walk_entry(COL_IDX, MASK_IDX, e0, t, t1, c_nxt, mi_nxt, BLK // BLOCK_N, MASK,
+                                          PREFETCH)
+        n0 = c * BLK + (t % (BLK // BLOCK_N)) * BLOCK_N
+        need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
+    else:
+        n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
+        c = 0
+        mi = 0
+        need_mask = True        # always: the callers' MASK constexpr decides
+    return n0 + offs_n, c, mi, need_mask, c_nxt, mi_nxt
+
+
+@triton.jit
+def load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32: tl.constexpr):
+    """K and V rows j ([BN, DP] each; zero past Lk and past the head dim)."""
+    kv_ok = (j < Lk)[:, None] & d_ok[None, :]
+    k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
+    v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
+    if DOT_F32:
+        k = k.to(tl.float32)
+        v = v.to(tl.float32)
+    return k, v
+
+
+@triton.jit
+def tile_visible(BITMAPS, mi, pos, j, a, c, Lk, span, dilation, gtok, BLK: tl.constexpr,
+                 CAUSAL: tl.constexpr, SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr):
+    """[rows, keys] visibility of a masked tile: query positions pos (plan query block a), keys j
+    (plan block c). Bitmap plans read entry mi's bitmap (mi = -1 reaches here only for the ragged
+    last key tile: bounds only); rule plans and planless walks apply the token rule."""
+    if BITMAP:
+        vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
+                             (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
+        vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
+    else:
+        vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
+    return vis
+
+
 def even_tiles(D: int, DP: int, lengths, tile: int) -> bool:
     """The EVEN constexpr of a launch: the head dim needs no padding and every length is a multiple
     of `tile` (the launch's row tile, or the plan block when the grid walks whole blocks), so no

@@ -21,7 +21,8 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
                                  MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles,
-                                 launch_limits, plan_prefetch, walk_entry, walk_start,
+                                 key_tile, launch_limits, load_key_tile, plan_prefetch,
+                                 tile_visible, walk_start,
                                  fit_tile, full_key_tiles, num_sms, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 
@@ -57,35 +58,16 @@ def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, 
     """Online softmax over virtual key tiles [t0, t1). MASK=False: no mask code at all (the
     caller guarantees full tiles); in MODE_PLAN with MASK=True the mask is applied only to
     entries that need it (a runtime branch per tile)."""
-    NSUB: tl.constexpr = BLK // BLOCK_N
-    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, NSUB, MASK, PREFETCH)
+    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, PREFETCH)
     for t in range(t0, t1):
-        if MODE == K_PLAN:
-            c, mi, c_nxt, mi_nxt = walk_entry(COL_IDX, MASK_IDX, e0, t, t1, c_nxt, mi_nxt, NSUB, MASK, PREFETCH)
-            n0 = c * BLK + (t % NSUB) * BLOCK_N
-            need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
-        else:
-            n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
-            c = 0
-            mi = 0
-            need_mask = True
-        j = n0 + offs_n
-        kv_ok = (j < Lk)[:, None] & d_ok[None, :]
-        k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
-        v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
-        if DOT_F32:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
+        j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
+                                                      COL_IDX, MASK_IDX, BLK, BLOCK_N, MODE, MASK, PREFETCH)
+        k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
         if MASK:
             if need_mask:
-                if BITMAP:
-                    # mask_idx -1 reaches here only for the ragged last key tile: bounds only.
-                    vis = bitmap_visible(BITMAPS, tl.maximum(mi, 0), (pos - a * BLK)[:, None],
-                                         (j - c * BLK)[None, :], j[None, :], Lk, BLK, WORDS)
-                    vis = tl.where(mi >= 0, vis, j[None, :] < Lk)
-                else:
-                    vis = token_visible(pos[:, None], j[None, :], Lk, CAUSAL, SW, span, dilation, gtok)
+                vis = tile_visible(BITMAPS, mi, pos, j, a, c, Lk, span, dilation, gtok, BLK, CAUSAL, SW,
+                                   BITMAP, WORDS)
                 s = tl.where(vis, s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
         # Rows with nothing visible yet keep m = -inf; shift by 0 so exp2 gives 0, not NaN.

@@ -103,6 +103,9 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
     'shared_bytes', 'load_waits'}; sass_path, if given, receives the disassembly.
     'load_waits' lists the distinct cp.async waits (`DEPBAR.LE SB0, n`): n > 0 means the loop
     keeps n load groups in flight while it computes (deeper pipelining)."""
+    if F.INTERPRETED:
+        raise RuntimeError("kernel_resources compiles real kernels: unset TRITON_INTERPRET (the "
+                           "interpreter replaced them when sattn_triton was imported)")
     if kernel not in KERNELS:
         raise ValueError(f"kernel: expected one of {sorted(KERNELS)}, got {kernel!r}")
     if mode not in MODES:
@@ -147,14 +150,8 @@ def default_launches(head_dim: int = 128):
     out = []
     for mode, causal in (("plan", False), ("sliding", True), ("dense", False)):
         md = MODES[mode]
-        if not F.INTERPRETED:
-            fwd = F.fwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, 4096, None, md)
-            dq, kv = B.bwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, md)
-        else:   # the interpreter's tiny tiles say nothing about a GPU: use the GPU table
-            dq_kv = B._BWD_DEFAULT[(head_dim > 128, md)]
-            dq, kv = dq_kv[:4], dq_kv[4:]
-            fwd = (128, 64, 4, 3) if md == MODE_PLAN else ((64, 64, 4, 3) if md == MODE_SLIDING
-                                                            else (128, 64, 8, 3))
+        fwd = F.fwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, 4096, None, md)
+        dq, kv = B.bwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, md)
         out += [("fwd", tuple(fwd), mode, causal), ("dq", tuple(dq), mode, causal),
                 ("dkdv", tuple(kv), mode, causal)]
     return out

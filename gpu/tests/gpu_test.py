@@ -140,3 +140,18 @@ def test_block_topk_plan_matches_contract_at_4k(score):
         order = np.argsort(-cand, axis=-1, kind="stable")[..., : n[r]]
         np.put_along_axis(want[:, :, r], order, True, axis=-1)
     assert_blocks_match(got, want, s, forced, n)
+
+
+@pytest.mark.parametrize("spec", [
+    sattn.BlockTopK(block=128, keep=0.25, causal=False),   # full entries: no mask code
+    sattn.BlockTopK(block=64, keep=0.25, causal=True),     # masked diagonal entries
+    sattn.TopKPerQuery(k=32, causal=True),                 # bitmap entries
+], ids=str)
+def test_plan_prefetch_and_register_cap_on_tensor_cores(spec, monkeypatch):
+    """SATTN_PLAN_PREFETCH=1 with deeper pipelines and SATTN_MAXNREG (the next sweep's settings)
+    compile on the GPU and match the float64 reference like the default walk."""
+    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "1")
+    monkeypatch.setenv("SATTN_MAXNREG", "dq=128")
+    monkeypatch.setenv("SATTN_FWD_TILES", "128,64,8,4")
+    monkeypatch.setenv("SATTN_BWD_TILES", "128,32,8,3,64,128,8,3")
+    run_check(spec, (1, 4, 2, 1024, 1024, 128), torch.bfloat16, seed=11)

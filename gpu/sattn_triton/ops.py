@@ -120,26 +120,24 @@ class _EagerAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, *rest):
+    def forward(ctx, q, k, v, rest):
+        # Everything but q, k, v travels in one tuple: autograd.Function.apply walks every
+        # argument on each call (functorch unwrapping), ~19 of them before.
         out, lse = _attention_impl(q, k, v, *rest)
         # An unused output (usually lse) then reaches backward as None instead of a zeros tensor:
         # no fill kernel per step, and the dq kernel compiles the dlse term out.
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(q, k, v, out, lse, *[t for t in rest[:7] if t is not None])
-        ctx.present = [t is not None for t in rest[:7]]
-        ctx.args = rest[7:]
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.rest = rest    # plan tensors (no gradients) and launch settings
         return out, lse
 
     @staticmethod
     def backward(ctx, dout, dlse):
-        q, k, v, out, lse, *given = ctx.saved_tensors
-        it = iter(given)
-        plan_tensors = [next(it) if p else None for p in ctx.present]
+        q, k, v, out, lse = ctx.saved_tensors
         if dout is None:
             dout = torch.zeros_like(out)
-        dq, dk, dv = _backward_impl(dout.contiguous(), dlse, q, k, v, out, lse,
-                                                           *plan_tensors, *ctx.args)
-        return (dq, dk, dv) + (None,) * (7 + len(ctx.args))
+        dq, dk, dv = _backward_impl(dout.contiguous(), dlse, q, k, v, out, lse, *ctx.rest)
+        return dq, dk, dv, None
 
 
 # ---- device planners as ops (opaque to torch.compile, sizes known from shapes) -------------
@@ -450,4 +448,4 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
             launch["global_tokens"], bitmap_masks, scale)
     if torch.compiler.is_compiling():
         return sparse_attention_op(*args)
-    return _EagerAttention.apply(*args)
+    return _EagerAttention.apply(q, k, v, args[3:])

@@ -95,12 +95,65 @@ def _tool(name: str) -> str:
     return path
 
 
+_SASS_LINE = re.compile(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
+
+
+def sass_loops(sass: str) -> list[dict]:
+    """The loops of a SASS listing that issue tensor-core MMAs (HGMMA): for each, its address range,
+    instruction count, the most frequent opcodes and the sequence of MMA groups and waits in
+    program order (`WAIT gsb0 n` for a wgmma wait, `LOADWAIT n` for a cp.async wait, `BAR` for a
+    CTA barrier, `LDGSTS xk` for k async copies, `EX2 xk`). A loop is a backward branch's range."""
+    ins = [(int(m.group(1), 16), m.group(2)) for m in map(_SASS_LINE.match, sass.splitlines()) if m]
+    loops = []
+    for addr, text in ins:
+        m = re.search(r"\bBRA\s+(?:`\()?\s*0x([0-9a-f]+)", text)
+        if not m or int(m.group(1), 16) >= addr:
+            continue
+        body = [t for a, t in ins if int(m.group(1), 16) <= a <= addr]
+        if not any("HGMMA" in t for t in body):
+            continue
+        ops = {}
+        steps = []
+        for t in body:
+            op = re.sub(r"^@!?U?P\w+\s+", "", t).split()[0]
+            ops[op.split(".")[0]] = ops.get(op.split(".")[0], 0) + 1
+            if op.startswith("HGMMA"):
+                step = "MMA " + op.split(".")[1]
+            elif op.startswith("WARPGROUP.DEPBAR"):
+                step = "WAIT gsb0 " + t.split()[-1]
+            elif op.startswith("DEPBAR"):
+                step = "LOADWAIT " + t.split()[-1]
+            elif op.startswith("BAR.SYNC"):
+                step = "BAR"
+            elif op.startswith("LDGSTS"):
+                step = "LDGSTS"
+            elif op.startswith("MUFU.EX2"):
+                step = "EX2"
+            else:
+                continue
+            if steps and steps[-1][0] == step:
+                steps[-1][1] += 1
+            else:
+                steps.append([step, 1])
+        loops.append(dict(start=int(m.group(1), 16), end=addr, instructions=len(body),
+                          top_ops=sorted(ops.items(), key=lambda kv: -kv[1])[:10],
+                          sequence=" ".join(f"{s} x{n}" if n > 1 else s for s, n in steps)))
+    return loops
+
+
+def cubin_sass(path: str) -> str:
+    """SASS of a cubin file (e.g. one from a Triton cache dump of FlexAttention's kernels)."""
+    return subprocess.run([_tool("cuobjdump"), "-sass", path], capture_output=True, text=True,
+                          check=True).stdout
+
+
 def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, even: bool = True,
               head_dim: int = 128, block: int = 128, dtype: str = "bf16", arch: int = 90,
               sass_path: str | None = None, maxnreg: int | None = None, prefetch: bool = False) -> dict:
     """Compiles `kernel` ('fwd', 'dq' or 'dkdv') with tiles (BLOCK_M, BLOCK_N, warps, stages) for
     sm_<arch> and returns {'registers', 'stack_bytes', 'local_loads', 'local_stores',
-    'shared_bytes', 'load_waits'}; sass_path, if given, receives the disassembly.
+    'shared_bytes', 'load_waits', 'loops' (`sass_loops`)}; sass_path, if given, receives the
+    disassembly.
     'load_waits' lists the distinct cp.async waits (`DEPBAR.LE SB0, n`): n > 0 means the loop
     keeps n load groups in flight while it computes (deeper pipelining)."""
     if F.INTERPRETED:
@@ -140,7 +193,7 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
         raise RuntimeError(f"cuobjdump: no resource line in {usage!r}")
     return dict(registers=int(reg.group(1)), stack_bytes=int(stack.group(1)),
                 local_loads=len(re.findall(r"\bLDL\b", sass)), local_stores=len(re.findall(r"\bSTL\b", sass)),
-                shared_bytes=int(compiled.metadata.shared),
+                shared_bytes=int(compiled.metadata.shared), loops=sass_loops(sass),
                 load_waits=sorted(set(re.findall(r"DEPBAR\.LE SB0, (0x[0-9a-f]+)", sass))))
 
 
@@ -173,7 +226,14 @@ def main(argv=None) -> int:
     ap.add_argument("--maxnreg", type=int, help="register cap per thread (Triton's maxnreg option)")
     ap.add_argument("--prefetch", action="store_true", help="plan walks read entries one tile ahead "
                     "(SATTN_PLAN_PREFETCH=1)")
+    ap.add_argument("--loops", action="store_true", help="also print each tensor-core loop's instruction "
+                    "mix and its MMA / wait sequence")
+    ap.add_argument("--cubin", help="only print the loops of this cubin (e.g. FlexAttention's, from a "
+                    "Triton cache dump) and exit")
     args = ap.parse_args(argv)
+    if args.cubin:
+        print_loops(sass_loops(cubin_sass(args.cubin)))
+        return 0
     if args.defaults:
         jobs = default_launches(args.head_dim)
     elif args.kernel and args.tiles:
@@ -192,7 +252,16 @@ def main(argv=None) -> int:
         print(f"{kernel:6} {mode:8} {'x'.join(map(str, tiles)):14} {r['registers']:5d} {r['stack_bytes']:8d} "
               f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}  "
               f"{','.join(r['load_waits']) or '-'}", flush=True)
+        if args.loops:
+            print_loops(r["loops"])
     return 0
+
+
+def print_loops(loops) -> None:
+    for lp in loops:
+        ops = ", ".join(f"{k} {v}" for k, v in lp["top_ops"])
+        print(f"  loop 0x{lp['start']:x}-0x{lp['end']:x}: {lp['instructions']} instructions ({ops})")
+        print(f"    {lp['sequence']}")
 
 
 if __name__ == "__main__":

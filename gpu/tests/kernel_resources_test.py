@@ -52,3 +52,32 @@ def test_bad_arguments_are_named(kwargs, match):
     kernel, tiles = kwargs.pop("kernel"), kwargs.pop("tiles")
     with pytest.raises(ValueError, match=match):
         KR.resources(kernel, tiles, **kwargs)
+
+
+def test_sass_loops_reads_mma_loops_and_waits():
+    sass = """
+        /*0100*/                   MOV R1, c[0x0][0x28] ;
+        /*0110*/                   DEPBAR.LE SB0, 0x2 ;
+        /*0120*/                   BAR.SYNC.DEFER_BLOCKING 0x0 ;
+        /*0130*/                   HGMMA.64x64x16.F32.BF16 R24, gdesc[UR4], RZ, !UPT ;
+        /*0140*/                   HGMMA.64x64x16.F32.BF16 R24, gdesc[UR4], R24, gsb0 ;
+        /*0150*/                   WARPGROUP.DEPBAR.LE gsb0, 0x0 ;
+        /*0160*/                   MUFU.EX2 R2, R2 ;
+        /*0170*/                   @!P0 LDGSTS.E.BYPASS.128 [R3], desc[UR6][R4.64] ;
+        /*0180*/               @P1 BRA 0x110 ;
+        /*0190*/                   BRA 0x190;
+    """
+    (loop,) = KR.sass_loops(sass)
+    assert (loop["start"], loop["end"], loop["instructions"]) == (0x110, 0x180, 8)
+    assert loop["sequence"] == "LOADWAIT 0x2 BAR MMA 64x64x16 x2 WAIT gsb0 0x0 EX2 LDGSTS"
+    assert dict(loop["top_ops"])["HGMMA"] == 2
+
+
+def test_default_dkdv_plan_walk_is_not_pipelined_but_prefetch_is():
+    # The finding behind SATTN_PLAN_PREFETCH (docs/backends/gpu.md): with the entry read inside
+    # the iteration, 3 stages still wait for every load at the loop top; read ahead, they don't.
+    plain = KR.resources("dkdv", (64, 128, 8, 3), mode="plan")
+    ahead = KR.resources("dkdv", (64, 128, 8, 3), mode="plan", prefetch=True)
+    assert plain["load_waits"] == ["0x0"], plain["load_waits"]
+    assert any(w != "0x0" for w in ahead["load_waits"]), ahead["load_waits"]
+    assert ahead["shared_bytes"] > plain["shared_bytes"]

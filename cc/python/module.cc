@@ -24,23 +24,22 @@ void Throw(const Status& st) {
 
 Spec SpecFromFields(const py::dict& f) {
   Spec s;
-  auto get_i = [&](const char* key, int32_t* out) {
-    if (f.contains(key)) *out = f[key].cast<int32_t>();
-  };
   s.kind = SpecKind(f["kind"].cast<int32_t>());
   s.causal = f.contains("causal") && f["causal"].cast<bool>();
-  get_i("window", &s.window);
-  get_i("dilation", &s.dilation);
-  get_i("global_tokens", &s.global_tokens);
-  get_i("block", &s.block);
-  if (f.contains("keep")) s.keep = f["keep"].cast<double>();
-  get_i("global_blocks", &s.global_blocks);
-  get_i("local_blocks", &s.local_blocks);
-  if (f.contains("score")) s.score = BlockScore(f["score"].cast<int32_t>());
-  get_i("window_blocks", &s.window_blocks);
-  get_i("random_blocks", &s.random_blocks);
-  if (f.contains("seed")) s.seed = f["seed"].cast<uint64_t>();
-  get_i("topk", &s.topk);
+  // Absent keys keep the C++ defaults (the contract's).
+#define SATTN_GET(name, type) \
+  if (f.contains(#name)) s.name = f[#name].cast<type>();
+#define SATTN_GET_I32(name) SATTN_GET(name, int32_t)
+#define SATTN_GET_F64(name) SATTN_GET(name, double)
+#define SATTN_GET_U64(name) SATTN_GET(name, uint64_t)
+#define SATTN_GET_SCORE(name) \
+  if (f.contains(#name)) s.name = BlockScore(f[#name].cast<int32_t>());
+  SATTN_SPEC_FIELDS(SATTN_GET_I32, SATTN_GET_F64, SATTN_GET_U64, SATTN_GET_SCORE)
+#undef SATTN_GET_SCORE
+#undef SATTN_GET_U64
+#undef SATTN_GET_F64
+#undef SATTN_GET_I32
+#undef SATTN_GET
   Throw(ValidateSpec(s));
   return s;
 }

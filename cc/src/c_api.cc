@@ -21,18 +21,11 @@ sattn::Spec ToSpec(const sattn_spec& c) {
   sattn::Spec s;
   s.kind = sattn::SpecKind(c.kind);
   s.causal = c.causal != 0;
-  s.window = c.window;
-  s.dilation = c.dilation;
-  s.global_tokens = c.global_tokens;
-  s.block = c.block;
-  s.keep = c.keep;
-  s.global_blocks = c.global_blocks;
-  s.local_blocks = c.local_blocks;
-  s.score = c.score_max ? sattn::BlockScore::kMax : sattn::BlockScore::kMean;
-  s.window_blocks = c.window_blocks;
-  s.random_blocks = c.random_blocks;
-  s.seed = c.seed;
-  s.topk = c.topk;
+#define SATTN_FROM_C(name) s.name = c.name;
+#define SATTN_FROM_C_SCORE(name) s.name = c.name##_max ? sattn::BlockScore::kMax : sattn::BlockScore::kMean;
+  SATTN_SPEC_FIELDS(SATTN_FROM_C, SATTN_FROM_C, SATTN_FROM_C, SATTN_FROM_C_SCORE)
+#undef SATTN_FROM_C_SCORE
+#undef SATTN_FROM_C
   return s;
 }
 
@@ -43,17 +36,12 @@ extern "C" void sattn_spec_init(sattn_spec* spec, sattn_kind kind) {
   const sattn::Spec d;  // the C++ defaults are the contract's defaults
   *spec = sattn_spec{};
   spec->kind = kind;
-  spec->window = kind == SATTN_SLIDING_WINDOW ? 256 : d.window;
-  spec->dilation = d.dilation;
-  spec->global_tokens = d.global_tokens;
-  spec->block = d.block;
-  spec->keep = d.keep;
-  spec->global_blocks = d.global_blocks;
-  spec->local_blocks = d.local_blocks;
-  spec->window_blocks = d.window_blocks;
-  spec->random_blocks = d.random_blocks;
-  spec->seed = d.seed;
-  spec->topk = d.topk;
+#define SATTN_DEFAULT(name) spec->name = d.name;
+#define SATTN_DEFAULT_SCORE(name) spec->name##_max = d.name == sattn::BlockScore::kMax;
+  SATTN_SPEC_FIELDS(SATTN_DEFAULT, SATTN_DEFAULT, SATTN_DEFAULT, SATTN_DEFAULT_SCORE)
+#undef SATTN_DEFAULT_SCORE
+#undef SATTN_DEFAULT
+  if (kind == SATTN_SLIDING_WINDOW) spec->window = 256;  // the contract's SlidingWindow default
 }
 
 extern "C" int sattn_attention_f32(const sattn_spec* spec, int32_t B, int32_t Hq, int32_t Hkv, int32_t Lq,

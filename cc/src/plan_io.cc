@@ -146,18 +146,15 @@ std::vector<uint8_t> SerializeProblem(const Problem& pr) {
   const Spec& s = pr.spec;
   w.Put<int32_t>(int32_t(s.kind));
   w.Put<int32_t>(s.causal ? 1 : 0);
-  w.Put<int32_t>(s.window);
-  w.Put<int32_t>(s.dilation);
-  w.Put<int32_t>(s.global_tokens);
-  w.Put<int32_t>(s.block);
-  w.Put<double>(s.keep);
-  w.Put<int32_t>(s.global_blocks);
-  w.Put<int32_t>(s.local_blocks);
-  w.Put<int32_t>(int32_t(s.score));
-  w.Put<int32_t>(s.window_blocks);
-  w.Put<int32_t>(s.random_blocks);
-  w.Put<uint64_t>(s.seed);
-  w.Put<int32_t>(s.topk);
+#define SATTN_PUT_I32(name) w.Put<int32_t>(s.name);
+#define SATTN_PUT_F64(name) w.Put<double>(s.name);
+#define SATTN_PUT_U64(name) w.Put<uint64_t>(s.name);
+#define SATTN_PUT_SCORE(name) w.Put<int32_t>(int32_t(s.name));
+  SATTN_SPEC_FIELDS(SATTN_PUT_I32, SATTN_PUT_F64, SATTN_PUT_U64, SATTN_PUT_SCORE)
+#undef SATTN_PUT_SCORE
+#undef SATTN_PUT_U64
+#undef SATTN_PUT_F64
+#undef SATTN_PUT_I32
   PutShape(&w, pr.shape);
   w.Put<double>(pr.scale);
   w.PutArray(pr.q);
@@ -185,10 +182,12 @@ Status ParseProblem(const uint8_t* data, size_t size, Problem* pr) {
   const auto truncated = [](const char* field) {
     return Status::Invalid(std::string("problem.") + field + ": truncated or inconsistent with the shape");
   };
-  if (!(r.Get(&kind) && r.Get(&causal) && r.Get(&s.window) && r.Get(&s.dilation) && r.Get(&s.global_tokens) &&
-        r.Get(&s.block) && r.Get(&s.keep) && r.Get(&s.global_blocks) && r.Get(&s.local_blocks) && r.Get(&score) &&
-        r.Get(&s.window_blocks) && r.Get(&s.random_blocks) && r.Get(&s.seed) && r.Get(&s.topk)))
+#define SATTN_READ(name) &&r.Get(&s.name)
+#define SATTN_READ_SCORE(name) &&r.Get(&name)
+  if (!(r.Get(&kind) && r.Get(&causal) SATTN_SPEC_FIELDS(SATTN_READ, SATTN_READ, SATTN_READ, SATTN_READ_SCORE)))
     return truncated("spec");
+#undef SATTN_READ_SCORE
+#undef SATTN_READ
   if (kind < 0 || kind > 4) return Status::Invalid("problem.spec.kind: expected 0..4, got " + std::to_string(kind));
   if (causal != 0 && causal != 1) return Status::Invalid("problem.spec.causal: expected 0 or 1");
   s.kind = SpecKind(kind);

@@ -460,14 +460,21 @@ LogicalResult lowerBuildPlan(BuildPlanOp op, ModuleOp module) {
   ::sattn::Shape sh = shapeOf(op.getQ().getType(), op.getK().getType());
   auto ci = [&](int64_t v) -> Value { return b.create<arith::ConstantOp>(loc, b.getI32IntegerAttr(int32_t(v))); };
   auto cf = [&](double v) -> Value { return b.create<arith::ConstantOp>(loc, b.getF64FloatAttr(v)); };
-  SmallVector<Value> args = {ci(int(s.kind)), ci(s.causal), ci(s.window), ci(s.dilation), ci(s.global_tokens),
-                             ci(s.block), cf(s.keep), ci(s.global_blocks), ci(s.local_blocks), ci(int(s.score)),
-                             ci(s.window_blocks), ci(s.random_blocks),
-                             b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(int64_t(s.seed))), ci(s.topk),
+  // sattn_rt_plan_build takes the spec fields in SATTN_SPEC_FIELDS order after kind and causal.
+#define SATTN_ARG_I32(name) ci(s.name),
+#define SATTN_ARG_F64(name) cf(s.name),
+#define SATTN_ARG_U64(name) b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(int64_t(s.name))),
+#define SATTN_ARG_SCORE(name) ci(int(s.name)),
+  SmallVector<Value> args = {ci(int(s.kind)), ci(s.causal),
+                             SATTN_SPEC_FIELDS(SATTN_ARG_I32, SATTN_ARG_F64, SATTN_ARG_U64, SATTN_ARG_SCORE)
                              ci(sh.B), ci(sh.Hq), ci(sh.Hkv), ci(sh.Lq), ci(sh.Lk), ci(sh.D),
                              b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, op.getQ()),
                              b.create<memref::ExtractAlignedPointerAsIndexOp>(loc, op.getK()),
                              cf(op.getScale().convertToDouble()), ci(op.getBlock())};
+#undef SATTN_ARG_SCORE
+#undef SATTN_ARG_U64
+#undef SATTN_ARG_F64
+#undef SATTN_ARG_I32
   Value handle = b.create<func::CallOp>(loc, "sattn_rt_plan_build", TypeRange{ix}, args).getResult(0);
   SmallVector<Value> arrays;
   for (int which = 0; which < 4; ++which) {

@@ -28,18 +28,14 @@ extern "C" intptr_t sattn_rt_plan_build(int32_t kind, int32_t causal, int32_t wi
   sattn::Spec s;
   s.kind = static_cast<sattn::SpecKind>(kind);
   s.causal = causal != 0;
-  s.window = window;
-  s.dilation = dilation;
-  s.global_tokens = global_tokens;
-  s.block = block;
-  s.keep = keep;
-  s.global_blocks = global_blocks;
-  s.local_blocks = local_blocks;
-  s.score = static_cast<sattn::BlockScore>(score);
-  s.window_blocks = window_blocks;
-  s.random_blocks = random_blocks;
-  s.seed = uint64_t(seed);
-  s.topk = topk;
+  // The parameters above are named after the Spec fields, in SATTN_SPEC_FIELDS order.
+#define SATTN_RT_FIELD(name) s.name = name;
+#define SATTN_RT_U64(name) s.name = uint64_t(name);
+#define SATTN_RT_SCORE(name) s.name = static_cast<sattn::BlockScore>(name);
+  SATTN_SPEC_FIELDS(SATTN_RT_FIELD, SATTN_RT_FIELD, SATTN_RT_U64, SATTN_RT_SCORE)
+#undef SATTN_RT_SCORE
+#undef SATTN_RT_U64
+#undef SATTN_RT_FIELD
   sattn::Shape sh{B, Hq, Hkv, Lq, Lk, D};
   sattn::PlanOptions opts;
   opts.tile = tile;

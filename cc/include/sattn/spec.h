@@ -42,6 +42,16 @@ struct Spec {
   int32_t topk = 64;
 };
 
+// The Spec fields after `kind` and `causal`, in declaration order, which is also the order of the
+// plan/problem file format (plan_io.cc) and of the C struct sattn_spec (sattn.h). Every
+// field-by-field conversion (C API, Python bindings, serialisation) expands this one list, so a
+// new field cannot be forgotten in one of them. `score` is the BlockScore enum (an int32 on the
+// wire and in Python; the C API's `score_max` flag).
+#define SATTN_SPEC_FIELDS(INT32, FLOAT64, UINT64, SCORE)                                        \
+  INT32(window) INT32(dilation) INT32(global_tokens) INT32(block) FLOAT64(keep)               \
+  INT32(global_blocks) INT32(local_blocks) SCORE(score) INT32(window_blocks) INT32(random_blocks) \
+  UINT64(seed) INT32(topk)
+
 // Problem shape: q is (B, Hq, Lq, D); k and v are (B, Hkv, Lk, D), all row-major contiguous.
 // Query row i sits at absolute position i + Lk - Lq.
 struct Shape {

@@ -82,3 +82,22 @@ def test_spec_must_be_a_spec():
 def test_backends_lists_reference_and_cpu():
     names = sattn.backends()
     assert "reference" in names and "cpu" in names
+
+
+def test_spec_from_command_line_options():
+    opts = dict(causal=True, window=64, dilation=2, global_tokens=3, block=32, keep=0.5, global_blocks=0,
+                local_blocks=2, score="max", window_blocks=5, random_blocks=1, seed=7, topk=9,
+                heads=4, seq_len=128)   # options of other specs and of the tool are ignored
+    assert sattn.specs.from_options("dense", opts) == sattn.Dense(causal=True)
+    assert sattn.specs.from_options("sliding_window", opts) == sattn.SlidingWindow(
+        window=64, causal=True, dilation=2, global_tokens=3)
+    assert sattn.specs.from_options("block_topk", opts) == sattn.BlockTopK(
+        block=32, keep=0.5, global_blocks=0, local_blocks=2, causal=True, score="max")
+    assert sattn.specs.from_options("bigbird", opts) == sattn.BigBird(
+        block=32, window_blocks=5, global_blocks=0, random_blocks=1, seed=7, causal=True)
+    assert sattn.specs.from_options("topk_per_query", opts) == sattn.TopKPerQuery(k=9, causal=True)
+    assert sattn.specs.from_options("BlockTopK", {}) == sattn.BlockTopK()   # contract defaults
+    with pytest.raises(ValueError, match="spec: expected one of"):
+        sattn.specs.from_options("sparse", opts)
+    with pytest.raises(ValueError, match="keep"):
+        sattn.specs.from_options("block_topk", dict(keep=1.5))

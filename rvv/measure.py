@@ -38,14 +38,9 @@ flags.DEFINE_string("out", None, "Write the rows as JSON here.")
 
 
 def make_spec():
-    f = FLAGS
-    if f.spec == "dense":
-        return sattn.Dense(causal=f.causal)
-    if f.spec == "sliding_window":
-        return sattn.SlidingWindow(window=f.window, causal=f.causal)
-    if f.spec == "bigbird":
-        return sattn.BigBird(block=f.block, causal=f.causal)
-    return sattn.BlockTopK(block=f.block, keep=f.keep, causal=f.causal)
+    """The --spec with its fields from the flags of the same names; --seed seeds the inputs only."""
+    options = {k: v for k, v in FLAGS.flag_values_dict().items() if k != "seed"}
+    return sattn.specs.from_options(FLAGS.spec, options)
 
 
 def main(argv):

@@ -83,18 +83,8 @@ def parse_options(items):
 
 
 def make_spec(sattn):
-    f = FLAGS
-    if f.spec == "dense":
-        return sattn.Dense(causal=f.causal)
-    if f.spec == "sliding_window":
-        return sattn.SlidingWindow(window=f.window, causal=f.causal, dilation=f.dilation, global_tokens=f.global_tokens)
-    if f.spec == "block_topk":
-        return sattn.BlockTopK(block=f.block, keep=f.keep, global_blocks=f.global_blocks, local_blocks=f.local_blocks,
-                               causal=f.causal, score=f.score)
-    if f.spec == "bigbird":
-        return sattn.BigBird(block=f.block, window_blocks=f.window_blocks, global_blocks=f.global_blocks,
-                             random_blocks=f.random_blocks, seed=f.seed, causal=f.causal)
-    return sattn.TopKPerQuery(k=f.topk, causal=f.causal)
+    """The --spec with its fields from the flags of the same names (--seed also seeds BigBird)."""
+    return sattn.specs.from_options(FLAGS.spec, FLAGS.flag_values_dict())
 
 
 def make_inputs(B, Hq, Hkv, Lq, Lk, D, dtype, device):

@@ -153,10 +153,28 @@ class TopKPerQuery(Spec):
         return {"topk": self.k}
 
 
-def from_name(name: str, **params) -> Spec:
-    """Builds a spec from its class name, case-insensitive (e.g. the GPU op's spec argument)."""
+def _spec_class(name: str):
+    """The spec class named `name`, case-insensitive, underscores ignored ('block_topk')."""
     table = {cls.__name__.lower(): cls for cls in (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery)}
-    cls = table.get(name.lower())
+    cls = table.get(name.lower().replace("_", ""))
     if cls is None:
         raise ValueError(f"spec: expected one of {sorted(c.__name__ for c in table.values())}, got {name!r}")
-    return cls(**params)
+    return cls
+
+
+def from_name(name: str, **params) -> Spec:
+    """Builds a spec from its class name, case-insensitive (e.g. the GPU op's spec argument)."""
+    return _spec_class(name)(**params)
+
+
+def from_options(name: str, options: dict) -> Spec:
+    """Builds a spec from a command-line name ('dense', 'sliding_window', 'block_topk', 'bigbird',
+    'topk_per_query') and a dict of option values (e.g. absl's flag_values_dict()), taking the
+    options that are fields of that spec and leaving the others at the contract's defaults.
+    TopKPerQuery's `k` is read from 'topk' (its name in the C++ spec and on the command lines)."""
+    cls = _spec_class(name)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    opts = dict(options)
+    if cls is TopKPerQuery and "topk" in opts:
+        opts.setdefault("k", opts["topk"])
+    return cls(**{key: value for key, value in opts.items() if key in fields})

@@ -229,16 +229,24 @@ Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const 
                        double scale, int32_t q_block_begin, int32_t n_q_blocks,
                        std::vector<std::vector<int32_t>>* kept_per_row) {
   if (spec.kind != SpecKind::kBlockTopK) return Status::Invalid("spec.kind: expected BlockTopK");
-  if (spec.score != BlockScore::kMean)
-    return Status::Invalid("spec.score: the RVV selection kernels implement score='mean' only");
+  const bool use_max = spec.score == BlockScore::kMax;
   const int32_t blk = spec.block, D = sh.D;
   const int64_t qf = int64_t(sh.Lk) - sh.Lq;
   const int32_t nkb = int32_t((int64_t(sh.Lk) + blk - 1) / blk);
   std::vector<double> kmt(size_t(D) * nkb), qm(D), score(nkb);
-  for (int32_t c = 0; c < nkb; ++c) {
-    const int64_t j0 = int64_t(c) * blk;
-    const int32_t n = int32_t(std::min<int64_t>(blk, sh.Lk - j0));
-    sattn_mean_pool_f64(k + j0 * D, D, n, D, kmt.data() + c, nkb);
+  std::vector<float> kt;          // score="max": all keys transposed, (D, Lk)
+  std::vector<double> dots, bmax;  // score="max": one row's dot products, the block maxima
+  if (use_max) {
+    kt.resize(size_t(D) * sh.Lk);
+    dots.resize(size_t(sh.Lk));
+    bmax.resize(size_t(nkb));
+    sattn_gather_t_f32(k, D, sh.Lk, sh.Lk, D, kt.data(), sh.Lk);
+  } else {
+    for (int32_t c = 0; c < nkb; ++c) {
+      const int64_t j0 = int64_t(c) * blk;
+      const int32_t n = int32_t(std::min<int64_t>(blk, sh.Lk - j0));
+      sattn_mean_pool_f64(k + j0 * D, D, n, D, kmt.data() + c, nkb);
+    }
   }
   const int64_t budget = int64_t(std::ceil(spec.keep * double(nkb)));
   std::vector<uint8_t> cand(nkb), chosen(nkb), forced(nkb);
@@ -246,7 +254,6 @@ Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const 
   for (int32_t r = 0; r < n_q_blocks; ++r) {
     const int64_t a = int64_t(r) + q_block_begin;
     const int64_t p0 = std::max(a * blk, qf), p1 = std::min((a + 1) * blk, int64_t(sh.Lk)) - 1;
-    sattn_mean_pool_f64(q + (p0 - qf) * D, D, int32_t(p1 - p0 + 1), D, qm.data(), 1);
     const int64_t last = spec.causal ? std::min<int64_t>(a, nkb - 1) : nkb - 1;
     int64_t n_forced = 0;
     for (int32_t c = 0; c < nkb; ++c) {
@@ -258,7 +265,17 @@ Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const 
       n_forced += forced[c];
     }
     const int64_t n = std::min(last + 1, std::max(n_forced, budget));
-    sattn_block_scores_f64(qm.data(), kmt.data(), nkb, D, int32_t(last + 1), scale, score.data());
+    if (use_max) {
+      // S[a, c] = scale * max over the block's (query, key) pairs of the float64 dot product.
+      const int32_t nk = int32_t(std::min<int64_t>((last + 1) * blk, sh.Lk));
+      std::fill(bmax.begin(), bmax.end(), -INFINITY);
+      for (int64_t p = p0; p <= p1; ++p)
+        sattn_block_max_dots_f64(q + (p - qf) * D, kt.data(), sh.Lk, D, nk, blk, dots.data(), bmax.data());
+      for (int64_t c = 0; c <= last; ++c) score[c] = scale * bmax[c];
+    } else {
+      sattn_mean_pool_f64(q + (p0 - qf) * D, D, int32_t(p1 - p0 + 1), D, qm.data(), 1);
+      sattn_block_scores_f64(qm.data(), kmt.data(), nkb, D, int32_t(last + 1), scale, score.data());
+    }
     sattn_topk_select(score.data(), cand.data(), int32_t(last + 1), int32_t(n - n_forced), chosen.data());
     auto& kept = (*kept_per_row)[r];
     for (int32_t c = 0; c < nkb; ++c)

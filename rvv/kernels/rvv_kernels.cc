@@ -6,6 +6,7 @@
 // loaded straight from memory with vlm.v (the plan bitmaps' bit order is the mask layout).
 #include <riscv_vector.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -304,6 +305,30 @@ void sattn_block_scores_f64(const double* qm, const double* kmt, int64_t kmt_ld,
       acc = __riscv_vfadd_vv_f64m8(acc, __riscv_vfmul_vf_f64m8(__riscv_vle64_v_f64m8(kmt + d * kmt_ld + b, vl), qm[d], vl), vl);
     __riscv_vse64_v_f64m8(score + b, __riscv_vfmul_vf_f64m8(acc, scale, vl), vl);
     b += int32_t(vl);
+  }
+}
+
+void sattn_block_max_dots_f64(const float* q, const float* kt, int64_t kt_ld, int32_t D, int32_t nk,
+                              int32_t blk, double* tmp, double* bmax) {
+  // Along keys: vfwmul widens both float32 factors and multiplies exactly in float64, then one
+  // vfadd per feature in d order (the planner's rounding). Then one max reduction per key block.
+  for (int32_t j = 0; j < nk;) {
+    const size_t vl = __riscv_vsetvl_e64m8(size_t(nk - j));
+    vfloat64m8_t acc = __riscv_vfmv_v_f_f64m8(0.0, vl);
+    for (int32_t d = 0; d < D; ++d)
+      acc = __riscv_vfadd_vv_f64m8(acc, __riscv_vfwmul_vf_f64m8(__riscv_vle32_v_f32m4(kt + d * kt_ld + j, vl), q[d], vl), vl);
+    __riscv_vse64_v_f64m8(tmp + j, acc, vl);
+    j += int32_t(vl);
+  }
+  for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
+    const int32_t j1 = std::min(j0 + blk, nk);
+    vfloat64m1_t m = __riscv_vfmv_v_f_f64m1(bmax[c], 1);
+    for (int32_t j = j0; j < j1;) {
+      const size_t vl = __riscv_vsetvl_e64m8(size_t(j1 - j));
+      m = __riscv_vfredmax_vs_f64m8_f64m1(__riscv_vle64_v_f64m8(tmp + j, vl), m, vl);
+      j += int32_t(vl);
+    }
+    bmax[c] = __riscv_vfmv_f_s_f64m1_f64(m);
   }
 }
 

@@ -175,9 +175,8 @@ def topk_per_query_plan_op(q: Tensor, k: Tensor, topk: int, causal: bool,
 def _(q, k, topk, causal, block):
     B, Hq, Lq, _ = q.shape
     Lk = k.shape[2]
-    nkb = -(-Lk // block)
-    nqb = nkb - (Lk - Lq) // block
-    cap = B * Hq * nqb * nkb
+    nqb = -(-Lk // block) - (Lk - Lq) // block
+    cap = P.topk_per_query_capacity(B, Hq, Lq, Lk, block, topk, causal)
     words = -(-block // 64)
     i32 = dict(dtype=torch.int32, device=q.device)
     return (torch.empty(B * Hq * nqb + 1, **i32), torch.empty(cap + 1, **i32),

@@ -283,11 +283,21 @@ def topk_per_query_indices(q, k, *, topk: int, causal: bool, chunk_rows: int = 1
     return out, valid
 
 
+def topk_per_query_capacity(B: int, Hq: int, Lq: int, Lk: int, block: int, topk: int, causal: bool) -> int:
+    """Entry slots the device TopKPerQuery planner allocates (its nnz is data-dependent and never
+    read back): the (query block, key block) cells a row can reach, at most a+1 per row a when
+    causal, and no more than the number of (query, key) picks."""
+    nkb, qbb, nqb = _geometry(Lq, Lk, block)
+    per_head = sum(min(r + qbb + 1, nkb) for r in range(nqb)) if causal else nqb * nkb
+    return B * Hq * min(per_head, Lq * min(topk, Lk))
+
+
 def build_topk_per_query(q, k, *, topk: int, causal: bool, block: int) -> GpuPlan:
     """TopKPerQuery plan (bitmap entries) on q's device with no device-to-host copy.
 
-    The entry capacity is B*Hq*n_q_blocks*min(n_k_blocks, block*topk), bitmaps one per entry
-    slot: memory grows like L^2/block words, so this planner is for moderate L (docs/backends/gpu.md).
+    Entries and bitmaps are allocated for `topk_per_query_capacity` slots: memory grows like
+    L^2/block words (half of it when causal), so this planner is for moderate L
+    (docs/backends/gpu.md).
     """
     B, Hq, Lq, D = q.shape
     Lk = k.shape[2]
@@ -308,12 +318,13 @@ def build_topk_per_query(q, k, *, topk: int, causal: bool, block: int) -> GpuPla
                     accumulate=True)
     hits = (hits > 0).to(torch.int32)
     entry = torch.cumsum(hits, 0) - 1                                      # CSR order = row-major
-    cap = heads * nqb * nkb
+    grid = heads * nqb * nkb
+    cap = topk_per_query_capacity(B, Hq, Lq, Lk, block, topk, causal)
     row_ptr = torch.zeros(heads * nqb + 1, dtype=torch.int32, device=dev)
     row_ptr[1:] = torch.cumsum(hits.view(heads * nqb, nkb).sum(1), 0).to(torch.int32)
     slot = torch.where(hits > 0, entry, cap)                               # cap = dump slot
     col_idx = torch.zeros(cap + 1, dtype=torch.int32, device=dev)
-    col_idx.scatter_(0, slot, (torch.arange(cap, device=dev) % nkb).to(torch.int32))
+    col_idx.scatter_(0, slot, (torch.arange(grid, device=dev) % nkb).to(torch.int32))
     mask_idx = torch.arange(cap + 1, dtype=torch.int32, device=dev)        # entry e -> bitmap e
     bitmaps = torch.zeros((cap + 1) * block * words, dtype=torch.int64, device=dev)
     e_sel = entry[cell.reshape(-1)].view_as(idx)

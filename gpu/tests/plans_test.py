@@ -174,6 +174,22 @@ def test_topk_per_query_device_plan_matches_contract(spec, shape, block):
     assert_keys_match(expand(plan, spec.causal), np.asarray(dense_mask(spec, q.cpu(), k.cpu())), q, k)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("shape", [(1, 2, 1, 70, 70, 16), (2, 1, 1, 23, 90, 16)], ids=str)
+def test_topk_per_query_capacity_is_reached_when_every_key_is_picked(shape, causal):
+    """k >= Lk picks every visible key, so every reachable (query block, key block) cell is an entry:
+    the data-independent capacity (half the grid when causal) is then exactly filled, never exceeded."""
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k, _ = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=8)
+    spec = sattn.TopKPerQuery(k=Lk, causal=causal)
+    plan = P.build_topk_per_query(q, k, topk=Lk, causal=causal, block=16)
+    cap = P.topk_per_query_capacity(B, Hq, Lq, Lk, 16, Lk, causal)
+    assert int(plan.row_ptr[-1]) == cap and plan.col_idx.numel() == cap + 1
+    assert_keys_match(expand(plan, causal), np.asarray(dense_mask(spec, q.cpu(), k.cpu())), q, k)
+    if causal and Lq == Lk:   # about half of the non-causal grid (less saved when Lq < Lk)
+        assert cap < P.topk_per_query_capacity(B, Hq, Lq, Lk, 16, Lk, False) * 0.75
+
+
 @pytest.mark.skipif(not H.has_host_planner(), reason="sattn._cc (host planner) not built")
 @pytest.mark.parametrize("spec,shape,block", TOPK_Q, ids=str)
 def test_topk_per_query_device_plan_matches_host_planner(spec, shape, block):

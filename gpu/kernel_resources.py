@@ -182,8 +182,7 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
             f.write(compiled.asm["cubin"])
         usage = subprocess.run([_tool("cuobjdump"), "-res-usage", cubin], capture_output=True,
                                text=True, check=True).stdout
-        sass = subprocess.run([_tool("cuobjdump"), "-sass", cubin], capture_output=True,
-                              text=True, check=True).stdout
+        sass = cubin_sass(cubin)
     if sass_path:
         with open(sass_path, "w") as f:
             f.write(sass)

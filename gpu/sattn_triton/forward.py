@@ -20,11 +20,11 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
-                                 MODE_SLIDING, bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles,
+                                 MODE_SLIDING, dot_in_fp32, dot_precision, env_tiles, even_tiles,
                                  key_tile, launch_limits, load_key_tile, plan_prefetch,
                                  tile_visible, walk_start,
                                  fit_tile, full_key_tiles, num_sms, padded_head_dim, split_virtual,
-                                 token_visible, window_kind)
+                                 window_kind)
 
 
 @triton.jit
@@ -128,7 +128,8 @@ def _fwd_kernel(
     d_ok = offs_d < D
     # EVEN (`even_tiles`): no bounds mask on the q load and the output store. The store's mask
     # would otherwise stay live in registers across the whole key loop (it is the load's, after
-    # CSE): on the H100 that alone made the D=128 tiles spill.
+    # CSE): compiled as the H100 launches it, the static-plan forward spills 112 B instead of 168 B
+    # (gpu/kernel_resources.py; no measurable kernel-time change).
     qo_ok = None if EVEN else row_ok[:, None] & d_ok[None, :]
     k_base = K + b.to(tl.int64) * skb + hk.to(tl.int64) * skh
     v_base = V + b.to(tl.int64) * svb + hk.to(tl.int64) * svh

@@ -175,7 +175,7 @@ def topk_per_query_plan_op(q: Tensor, k: Tensor, topk: int, causal: bool,
 def _(q, k, topk, causal, block):
     B, Hq, Lq, _ = q.shape
     Lk = k.shape[2]
-    nqb = -(-Lk // block) - (Lk - Lq) // block
+    _, _, nqb = P._geometry(Lq, Lk, block)
     cap = P.topk_per_query_capacity(B, Hq, Lq, Lk, block, topk, causal)
     words = -(-block // 64)
     i32 = dict(dtype=torch.int32, device=q.device)

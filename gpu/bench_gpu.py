@@ -22,9 +22,9 @@ each the median of --repeat calls after a warm-up; the median round is reported.
                        delta fused or separate, and the one-launch backward (SATTN_BWD_FUSED);
                        the best are used for the later cases of the same run (and recorded).
                        Lists can be replaced with SWEEP_FWD / SWEEP_DQ / SWEEP_KV
-                       ("m,n,warps,stages;..."), the delta modes with SWEEP_DELTA; SWEEP_PREFETCH=0,1
+                       ("m,n,warps,stages;..."), the delta modes with SWEEP_DELTA; SWEEP_PREFETCH (0,1)
                        repeats the sweep with plan entries read one tile ahead
-                       (SATTN_PLAN_PREFETCH) and keeps the faster setting.
+                       (SATTN_PLAN_PREFETCH) and keeps, per kernel, the faster setting.
   timeline             kernel timeline of two static-plan fwd+bwd steps, sattn and Flex.
   hostprof             cProfile of the host side of eager calls (L=4096).
 One-off costs (Triton JIT, BlockMask construction, torch.compile of flex_attention) are timed
@@ -180,8 +180,10 @@ def kernel_times(fn, names, iters=3):
 
 def sweep_case(args, case, L):
     """Fills BEST[case] from forward and backward tile sweeps of sattn alone (no peers), once per
-    plan-prefetch setting in SWEEP_PREFETCH ("0", "1" or "0,1"; SATTN_PLAN_PREFETCH); the setting
-    with the lower forward + backward kernel time wins."""
+    plan-prefetch setting in SWEEP_PREFETCH ("0", "1" or "0,1"; SATTN_PLAN_PREFETCH for every
+    kernel). Each kernel's prefetch only changes that kernel, so the forward, dq and dk/dv choices
+    are made separately, each with the setting it was fastest under (SATTN_PLAN_PREFETCH becomes
+    the list of kernels that read ahead); the one-launch backward wins only if it beats that."""
     B, Hh, D = 1, args.heads, args.head_dim
     q, k, v = make(B, Hh, L, L, D)
     dout = torch.randn_like(q)
@@ -192,23 +194,47 @@ def sweep_case(args, case, L):
     else:
         spec = sattn.SlidingWindow(window=1024, causal=True)
         ours = lambda q, k, v: ops.attention(q, k, v, spec)[0]  # noqa: E731
-    best = None
-    for prefetch in os.environ.get("SWEEP_PREFETCH", "0").split(","):
+    parts = {}   # part -> (cost ms, config, prefetch setting[, delta mode])
+    # Prefetch only changes plan walks; the sliding window is planless.
+    settings = os.environ.get("SWEEP_PREFETCH", "0,1").split(",") if case == "static" else ["0"]
+    for prefetch in settings:
         os.environ["SATTN_PLAN_PREFETCH"] = prefetch
-        found = _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch)
-        if found is not None and (best is None or found["cost_ms"] < best["cost_ms"]):
-            best = found
-    BEST[case] = best
+        for part, found in _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch).items():
+            if found is not None and (part not in parts or found[0] < parts[part][0]):
+                parts[part] = found
+    BEST[case] = choose_sweep(parts)
     ENV.setdefault("chosen_tiles", {})[f"{case}_L{L}"] = BEST[case]
     print(f"# {case} L={L}: chosen {BEST[case]}", flush=True)
     for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_PLAN_PREFETCH"):
         os.environ.pop(name, None)
 
 
+def choose_sweep(parts):
+    """The tiles BEST holds for a case, from each part's best over the prefetch settings
+    ({'fwd': (ms, cfg, prefetch), 'dq': (ms, cfg, prefetch, delta), 'dkdv': (ms, cfg, prefetch),
+    'fused': (ms, cfg, prefetch)}, as `_sweep_tiles` returns them): forward, dq and dk/dv each
+    with the prefetch setting it was fastest under; the one-launch backward only if it beats the
+    split. None if a part never ran."""
+    if not {"fwd", "dq", "dkdv"} <= parts.keys():
+        return None
+    ahead = [name for name in ("fwd", "dq", "dkdv") if parts[name][2] == "1"]
+    split = parts["dq"][0] + parts["dkdv"][0]
+    best = dict(fwd=parts["fwd"][1], bwd=parts["dq"][1] + parts["dkdv"][1], delta=parts["dq"][3],
+                fused=False, prefetch=",".join(ahead) or "0", cost_ms=parts["fwd"][0] + split)
+    if "fused" in parts and parts["fused"][0] < split:
+        ahead = [name for name in ("fwd",) if parts["fwd"][2] == "1"]
+        ahead += ["fused"] if parts["fused"][2] == "1" else []
+        best.update(bwd=parts["fused"][1], delta="separate", fused=True, prefetch=",".join(ahead) or "0",
+                    cost_ms=parts["fwd"][0] + parts["fused"][0])
+    return best
+
+
 def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
     """One sweep (forward configs, dq x dk/dv configs with delta fused or separate, the one-launch
-    backward) under the current environment; returns the best choice with its kernel-time cost."""
-    best_f = None
+    backward) under the current environment; returns each part's best as {'fwd': (ms, cfg,
+    prefetch), 'dq': (dq + delta ms, cfg, prefetch, delta mode), 'dkdv': (ms, cfg, prefetch),
+    'fused': (delta + fused ms, dq cfg + dk/dv cfg, prefetch)}, a part missing if nothing ran."""
+    best = {}
     for cfg in FWD_CONFIGS:
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, cfg))
         try:
@@ -221,12 +247,11 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
             continue
         record(args.out, case=f"sweep_fwd_{case}", L=L, system="sattn_triton", config=list(cfg), fwd_ms=t,
                prefetch=prefetch)
-        if best_f is None or t < best_f[0]:
-            best_f = (t, cfg)
-    if best_f is None:
-        return None
-    os.environ["SATTN_FWD_TILES"] = ",".join(map(str, best_f[1]))
-    best_dq = best_kv = None
+        if "fwd" not in best or t < best["fwd"][0]:
+            best["fwd"] = (t, cfg, prefetch)
+    if "fwd" not in best:
+        return best
+    os.environ["SATTN_FWD_TILES"] = ",".join(map(str, best["fwd"][1]))
     # delta = rowsum(dO*O) either inside the dq kernel ("fused") or in its own launch ("separate"):
     # the dq cost compared is dq + delta kernel time.
     for delta_mode in os.environ.get("SWEEP_DELTA", "fused,separate").split(","):
@@ -245,18 +270,16 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
                    dq_config=list(dq_cfg), dkdv_config=list(kv_cfg), dq_ms=kt["_bwd_dq_kernel"],
                    dkdv_ms=kt["_bwd_dkdv_kernel"], delta_ms=kt["_bwd_delta_kernel"], fwd_bwd_ms=total,
                    prefetch=prefetch)
-            if best_dq is None or dq_cost < best_dq[0]:
-                best_dq = (dq_cost, dq_cfg, delta_mode)
-            if best_kv is None or kt["_bwd_dkdv_kernel"] < best_kv[0]:
-                best_kv = (kt["_bwd_dkdv_kernel"], kv_cfg)
+            if "dq" not in best or dq_cost < best["dq"][0]:
+                best["dq"] = (dq_cost, dq_cfg, prefetch, delta_mode)
+            if "dkdv" not in best or kt["_bwd_dkdv_kernel"] < best["dkdv"][0]:
+                best["dkdv"] = (kt["_bwd_dkdv_kernel"], kv_cfg, prefetch)
     os.environ.pop("SATTN_BWD_DELTA", None)
-    if best_dq is None or best_kv is None:
-        return None
-    found = dict(fwd=best_f[1], bwd=best_dq[1] + best_kv[1], delta=best_dq[2], fused=False,
-                 prefetch=prefetch)
+    if "dq" not in best or "dkdv" not in best:
+        return best
     # The one-launch backward (SATTN_BWD_FUSED=1): dq and dk/dv programs in one grid, with the
-    # pair's dk/dv warps/stages for both halves; it wins if delta + fused beats the best split.
-    best_split = best_dq[0] + best_kv[0]
+    # pair's dk/dv warps/stages for both halves.
+    best_split = best["dq"][0] + best["dkdv"][0]
     os.environ["SATTN_BWD_FUSED"] = "1"
     for dq_cfg, kv_cfg in zip(DQ_CONFIGS, KV_CONFIGS):
         os.environ["SATTN_BWD_TILES"] = ",".join(map(str, dq_cfg + kv_cfg))
@@ -269,12 +292,10 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
         record(args.out, case=f"sweep_bwd_fused_{case}", L=L, system="sattn_triton", dq_config=list(dq_cfg),
                dkdv_config=list(kv_cfg), fused_ms=kt["_bwd_fused_kernel"], delta_ms=kt["_bwd_delta_kernel"],
                best_split_ms=best_split, prefetch=prefetch)
-        if cost < best_split:
-            best_split = cost
-            found.update(bwd=dq_cfg + kv_cfg, delta="separate", fused=True)
+        if "fused" not in best or cost < best["fused"][0]:
+            best["fused"] = (cost, dq_cfg + kv_cfg, prefetch)
     os.environ.pop("SATTN_BWD_FUSED", None)
-    found["cost_ms"] = best_f[0] + best_split
-    return found
+    return best
 
 
 def use_tiles(case):
@@ -282,7 +303,7 @@ def use_tiles(case):
     for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED",
                  "SATTN_PLAN_PREFETCH"):
         os.environ.pop(name, None)
-    if case in BEST:
+    if BEST.get(case):
         os.environ["SATTN_PLAN_PREFETCH"] = BEST[case]["prefetch"]
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, BEST[case]["fwd"]))
         os.environ["SATTN_BWD_TILES"] = ",".join(map(str, BEST[case]["bwd"]))

@@ -33,7 +33,7 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from sattn_triton import backward as B  # noqa: E402
 from sattn_triton import forward as F  # noqa: E402
-from sattn_triton.common import MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN  # noqa: E402
+from sattn_triton.common import MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN, plan_prefetch  # noqa: E402
 
 KERNELS = {"fwd": F._fwd_kernel, "dq": B._bwd_dq_kernel, "dkdv": B._bwd_dkdv_kernel}
 MODES = {"plan": MODE_PLAN, "sliding": MODE_SLIDING, "dense": MODE_DENSE}
@@ -82,7 +82,7 @@ def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head
     if kernel == "fwd":
         c.update(NUM_SPLITS=1, PACK=1)
     elif kernel == "dq":
-        c.update(HAS_DLSE=False, DELTA_READY=md == MODE_PLAN)
+        c.update(HAS_DLSE=False, DELTA_READY=B.separate_delta())
     else:
         c.update(GROUP_LOOP=False)
     return c
@@ -197,15 +197,18 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
 
 
 def default_launches(head_dim: int = 128):
-    """(kernel, tiles, mode, causal) of the default launches at this head dim: static plan, the
-    causal sliding window and dense, as `fwd_tiles` / `bwd_tiles` choose them on a GPU."""
+    """(kernel, tiles, mode, causal, prefetch, register cap) of the default launches at this head
+    dim: static plan, the causal sliding window and dense, as `fwd_tiles` / `bwd_tiles`,
+    `plan_prefetch` and `dq_register_cap` choose them on a GPU."""
     out = []
     for mode, causal in (("plan", False), ("sliding", True), ("dense", False)):
         md = MODES[mode]
         fwd = F.fwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, 4096, None, md)
         dq, kv = B.bwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, md)
-        out += [("fwd", tuple(fwd), mode, causal), ("dq", tuple(dq), mode, causal),
-                ("dkdv", tuple(kv), mode, causal)]
+        for kernel, tiles in (("fwd", fwd), ("dq", dq), ("dkdv", kv)):
+            prefetch = md == MODE_PLAN and plan_prefetch(kernel)
+            cap = B.dq_register_cap(prefetch, tiles[2]) if kernel == "dq" else None
+            out.append((kernel, tuple(tiles), mode, causal, prefetch, cap))
     return out
 
 
@@ -236,18 +239,18 @@ def main(argv=None) -> int:
     if args.defaults:
         jobs = default_launches(args.head_dim)
     elif args.kernel and args.tiles:
-        jobs = [(args.kernel, tuple(int(x) for x in args.tiles.split(",")), args.mode, args.causal)]
+        jobs = [(args.kernel, tuple(int(x) for x in args.tiles.split(",")), args.mode, args.causal,
+                 args.prefetch, args.maxnreg)]
     else:
         ap.error("give --kernel and --tiles, or --defaults")
     print(f"# Triton {triton.__version__}, sm_{args.arch}, D={args.head_dim}, {args.dtype}, "
           f"{'masked (ragged)' if args.ragged else 'EVEN'} variant", flush=True)
     print(f"{'kernel':6} {'mode':8} {'tiles':14} {'regs':>5} {'stack B':>8} {'LDL':>5} {'STL':>5} {'smem B':>7}"
           "  load waits")
-    for kernel, tiles, mode, causal in jobs:
+    for kernel, tiles, mode, causal, prefetch, cap in jobs:
         r = resources(kernel, tiles, mode=mode, causal=causal, even=not args.ragged,
                       head_dim=args.head_dim, block=args.block, dtype=args.dtype, arch=args.arch,
-                      sass_path=args.sass if len(jobs) == 1 else None, maxnreg=args.maxnreg,
-                      prefetch=args.prefetch)
+                      sass_path=args.sass if len(jobs) == 1 else None, maxnreg=cap, prefetch=prefetch)
         print(f"{kernel:6} {mode:8} {'x'.join(map(str, tiles)):14} {r['registers']:5d} {r['stack_bytes']:8d} "
               f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}  "
               f"{','.join(r['load_waits']) or '-'}", flush=True)

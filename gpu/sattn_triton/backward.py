@@ -37,13 +37,13 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, off
               e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
               BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
               SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-              PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
-    """dq over virtual key tiles [t0, t1); MASK and PREFETCH as in forward._fwd_tiles."""
+              PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
+    """dq over virtual key tiles [t0, t1); MASK, PREFETCH and EVEN as in forward._fwd_tiles."""
     c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, PREFETCH)
     for t in range(t0, t1):
         j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
                                                       COL_IDX, MASK_IDX, BLK, BLOCK_N, MODE, MASK, PREFETCH)
-        k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32)
+        k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32, EVEN)
         # The scale rides in the exp2's FMA; masking the probabilities (not the scores) keeps that
         # one instruction per element and is right for any sign of the scale.
         s = tl.dot(q, tl.trans(k), input_precision=PREC)
@@ -160,19 +160,19 @@ def _dq_program(
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
                        gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK,
-                       PREFETCH)
+                       PREFETCH, EVEN)
     else:
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, va, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False)
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN)
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, vb, total, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
+                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=qd_ok)
@@ -231,11 +231,13 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
                 Lk, q_first, qk_scale, span, dilation, gtok,
                 BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                 SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-                PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
+                PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
     """dk, dv over virtual query tiles [t0, t1), in the transposed orientation: S^T = K Q^T is
     [BLOCK_N, BLOCK_M], so P^T and dS^T come out of the MMA already as the left operands of
     dv += P^T dO and dk += dS^T Q and no register tile is transposed (the FlashAttention-2
-    Triton tutorial's layout); Q^T is loaded transposed straight from memory."""
+    Triton tutorial's layout); Q^T is loaded transposed straight from memory.
+    EVEN (`even_tiles` over Lq and Lk): every walked query tile lies inside [q_first, Lk), so the
+    Q^T, dO, LSE and delta loads carry no mask (each masked cp.async needs its own predicate)."""
     NSUB: tl.constexpr = BLK // BLOCK_M
     r_nxt, mi_nxt = walk_start(T_ROW, T_MASK, e0, t0, t1, NSUB, MASK, PREFETCH)
     for t in range(t0, t1):
@@ -250,19 +252,30 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
             mi = 0
             need_mask = True
         pos = m0 + offs_m
-        row_ok = (pos >= q_first) & (pos < Lk)
         i = (pos - q_first).to(tl.int64)
-        qT = tl.load(q_base + offs_d[:, None] + i[None, :] * sqm, mask=d_ok[:, None] & row_ok[None, :],
-                     other=0.0)                                                    # [DP, BM]
-        do = tl.load(do_base + i[:, None] * sdom + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :],
-                     other=0.0)                                                    # [BM, DP]
-        lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
+        if EVEN:
+            qT = tl.load(q_base + offs_d[:, None] + i[None, :] * sqm)                 # [DP, BM]
+            do = tl.load(do_base + i[:, None] * sdom + offs_d[None, :])               # [BM, DP]
+            lse = tl.load(LSE + bh_row + i)
+            delta = tl.load(DELTA + bh_row + i)
+        else:
+            row_ok = (pos >= q_first) & (pos < Lk)
+            qT = tl.load(q_base + offs_d[:, None] + i[None, :] * sqm, mask=d_ok[:, None] & row_ok[None, :],
+                         other=0.0)
+            do = tl.load(do_base + i[:, None] * sdom + offs_d[None, :], mask=row_ok[:, None] & d_ok[None, :],
+                         other=0.0)
+            lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
+            delta = tl.load(DELTA + bh_row + i, mask=row_ok, other=0.0)
         lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
-        delta = tl.load(DELTA + bh_row + i, mask=row_ok, other=0.0)
         if DOT_F32:
             qT = qT.to(tl.float32)
             do = do.to(tl.float32)
+        # dP^T is issued right behind S^T (it needs neither P nor the mask): its MMAs then run
+        # while the exp2s of P^T are computed, and dv and dk go out together at the end, one wait
+        # fewer per tile. H100 run 19 (static plan, L=32768): dk/dv 4.07 ms vs 4.31 with dP^T
+        # after dv (3 stages), 3.88 vs 4.35 at 4 stages.
         sT = tl.dot(k, qT, input_precision=PREC)                                    # [BN, BM]
+        dpT = tl.dot(v, tl.trans(do), input_precision=PREC)                         # [BN, BM]
         pT = tl.exp2(sT * qk_scale - lse2[None, :])                                 # as in _dq_tiles
         if MASK:
             if need_mask:
@@ -274,7 +287,6 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
                     vis = token_visible(pos[None, :], j[:, None], Lk, CAUSAL, SW, span, dilation, gtok)
                 pT = tl.where(vis, pT, 0.0)
         dv += tl.dot(pT.to(do.dtype), do, input_precision=PREC)
-        dpT = tl.dot(v, tl.trans(do), input_precision=PREC)                         # [BN, BM]
         dsT = pT * (dpT - delta[None, :])
         dk += tl.dot(dsT.to(qT.dtype), tl.trans(qT), input_precision=PREC)
     return dk, dv
@@ -287,7 +299,7 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
                Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok,
                BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, HAS_MASK: tl.constexpr, PREFETCH: tl.constexpr):
+               PREC: tl.constexpr, HAS_MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
     """Adds query head h's contribution to dk, dv of key tile [n0, j_hi] (plan column c)."""
     q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
     do_base = DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh
@@ -300,7 +312,7 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, total, j,
                              offs_m, offs_d, d_ok, e0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, 0, 0, 0,
                              Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL, SW,
-                             BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
+                             BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
     else:
         n_g, first_t, lo_t, total = query_tile_range(n0, j_hi, q_first, Lk, MODE, CAUSAL, BLOCK_M, span, gtok)
         g_lo, g_hi = full_query_tiles(n0, j_hi, Lk, BLOCK_M, CAUSAL, SW, span, dilation)
@@ -308,15 +320,15 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, va, j,
                              offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
                              lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
+                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
                              offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
                              lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, False, False)
+                             SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, vb, total, j,
                              offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
                              lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
+                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
     return dk, dv
 
 
@@ -368,12 +380,12 @@ def _dkdv_program(
             dk, dv = _dkdv_head(dk, dv, k, v, b, h + gi, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                                 sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                                 q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
+                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
     else:
         dk, dv = _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                             sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                             q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
+                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
     dk = dk * sm_scale
     tl.store(DK + b.to(tl.int64) * sdkb + hk.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
              dk.to(DK.dtype.element_ty), mask=kv_ok)
@@ -465,15 +477,29 @@ def bwd_tiles(head_dim: int, block: int, mode: int):
 # 1.54-1.56 ms with 64x128/8 and 1 stage (2 stages 1.60-1.62; 64x64/4/3 2.65).
 # Runs 12-13 also timed the one-launch backward (SATTN_BWD_FUSED=1) with the pairs above: static
 # 7.44-7.85 ms vs 7.33 split, sliding 2.67-2.73 vs 2.56 split, so the split stays the default.
+# Runs 17-18 (plan entries read one tile ahead, common._PREFETCH_DEFAULT; run 18 also with the
+# unmasked EVEN tile loads): plan dq 2.77-2.81 ms with 128x32 / 8 warps / 3 stages capped at 128
+# registers (dq_register_cap) vs 2.87-2.90 ms without prefetch; with prefetch 2 stages 3.00,
+# 4 stages 3.61 (128 KB of shared memory: one program per SM), 128x64 3.52 (spills under the cap).
+# Plan dk/dv with prefetch and dP^T issued early (run 19): 4 stages 3.88 ms (198 KB of shared
+# memory), 3 stages 4.07, 2 stages 4.13. Sliding dk/dv with EVEN loads: 3 stages 1.456-1.478 ms,
+# 4 stages 1.50, 1 stage 1.544-1.560 (which had been fastest while the loads were masked).
 # D > 128: smaller tiles fit shared memory.
 _BWD_DEFAULT = {
-    (False, MODE_PLAN): (128, 32, 8, 4, 64, 128, 8, 2),
+    (False, MODE_PLAN): (128, 32, 8, 3, 64, 128, 8, 4),
     (False, MODE_DENSE): (64, 32, 4, 4, 64, 128, 8, 2),
-    (False, MODE_SLIDING): (64, 32, 4, 4, 64, 128, 8, 1),
+    (False, MODE_SLIDING): (64, 32, 4, 4, 64, 128, 8, 3),
     (True, MODE_PLAN): (64, 32, 8, 2, 32, 64, 8, 2),
     (True, MODE_DENSE): (64, 32, 8, 2, 32, 64, 8, 2),
     (True, MODE_SLIDING): (64, 32, 8, 2, 32, 64, 8, 2),
 }
+
+
+def dq_register_cap(prefetch: bool, warps: int) -> int | None:
+    """Register cap (maxnreg) of a dq launch: an 8-warp plan dq with prefetch compiles to 130
+    registers uncapped and then runs one program per SM instead of two (65536 registers; run 14:
+    3.73 vs 2.88 ms); at 128 it has no spills (gpu/kernel_resources.py). None: no cap."""
+    return 128 if prefetch and warps == 8 else None
 
 
 def fused_backward() -> bool:
@@ -482,19 +508,14 @@ def fused_backward() -> bool:
     return os.environ.get("SATTN_BWD_FUSED", "0") not in ("", "0")
 
 
-def separate_delta(mode: int) -> bool:
-    """Whether delta gets its own preprocessing launch instead of being computed by the dq kernel.
-    SATTN_BWD_DELTA=separate|fused overrides (the bench's sweep)."""
-    env = os.environ.get("SATTN_BWD_DELTA", "")
-    if env:
-        return env == "separate"
-    return _SEPARATE_DELTA[mode == MODE_PLAN]
-
-
-# Plan walks: the dq config above spills with delta fused (see _BWD_DEFAULT), so delta gets its
-# own launch (0.095 ms at L=32768, H=16). Planless dq tiles are small; fused and separate measured
-# the same there, and fused saves a launch.
-_SEPARATE_DELTA = {True: True, False: False}
+def separate_delta() -> bool:
+    """Whether delta gets its own preprocessing launch (`_bwd_delta_kernel`) instead of being
+    computed by the dq kernel; SATTN_BWD_DELTA=separate|fused overrides (the bench's sweep).
+    Default: inside dq, for every mode. Plan walks had used the separate launch (0.095 ms at
+    L=32768, H=16) while their 4-stage dq spilled with delta inside; the prefetching 3-stage dq
+    under its register cap does not (run 18: 2.772 ms vs 2.806 + 0.094). Planless dq tiles are
+    small; both measured the same there, and one launch fewer is less host time."""
+    return os.environ.get("SATTN_BWD_DELTA", "fused") == "separate"
 
 
 def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, window: int = 0,
@@ -540,14 +561,18 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         words = 1
         blk = max(dqm, kvm, kvn)  # planless dkdv: BLK only sets the query sub-tiling, unused
         kv_tiles = triton.cdiv(Lk, kvn)
+    if q.element_size() == 4:
+        # fp32 inputs take exact FMA dots, whose operand staging alone needs ~225 KB of shared
+        # memory (gpu/kernel_resources.py); past 2 stages the sliding dk/dv needs 289 KB (> 227).
+        dqs, kvs = min(dqs, 2), min(kvs, 2)
     sw = window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation, global_tokens)
     common = dict(D=D, DP=DP, MODE=mode, CAUSAL=causal, SW=sw, BITMAP=use_bitmap, WORDS=words,
-                  PREFETCH=mode == MODE_PLAN and plan_prefetch(),
                   DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
                   HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk))
+    prefetch = {name: mode == MODE_PLAN and plan_prefetch(name) for name in ("dq", "dkdv", "fused")}
     dq = torch.empty_like(q)
     fused = fused_backward()
-    delta_ready = fused or separate_delta(mode)
+    delta_ready = fused or separate_delta()
     if delta_ready:
         _bwd_delta_kernel[(triton.cdiv(Lq, 64), B * Hq)](
             out, do, lse, dlse_c, delta, out.stride(0), out.stride(1), out.stride(2),
@@ -560,8 +585,11 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                v.stride(0), v.stride(1), v.stride(2))
     n_dq = nqb * (dq_blk // dqm)
-    even_dq = even_tiles(D, DP, (Lq, Lk), dq_blk)
-    even_kv = even_tiles(D, DP, (Lk,), blk if mode == MODE_PLAN else kvn)   # plan: blocks past Lk
+    # Row and key tiles of a walk start at multiples of the plan block (plan) or of the tiles
+    # themselves (planless; power-of-two edges), so lengths that are multiples of the larger one
+    # keep every tile inside its tensor. dk/dv also needs Lq: its loop reads query rows.
+    even_dq = even_tiles(D, DP, (Lq, Lk), dq_blk if mode == MODE_PLAN else max(dqm, dqn))
+    even_kv = even_tiles(D, DP, (Lq, Lk), blk if mode == MODE_PLAN else max(kvm, kvn))
     if fused:
         _bwd_fused_kernel[(kv_tiles + n_dq, B * Hq)](
             q, k, v, out, do, lse, dlse_c, delta, dq, dk, dv, *strides,
@@ -574,7 +602,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             kv_tiles, B * Hkv, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
             HAS_DLSE=dlse is not None, GROUP_LOOP=group > 1, EVEN=even_dq and even_kv,
             num_warps=max(dqw, kvw), num_stages=kvs, **launch_limits("fused"),
-            **common)
+            PREFETCH=prefetch["fused"], **common)
     else:
         _bwd_dq_kernel[(n_dq, B * Hq)](
             q, k, v, out, do, lse, dlse_c, delta, dq, *strides,
@@ -584,7 +612,8 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
             EVEN=even_dq,
-            num_warps=dqw, num_stages=dqs, **launch_limits("dq"), **common)
+            num_warps=dqw, num_stages=dqs, PREFETCH=prefetch["dq"],
+            **launch_limits("dq", dq_register_cap(prefetch["dq"], dqw)), **common)
         _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
             q, k, v, do, lse, delta, dk, dv, *strides,
             do.stride(0), do.stride(1), do.stride(2),
@@ -592,5 +621,5 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,
-            num_warps=kvw, num_stages=kvs, **launch_limits("dkdv"), **common)
+            num_warps=kvw, num_stages=kvs, PREFETCH=prefetch["dkdv"], **launch_limits("dkdv"), **common)
     return dq, dk, dv

@@ -64,24 +64,45 @@ SW_GENERAL = 2
 K_SW_PLAIN = tl.constexpr(SW_PLAIN)
 
 
-def plan_prefetch() -> bool:
-    """SATTN_PLAN_PREFETCH=1: plan walks read each plan entry one tile ahead (`plan_entry`), as
+# Plan-walk kernels that read plan entries one tile ahead by default. H100 sweep run 18 (static
+# 12.5% plan, L=32768, D=128, bf16, unmasked EVEN loads; docs/backends/gpu.md): dq 2.772 ms with
+# prefetch (128x32 tiles, 8 warps, 3 stages, capped at 128 registers, delta fused) vs 2.90-2.99
+# without; dk/dv 4.274 ms with prefetch at 3 stages vs 4.425 without (2 stages); the forward loses
+# with it (2.506 ms at best vs 2.472 without). Run 17 (before EVEN) agreed for dq and the forward.
+_PREFETCH_DEFAULT = frozenset({"dq", "dkdv"})
+_PREFETCH_KERNELS = frozenset({"fwd", "dq", "dkdv", "fused"})
+
+
+def plan_prefetch(kernel: str) -> bool:
+    """Whether `kernel`'s plan walk reads each plan entry one tile ahead (`walk_entry`), as
     FlexAttention does, so Triton's software pipeliner can keep `num_stages - 1` tiles of K/V (or
     Q/dO) loads in flight. Without it the entry is loaded inside the iteration that uses it and the
-    pipeliner does not multi-buffer plan walks at all: the cubins of 2, 3 and 4 stages are the same
-    (gpu/kernel_resources.py: same shared memory, every cp.async wait is `DEPBAR.LE SB0, 0x0`).
-    Off by default until timed on a GPU (docs/backends/gpu.md)."""
-    return os.environ.get("SATTN_PLAN_PREFETCH", "0") not in ("", "0")
+    pipeliner does not multi-buffer the walk at all: the cubins of 2, 3 and 4 stages are the same
+    (gpu/kernel_resources.py: every cp.async wait is `DEPBAR.LE SB0, 0x0`). The choice is per
+    kernel (`_PREFETCH_DEFAULT`, measured); SATTN_PLAN_PREFETCH overrides it: "1" every kernel,
+    "0" none, or a list such as "dq,dkdv" (the bench's sweep)."""
+    env = os.environ.get("SATTN_PLAN_PREFETCH", "").strip()
+    if env == "":
+        return kernel in _PREFETCH_DEFAULT
+    if env in ("0", "1"):
+        return env == "1"
+    names = {n.strip() for n in env.split(",")}
+    if not names <= _PREFETCH_KERNELS:
+        raise ValueError(f"SATTN_PLAN_PREFETCH: expected 0, 1 or a list of {sorted(_PREFETCH_KERNELS)}, "
+                         f"got {env!r}")
+    return kernel in names
 
 
-def launch_limits(kernel: str) -> dict:
-    """Extra launch options of `kernel` ('fwd', 'dq', 'dkdv', 'fused') from SATTN_MAXNREG
-    ("dq=128,fwd=168"): Triton's per-thread register cap. A dq program of 8 warps fits two per
-    SM only at <= 128 registers (plan-walk dq with PREFETCH compiles to 130 without a cap).
-    Empty (no cap) by default and under the interpreter."""
-    spec = os.environ.get("SATTN_MAXNREG", "")
-    if not spec or INTERPRETED:
+def launch_limits(kernel: str, default_cap: int | None = None) -> dict:
+    """Extra launch options of `kernel` ('fwd', 'dq', 'dkdv', 'fused'): Triton's per-thread
+    register cap (maxnreg), from SATTN_MAXNREG ("dq=128,fwd=168") or else `default_cap` (the
+    launch's own choice: an 8-warp dq program fits two per SM only at <= 128 registers, and the
+    plan-walk dq with prefetch compiles to 130 without a cap). None under the interpreter."""
+    if INTERPRETED:
         return {}
+    spec = os.environ.get("SATTN_MAXNREG", "")
+    if not spec:
+        return {} if default_cap is None else {"maxnreg": default_cap}
     caps = {}
     for item in spec.split(","):
         name, _, value = item.partition("=")
@@ -153,11 +174,12 @@ def key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n, COL_IDX, MASK_IDX,
 
 
 @triton.jit
-def load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32: tl.constexpr):
-    """K and V rows j ([BN, DP] each; zero past Lk and past the head dim)."""
-    kv_ok = (j < Lk)[:, None] & d_ok[None, :]
-    k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=0.0)
-    v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=0.0)
+def load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32: tl.constexpr, EVEN: tl.constexpr):
+    """K and V rows j ([BN, DP] each; zero past Lk and past the head dim). EVEN (`even_tiles`):
+    every walked key tile lies inside [0, Lk) and D needs no padding, so the loads carry no mask."""
+    kv_ok = None if EVEN else (j < Lk)[:, None] & d_ok[None, :]
+    k = tl.load(k_base + j[:, None].to(tl.int64) * skn + offs_d[None, :], mask=kv_ok, other=None if EVEN else 0.0)
+    v = tl.load(v_base + j[:, None].to(tl.int64) * svn + offs_d[None, :], mask=kv_ok, other=None if EVEN else 0.0)
     if DOT_F32:
         k = k.to(tl.float32)
         v = v.to(tl.float32)

@@ -54,7 +54,7 @@ def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, 
                e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
                BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
+               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
     """Online softmax over virtual key tiles [t0, t1). MASK=False: no mask code at all (the
     caller guarantees full tiles); in MODE_PLAN with MASK=True the mask is applied only to
     entries that need it (a runtime branch per tile)."""
@@ -62,7 +62,7 @@ def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, 
     for t in range(t0, t1):
         j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
                                                       COL_IDX, MASK_IDX, BLK, BLOCK_N, MODE, MASK, PREFETCH)
-        k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32)
+        k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32, EVEN)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
         if MASK:
             if need_mask:
@@ -166,7 +166,7 @@ def _fwd_kernel(
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, te, pos, offs_n,
                                    offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
                                    qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE, CAUSAL, SW,
-                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH)
+                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
     else:
         # Masked flank, full run, masked flank (each clipped to this split's [ts, te)).
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
@@ -174,16 +174,16 @@ def _fwd_kernel(
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, tl.minimum(va, te),
                                    pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
                                    lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
-                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
+                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(va, ts),
                                    tl.minimum(vb, te), pos, offs_n, offs_d, d_ok, e0, COL_IDX,
                                    MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
                                    gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32,
-                                   PREC, False, False)
+                                   PREC, False, False, EVEN)
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(vb, ts), te,
                                    pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
                                    lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
-                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False)
+                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
 
     has = l_i > 0.0
     out = acc / tl.where(has, l_i, 1.0)[:, None]
@@ -323,8 +323,8 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, q_block_begin,
         Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,
-        EVEN=pack == 1 and num_splits == 1 and even_tiles(D, DP, (Lq, Lk), blk),
-        PREFETCH=mode == MODE_PLAN and plan_prefetch(),
+        EVEN=pack == 1 and num_splits == 1 and even_tiles(D, DP, (Lq, Lk), max(blk, bn)),
+        PREFETCH=mode == MODE_PLAN and plan_prefetch("fwd"),
         SW=window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation,
                        global_tokens), BITMAP=use_bitmap,
         WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import sattn
+from sattn_triton import common as C
 from sattn_triton import forward as F
 from sattn_triton import ops
 from sattn_triton.common import MODE_DENSE
@@ -75,6 +76,29 @@ def check(spec, shape, dtype, seed=0, **kw):
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_fp32_every_spec_and_shape(spec, shape):
     check(spec, shape, torch.float32)
+
+
+# Lengths that are multiples of every tile and plan block, D a power of two: the EVEN launches,
+# whose tile loads carry no bounds masks (every shape in SHAPES is ragged).
+EVEN_SHAPES = [
+    (1, 4, 2, 64, 64, 32),    # GQA
+    (1, 2, 1, 32, 64, 16),    # Lq < Lk
+]
+
+
+@pytest.mark.parametrize("shape", EVEN_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_fp32_even_lengths(spec, shape, monkeypatch):
+    from sattn_triton import backward as Bw
+    seen = []
+
+    def spy(*args):
+        seen.append(C.even_tiles(*args))
+        return seen[-1]
+    monkeypatch.setattr(F, "even_tiles", spy)
+    monkeypatch.setattr(Bw, "even_tiles", spy)
+    check(spec, shape, torch.float32, seed=5)
+    assert seen and all(seen), seen     # forward, dq and dk/dv all took the unmasked variant
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
@@ -317,7 +341,6 @@ def test_gqa_decode_packed_forward_then_backward(spec):
 
 def test_launch_limits_parse_sattn_maxnreg(monkeypatch):
     """SATTN_MAXNREG="dq=128,..." becomes Triton's maxnreg launch option of that kernel only."""
-    from sattn_triton import common as C
     monkeypatch.setattr(C, "INTERPRETED", False)
     monkeypatch.setenv("SATTN_MAXNREG", "dq=128, fwd=168")
     assert C.launch_limits("dq") == {"maxnreg": 128}
@@ -326,3 +349,27 @@ def test_launch_limits_parse_sattn_maxnreg(monkeypatch):
     monkeypatch.setenv("SATTN_MAXNREG", "dq")
     with pytest.raises(ValueError, match="SATTN_MAXNREG"):
         C.launch_limits("dq")
+    # Unset: the launch's own cap (an 8-warp plan dq with prefetch), none otherwise.
+    monkeypatch.delenv("SATTN_MAXNREG")
+    from sattn_triton import backward as Bw
+    assert C.launch_limits("dq", Bw.dq_register_cap(True, 8)) == {"maxnreg": 128}
+    assert C.launch_limits("dq", Bw.dq_register_cap(True, 4)) == {}
+    assert C.launch_limits("dq", Bw.dq_register_cap(False, 8)) == {}
+    monkeypatch.setattr(C, "INTERPRETED", True)
+    assert C.launch_limits("dq", 128) == {}
+
+
+def test_plan_prefetch_default_and_overrides(monkeypatch):
+    """Prefetch is chosen per kernel: by default dq and dk/dv read ahead (H100 run 18); the variable
+    takes 0, 1 or a kernel list and names a bad value."""
+    monkeypatch.delenv("SATTN_PLAN_PREFETCH", raising=False)
+    assert [C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv", "fused")] == [False, True, True, False]
+    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "1")
+    assert all(C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv", "fused"))
+    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "0")
+    assert not any(C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv", "fused"))
+    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "fwd, dkdv")
+    assert [C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv")] == [True, False, True]
+    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "dq,bwd")
+    with pytest.raises(ValueError, match="SATTN_PLAN_PREFETCH"):
+        C.plan_prefetch("dq")

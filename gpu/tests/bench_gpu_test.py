@@ -1,0 +1,39 @@
+"""gpu/bench_gpu.py's sweep choice (no GPU needed): each kernel keeps the plan-prefetch setting
+it was fastest under, and the one-launch backward is taken only when it beats the split."""
+import os
+import sys
+
+import helpers as H  # noqa: F401,I001  (sets TRITON_INTERPRET before Triton is imported)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bench_gpu as BG  # noqa: E402
+
+FWD_A, FWD_B = (128, 64, 4, 4), (128, 64, 8, 3)
+DQ, KV = (128, 32, 8, 3), (64, 128, 8, 2)
+
+
+def test_each_kernel_keeps_its_own_prefetch_setting():
+    # Run 17's numbers: forward fastest without prefetch, dq with it, dk/dv without.
+    parts = {"fwd": (2.536, FWD_A, "0"), "dq": (2.901, DQ, "1", "separate"),
+             "dkdv": (4.317, KV, "0"), "fused": (7.39, DQ + KV, "1")}
+    best = BG.choose_sweep(parts)
+    assert best["prefetch"] == "dq"
+    assert best["fwd"] == FWD_A and best["bwd"] == DQ + KV and best["delta"] == "separate"
+    assert not best["fused"]
+    assert abs(best["cost_ms"] - (2.536 + 2.901 + 4.317)) < 1e-9
+
+
+def test_fused_backward_wins_only_below_the_split():
+    parts = {"fwd": (2.6, FWD_B, "1"), "dq": (2.9, DQ, "0", "fused"), "dkdv": (4.3, KV, "1"),
+             "fused": (7.0, DQ + KV, "1")}
+    best = BG.choose_sweep(parts)
+    assert best["fused"] and best["bwd"] == DQ + KV and best["delta"] == "separate"
+    assert best["prefetch"] == "fwd,fused"          # dq/dk/dv settings do not apply to the fused launch
+    assert abs(best["cost_ms"] - 9.6) < 1e-9
+    none_ahead = dict(parts, fwd=(2.6, FWD_B, "0"), fused=(7.0, DQ + KV, "0"))
+    assert BG.choose_sweep(none_ahead)["prefetch"] == "0"
+
+
+def test_missing_part_gives_no_choice():
+    assert BG.choose_sweep({"fwd": (2.5, FWD_A, "0")}) is None
+    assert BG.choose_sweep({}) is None

@@ -148,8 +148,9 @@ def test_block_topk_plan_matches_contract_at_4k(score):
     sattn.TopKPerQuery(k=32, causal=True),                 # bitmap entries
 ], ids=str)
 def test_plan_prefetch_and_register_cap_on_tensor_cores(spec, monkeypatch):
-    """SATTN_PLAN_PREFETCH=1 with deeper pipelines and SATTN_MAXNREG (the next sweep's settings)
-    compile on the GPU and match the float64 reference like the default walk."""
+    """Prefetch in every plan walk (forward included, SATTN_PLAN_PREFETCH=1) with deeper
+    pipelines and an explicit SATTN_MAXNREG compile on the GPU and match the float64 reference
+    like the default launches."""
     monkeypatch.setenv("SATTN_PLAN_PREFETCH", "1")
     monkeypatch.setenv("SATTN_MAXNREG", "dq=128")
     monkeypatch.setenv("SATTN_FWD_TILES", "128,64,8,4")

@@ -284,7 +284,7 @@ Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const 
   return Status::Ok();
 }
 
-int64_t CountSelectionMismatches(const Problem& pb, Status* status) {
+int64_t CountSelectionMismatches(const Problem& pb, Status* status, bool mark_region) {
   const Shape& sh = pb.shape;
   const BlockPlan& plan = pb.plan;
   *status = CheckShapes(pb);
@@ -293,22 +293,29 @@ int64_t CountSelectionMismatches(const Problem& pb, Status* status) {
     *status = Status::Invalid("plan: a BlockTopK plan has one row set per (batch, head)");
     return -1;
   }
-  int64_t bad = 0;
-  std::vector<std::vector<int32_t>> kept;
-  for (int32_t b = 0; b < sh.B; ++b)
-    for (int32_t h = 0; h < sh.Hq; ++h) {
+  // kept[b * Hq + h][r]: every head's selection first, then the comparison, so a marked region
+  // holds the selection alone.
+  std::vector<std::vector<std::vector<int32_t>>> kept(size_t(sh.B) * sh.Hq);
+  if (mark_region) RegionBegin();
+  for (int32_t b = 0; b < sh.B && status->ok(); ++b)
+    for (int32_t h = 0; h < sh.Hq && status->ok(); ++h) {
       const int32_t hk = h / (sh.Hq / sh.Hkv);
       const float* q = pb.q.data() + (int64_t(b) * sh.Hq + h) * sh.Lq * sh.D;
       const float* k = pb.k.data() + (int64_t(b) * sh.Hkv + hk) * sh.Lk * sh.D;
-      *status = SelectBlockTopK(pb.spec, sh, q, k, pb.scale, plan.q_block_begin, plan.n_q_blocks, &kept);
-      if (!status->ok()) return -1;
+      *status = SelectBlockTopK(pb.spec, sh, q, k, pb.scale, plan.q_block_begin, plan.n_q_blocks,
+                                &kept[size_t(b) * sh.Hq + h]);
+    }
+  if (mark_region) RegionEnd();
+  if (!status->ok()) return -1;
+  int64_t bad = 0;
+  for (int32_t b = 0; b < sh.B; ++b)
+    for (int32_t h = 0; h < sh.Hq; ++h)
       for (int32_t r = 0; r < plan.n_q_blocks; ++r) {
         const int64_t row = plan.row_of(b, h, r);
         const std::vector<int32_t> want(plan.col_idx.begin() + plan.row_ptr[row],
                                         plan.col_idx.begin() + plan.row_ptr[row + 1]);
-        bad += want != kept[r];
+        bad += want != kept[size_t(b) * sh.Hq + h][r];
       }
-    }
   return bad;
 }
 

@@ -64,8 +64,10 @@ Status SelectBlockTopK(const Spec& spec, const Shape& shape, const float* q, con
                        std::vector<std::vector<int32_t>>* kept_per_row);
 
 // Compares the kernels' selection with the plan's key blocks, row by row. Returns the number of
-// plan rows that differ.
-int64_t CountSelectionMismatches(const Problem& problem, Status* status);
+// plan rows that differ. mark_region: the selection of every (batch, head) runs between the
+// instruction-count region markers (the comparison after them), so the plugin counts the block
+// top-k selection on its own (the runner's --region selection).
+int64_t CountSelectionMismatches(const Problem& problem, Status* status, bool mark_region = false);
 
 }  // namespace rvv
 }  // namespace sattn

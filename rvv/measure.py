@@ -29,6 +29,10 @@ flags.DEFINE_integer("head_dim", 64, "D.")
 flags.DEFINE_integer("heads", 1, "Hq = Hkv.")
 flags.DEFINE_integer("block", 64, "Block (BlockTopK, BigBird).")
 flags.DEFINE_float("keep", 0.125, "BlockTopK keep.")
+flags.DEFINE_enum("score", "mean", ["mean", "max"], "BlockTopK block score.")
+flags.DEFINE_enum("region", "attention", ["attention", "selection"],
+                  "What is counted: the attention over the plan, or BlockTopK's block selection "
+                  "run with the kernels on target.")
 flags.DEFINE_integer("window", 256, "SlidingWindow window.")
 flags.DEFINE_string("vlens", "128,256,512", "VLENs for the RVV kernels.")
 flags.DEFINE_integer("baseline_vlen", 256, "VLEN for the scalar/autovec baselines.")
@@ -55,14 +59,18 @@ def main(argv):
     runs = [("rvv", vl) for vl in (int(x) for x in FLAGS.vlens.split(","))]
     runs += [("scalar", FLAGS.baseline_vlen), ("autovec", FLAGS.baseline_vlen)]
     rows = []
-    print(f"{spec} L={L} D={D} H={H} {FLAGS.dtype} visible pairs={plan.visible_pairs()}", flush=True)
+    print(f"{spec} L={L} D={D} H={H} {FLAGS.dtype} visible pairs={plan.visible_pairs()}; counted: "
+          f"{FLAGS.region}", flush=True)
     hdr = f"{'variant':<8} {'VLEN':>5} {'instructions':>14} {'vec frac':>8} {'vec bytes':>12} {'scalar bytes':>13} " \
           f"{'cyc low-power':>14} {'cyc high-perf':>14} {'nJ low-power':>13} {'max err':>9} {'qemu s':>7}"
     print(hdr)
     for variant, vl in runs:
         res = rvv.attention(q, k, v, spec, scale=scale, return_lse=True, vlen=vl, variant=variant,
-                            dtype=FLAGS.dtype, plan=plan)
+                            dtype=FLAGS.dtype, plan=plan, region=FLAGS.region)
         c = res.counters
+        if FLAGS.region == "selection" and c["selection_mismatched_rows"] != 0:
+            raise RuntimeError(f"{variant} VLEN={vl}: the on-target selection differs from the plan in "
+                               f"{c['selection_mismatched_rows']} rows")
         err = float(np.max(np.abs(res.out - ref)))
         row = {"variant": variant, "vlen": vl, "err": err, **c}
         rows.append(row)
@@ -71,11 +79,13 @@ def main(argv):
               f"{c['proxy_energy_nj_low_power']:>13.0f} {err:>9.2e} {c['qemu_wall_ms'] / 1e3:>7.1f}", flush=True)
     by = {(r["variant"], r["vlen"]): r["instructions"] for r in rows}
     bv = FLAGS.baseline_vlen
+    # The issue-6 targets are about the attention; the selection's ratios are printed bare.
+    target = (lambda t: f" (target >= {t})") if FLAGS.region == "attention" else (lambda t: "")  # noqa: E731
     if ("rvv", bv) in by:
-        print(f"scalar / rvv @VLEN {bv}:  {by[('scalar', bv)] / by[('rvv', bv)]:.2f}x fewer instructions (target >= 8)")
-        print(f"autovec / rvv @VLEN {bv}: {by[('autovec', bv)] / by[('rvv', bv)]:.2f}x fewer instructions (target >= 2)")
+        print(f"scalar / rvv @VLEN {bv}:  {by[('scalar', bv)] / by[('rvv', bv)]:.2f}x fewer instructions{target(8)}")
+        print(f"autovec / rvv @VLEN {bv}: {by[('autovec', bv)] / by[('rvv', bv)]:.2f}x fewer instructions{target(2)}")
     if ("rvv", 128) in by and ("rvv", 512) in by:
-        print(f"rvv VLEN 128 / VLEN 512:  {by[('rvv', 128)] / by[('rvv', 512)]:.2f}x (target >= 3)")
+        print(f"rvv VLEN 128 / VLEN 512:  {by[('rvv', 128)] / by[('rvv', 512)]:.2f}x{target(3)}")
     print(f"host: {platform.node()} {platform.processor() or platform.machine()}; "
           f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
     if FLAGS.out:

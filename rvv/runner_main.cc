@@ -21,7 +21,10 @@ int Usage(const char* msg) {
   std::fprintf(stderr,
                "rvv runner (%s kernels): %s\n"
                "usage: runner --problem FILE --result FILE [--dtype fp32|bf16|int8]\n"
-               "              [--plan-on-target] [--check-selection] [--chunk-keys N]\n",
+               "              [--plan-on-target] [--check-selection] [--chunk-keys N]\n"
+               "              [--region attention|selection]\n"
+               "  --region: what runs between the instruction-count markers: the attention over\n"
+               "            the plan (default) or the BlockTopK selection (implies --check-selection)\n",
                sattn_kernel_variant(), msg);
   return 2;
 }
@@ -36,7 +39,7 @@ int Fail(const std::string& what, const Status& st) {
 int RunnerMain(int argc, char** argv) {
   std::string problem_path, result_path;
   RunOptions opt;
-  bool plan_on_target = false, check_selection = false;
+  bool plan_on_target = false, check_selection = false, count_selection = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* name) -> const char* {
@@ -44,12 +47,16 @@ int RunnerMain(int argc, char** argv) {
       (void)name;
       return argv[++i];
     };
-    if (a == "--problem" || a == "--result" || a == "--dtype" || a == "--chunk-keys") {
+    if (a == "--problem" || a == "--result" || a == "--dtype" || a == "--chunk-keys" || a == "--region") {
       const char* v = value(a.c_str());
       if (v == nullptr) return Usage((a + " needs a value").c_str());
       if (a == "--problem") problem_path = v;
       else if (a == "--result") result_path = v;
-      else if (a == "--dtype") {
+      else if (a == "--region") {
+        if (std::strcmp(v, "attention") != 0 && std::strcmp(v, "selection") != 0)
+          return Usage("--region: expected attention or selection");
+        count_selection = std::strcmp(v, "selection") == 0;
+      } else if (a == "--dtype") {
         if (!ParseDType(v, &opt.dtype)) return Usage("--dtype: expected fp32, bf16 or int8");
       } else {
         char* end = nullptr;
@@ -87,17 +94,18 @@ int RunnerMain(int argc, char** argv) {
     res.counters.emplace_back("target_plan_matches_host", same ? 1 : 0);
     pb.plan = std::move(fresh);
   }
-  if (check_selection) {
+  if (check_selection || count_selection) {
     if (pb.spec.kind != SpecKind::kBlockTopK)
-      return Fail("--check-selection", Status::Invalid("spec.kind: only BlockTopK has a block selection"));
-    const int64_t bad = CountSelectionMismatches(pb, &st);
+      return Fail(count_selection ? "--region selection" : "--check-selection",
+                  Status::Invalid("spec.kind: only BlockTopK has a block selection"));
+    const int64_t bad = CountSelectionMismatches(pb, &st, /*mark_region=*/count_selection);
     if (!st.ok()) return Fail("--check-selection", st);
     res.counters.emplace_back("selection_mismatched_rows", bad);
   }
 
   RunStats stats;
   stats.visible_pairs = pb.plan.VisiblePairs();
-  opt.mark_region = true;
+  opt.mark_region = !count_selection;
   st = RunAttention(pb, opt, &res.out, &res.lse, &stats);
   if (!st.ok()) return Fail("attention", st);
 

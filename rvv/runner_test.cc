@@ -88,6 +88,13 @@ int main() {
   EXPECT(Counter(r, "selection_mismatched_rows") == 0, "RVV selection differs from the planner");
   EXPECT(Counter(r, "visible_pairs") == pb.plan.VisiblePairs(), "visible_pairs counter wrong");
 
+  // --region selection: the selection is what gets counted, and it is still checked.
+  EXPECT(Run({"--problem", prob, "--result", res, "--region", "selection"}) == 0, "--region selection failed");
+  Result rs;
+  st = ReadResult(res, &rs);
+  EXPECT(st.ok() && Counter(rs, "selection_mismatched_rows") == 0, "--region selection: selection differs");
+  EXPECT(rs.out == out, "--region selection changed the attention output");
+
   for (const char* dt : {"bf16", "int8"})
     EXPECT(Run({"--problem", prob, "--result", res, "--dtype", dt}) == 0, "runner --dtype %s failed", dt);
 
@@ -108,6 +115,7 @@ int main() {
   EXPECT(Run({"--problem", prob}) == 2, "missing --result accepted");
   EXPECT(Run({"--problem", prob, "--result", res, "--dtype", "fp8"}) == 2, "bad --dtype accepted");
   EXPECT(Run({"--problem", prob, "--result", res, "--bogus"}) == 2, "unknown flag accepted");
+  EXPECT(Run({"--problem", prob, "--result", res, "--region", "planner"}) == 2, "bad --region accepted");
   std::printf("%d failures\n", g_failures);
   return g_failures == 0 ? 0 : 1;
 }

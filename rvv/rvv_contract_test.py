@@ -91,8 +91,27 @@ def test_counters_and_selection_on_target():
         assert again[key] == c[key], key
 
 
+def test_selection_region_counts_the_selection_alone():
+    """--region selection: the counters cover BlockTopK's on-target selection (which must still
+    equal the plan's), not the attention; score="max" (a dot product per query-key pair) costs
+    more than "mean" (pooled rows), and the attention's own count is unchanged by the score."""
+    q, k, v = inputs((1, 1, 1, 128, 128, 16), 5)
+    counts = {}
+    for score in ("mean", "max"):
+        spec = sattn.BlockTopK(block=16, keep=0.25, score=score)
+        sel = rvv.attention(q, k, v, spec, scale=0.25, return_lse=True, vlen=256, region="selection").counters
+        att = rvv.attention(q, k, v, spec, scale=0.25, return_lse=True, vlen=256).counters
+        assert sel["region"] == "selection" and sel["selection_mismatched_rows"] == 0
+        assert sel["instructions"] > 0 and sel["insn_vec_arith"] > 0
+        counts[score] = (sel["instructions"], att["instructions"])
+    assert counts["max"][0] > 2 * counts["mean"][0], counts
+    assert counts["max"][1] == counts["mean"][1], counts   # same number of kept blocks per row
+
+
 @pytest.mark.parametrize("bad,match", [({"vlen": 96}, "vlen"), ({"variant": "gpu"}, "variant"),
-                                       ({"dtype": "fp8"}, "dtype"), ({"chunk_keys": 0}, "chunk_keys")])
+                                       ({"dtype": "fp8"}, "dtype"), ({"chunk_keys": 0}, "chunk_keys"),
+                                       ({"region": "planner"}, "region"),
+                                       ({"region": "selection"}, "region: 'selection' counts the BlockTopK")])
 def test_bad_options(bad, match):
     q, k, v = inputs((1, 1, 1, 8, 8, 4), 0)
     with pytest.raises(ValueError, match=match):

@@ -10,7 +10,9 @@ Options: vlen (128..1024, power of two; default 256), variant ("rvv", or the bas
 and "autovec"), dtype ("fp32", "bf16", "int8": the kernels' storage type; default from the
 inputs: bf16 for bfloat16 tensors, else fp32), plan_on_target (re-plan with the planner built for
 RISC-V and report whether it matched), check_selection (BlockTopK: compare the RVV block top-k
-selection kernel with the plan), chunk_keys (online-softmax chunk), tile, timeout_s.
+selection kernel with the plan), region ("attention", default, or "selection": which of the two
+the instruction counters measure; BlockTopK only), chunk_keys (online-softmax chunk), tile,
+timeout_s.
 """
 from __future__ import annotations
 
@@ -26,11 +28,15 @@ import numpy as np
 from sattn import _inputs
 from sattn.backends.base import BackendResult
 from sattn.plan import BlockPlan, plan as build_plan
+from sattn.specs import BlockTopK
 
 NAME = "rvv"
 VARIANTS = {"rvv": "runner_riscv64", "scalar": "runner_scalar_riscv64", "autovec": "runner_autovec_riscv64"}
 PLUGIN = "librvv_insn_count.so"
 DTYPES = ("fp32", "bf16", "int8")
+# What the counters measure (the runner's --region): the attention over the plan, or the BlockTopK
+# block selection run with the kernels on target (the attention still runs, uncounted).
+REGIONS = ("attention", "selection")
 VLENS = (128, 256, 512, 1024)  # QEMU 7.2 implements VLEN up to 1024
 
 # ---- Cycle and energy proxy (the one implementation; parameters in docs/backends/rvv.md) ----
@@ -192,13 +198,17 @@ def _default_dtype(prob) -> str:
 def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str = "rvv", dtype: str | None = None,
               plan: BlockPlan | None = None, tile: int = 64, plan_on_target: bool = False,
               check_selection: bool = False, chunk_keys: int = 512, timeout_s: float | None = None,
-              threads: int = 0, **options):
+              threads: int = 0, region: str = "attention", **options):
     from sattn import _cc
     prob = _inputs.check_qkv(q, k, v)
     if prob.device != "cpu":
         raise ValueError(f"q: the rvv backend needs host tensors, got device {prob.device}")
     dtype = dtype or _default_dtype(prob)
     _check_options(vlen, variant, dtype)
+    if region not in REGIONS:
+        raise ValueError(f"region: expected one of {REGIONS}, got {region!r}")
+    if region == "selection" and not isinstance(spec, BlockTopK):
+        raise ValueError(f"region: 'selection' counts the BlockTopK block selection, got spec {spec}")
     if isinstance(chunk_keys, bool) or not isinstance(chunk_keys, int) or not 1 <= chunk_keys <= 1 << 20:
         raise ValueError(f"chunk_keys: expected an integer in [1, 1048576], got {chunk_keys!r}")
     if plan is None:
@@ -213,11 +223,14 @@ def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str
         extra.append("--plan-on-target")
     if check_selection:
         extra.append("--check-selection")
+    if region != "attention":
+        extra += ["--region", region]
     out, lse, counters, wall = run_problem(problem, vlen=vlen, variant=variant, dtype=dtype, extra_args=extra,
                                            timeout_s=timeout_s)
     # QEMU wall time says nothing about a core's speed (vector instructions simulate slowly), so
     # it is a counter, not time_s: the bench then shows no misleading "speedup" between builds.
     counters["qemu_wall_ms"] = int(wall * 1e3)
+    counters["region"] = region
     return BackendResult(out=out, lse=lse, counters=counters, time_s=None,
                          name=f"rvv_{variant}" if variant != "rvv" else None,
                          note=f"QEMU VLEN={vlen} {dtype}; compare instructions, not time")

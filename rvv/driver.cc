@@ -235,10 +235,10 @@ Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const 
   const int32_t nkb = int32_t((int64_t(sh.Lk) + blk - 1) / blk);
   std::vector<double> kmt(size_t(D) * nkb), qm(D), score(nkb);
   std::vector<float> kt;          // score="max": all keys transposed, (D, Lk)
-  std::vector<double> dots, bmax;  // score="max": one row's dot products, the block maxima
+  std::vector<double> dots, bmax;  // score="max": two rows' dot products, the block maxima
   if (use_max) {
     kt.resize(size_t(D) * sh.Lk);
-    dots.resize(size_t(sh.Lk));
+    dots.resize(2 * size_t(sh.Lk));
     bmax.resize(size_t(nkb));
     sattn_gather_t_f32(k, D, sh.Lk, sh.Lk, D, kt.data(), sh.Lk);
   } else {
@@ -269,8 +269,8 @@ Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const 
       // S[a, c] = scale * max over the block's (query, key) pairs of the float64 dot product.
       const int32_t nk = int32_t(std::min<int64_t>((last + 1) * blk, sh.Lk));
       std::fill(bmax.begin(), bmax.end(), -INFINITY);
-      for (int64_t p = p0; p <= p1; ++p)
-        sattn_block_max_dots_f64(q + (p - qf) * D, kt.data(), sh.Lk, D, nk, blk, dots.data(), bmax.data());
+      sattn_block_max_dots_f64(q + (p0 - qf) * D, D, int32_t(p1 - p0 + 1), kt.data(), sh.Lk, D, nk, blk,
+                               dots.data(), bmax.data());
       for (int64_t c = 0; c <= last; ++c) score[c] = scale * bmax[c];
     } else {
       sattn_mean_pool_f64(q + (p0 - qf) * D, D, int32_t(p1 - p0 + 1), D, qm.data(), 1);

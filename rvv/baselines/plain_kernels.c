@@ -171,19 +171,22 @@ void sattn_mean_pool_f64(const float* x, int64_t ld, int32_t n, int32_t D, doubl
   }
 }
 
-void sattn_block_max_dots_f64(const float* q, const float* kt, int64_t kt_ld, int32_t D, int32_t nk,
-                              int32_t blk, double* tmp, double* bmax) {
-  /* Products of two widened floats are exact in double, so contraction cannot change a bit. */
-  for (int32_t j = 0; j < nk; ++j) tmp[j] = 0.0;
-  for (int32_t d = 0; d < D; ++d) {
-    const double x = (double)q[d];
-    const float* row = kt + d * kt_ld;
-    for (int32_t j = 0; j < nk; ++j) tmp[j] = tmp[j] + x * (double)row[j];
-  }
-  for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
-    const int32_t j1 = j0 + blk < nk ? j0 + blk : nk;
-    for (int32_t j = j0; j < j1; ++j)
-      if (tmp[j] > bmax[c]) bmax[c] = tmp[j];
+void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const float* kt, int64_t kt_ld,
+                              int32_t D, int32_t nk, int32_t blk, double* tmp, double* bmax) {
+  /* One query row at a time. Products of two widened floats are exact in double, so contraction
+   * cannot change a bit. */
+  for (int32_t i = 0; i < nq; ++i) {
+    for (int32_t j = 0; j < nk; ++j) tmp[j] = 0.0;
+    for (int32_t d = 0; d < D; ++d) {
+      const double x = (double)q[i * q_ld + d];
+      const float* row = kt + d * kt_ld;
+      for (int32_t j = 0; j < nk; ++j) tmp[j] = tmp[j] + x * (double)row[j];
+    }
+    for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
+      const int32_t j1 = j0 + blk < nk ? j0 + blk : nk;
+      for (int32_t j = j0; j < j1; ++j)
+        if (tmp[j] > bmax[c]) bmax[c] = tmp[j];
+    }
   }
 }
 

@@ -77,11 +77,12 @@ void sattn_mean_pool_f64(const float* x, int64_t ld, int32_t n, int32_t D, doubl
 void sattn_block_scores_f64(const double* qm, const double* kmt, int64_t kmt_ld, int32_t D,
                             int32_t n, double scale, double* score);
 /* score="max": for each key block c (keys [c * blk, min((c + 1) * blk, nk))),
- * bmax[c] = max(bmax[c], max_j sum_d double(q[d]) * double(kt[d * kt_ld + j])): every product exact
- * in float64, sums in d order, bit-identical to the planner's float64 dot products. tmp: nk
- * doubles of scratch (the row's dot products). */
-void sattn_block_max_dots_f64(const float* q, const float* kt, int64_t kt_ld, int32_t D, int32_t nk,
-                              int32_t blk, double* tmp, double* bmax);
+ * bmax[c] = max(bmax[c], max_{i < nq, j} sum_d double(q[i * q_ld + d]) * double(kt[d * kt_ld + j]))
+ * over nq query rows: every product exact in float64, sums in d order, bit-identical to the
+ * planner's float64 dot products. tmp: 2 * nk doubles of scratch (dot products of up to two rows;
+ * the RVV build takes query rows in pairs, so each key vector it loads serves two rows). */
+void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const float* kt, int64_t kt_ld,
+                              int32_t D, int32_t nk, int32_t blk, double* tmp, double* bmax);
 /* Marks in chosen[] the `extra` highest score[b] among b < n with cand[b] != 0, ties to the lower
  * b (the planner's order). chosen[] must be zero on entry. */
 void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int32_t extra,

@@ -308,27 +308,57 @@ void sattn_block_scores_f64(const double* qm, const double* kmt, int64_t kmt_ld,
   }
 }
 
-void sattn_block_max_dots_f64(const float* q, const float* kt, int64_t kt_ld, int32_t D, int32_t nk,
-                              int32_t blk, double* tmp, double* bmax) {
-  // Along keys: vfwmul widens both float32 factors and multiplies exactly in float64, then one
-  // vfadd per feature in d order (the planner's rounding). Then one max reduction per key block.
-  for (int32_t j = 0; j < nk;) {
-    const size_t vl = __riscv_vsetvl_e64m8(size_t(nk - j));
-    vfloat64m8_t acc = __riscv_vfmv_v_f_f64m8(0.0, vl);
-    for (int32_t d = 0; d < D; ++d)
-      acc = __riscv_vfadd_vv_f64m8(acc, __riscv_vfwmul_vf_f64m8(__riscv_vle32_v_f32m4(kt + d * kt_ld + j, vl), q[d], vl), vl);
-    __riscv_vse64_v_f64m8(tmp + j, acc, vl);
-    j += int32_t(vl);
-  }
+// Folds rows of dot products (nrows rows of nk, row stride nk) into the key blocks' maxima.
+static void FoldBlockMaxima(const double* tmp, int32_t nrows, int32_t nk, int32_t blk, double* bmax) {
   for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
     const int32_t j1 = std::min(j0 + blk, nk);
     vfloat64m1_t m = __riscv_vfmv_v_f_f64m1(bmax[c], 1);
-    for (int32_t j = j0; j < j1;) {
-      const size_t vl = __riscv_vsetvl_e64m8(size_t(j1 - j));
-      m = __riscv_vfredmax_vs_f64m8_f64m1(__riscv_vle64_v_f64m8(tmp + j, vl), m, vl);
+    for (int32_t r = 0; r < nrows; ++r)
+      for (int32_t j = j0; j < j1;) {
+        const size_t vl = __riscv_vsetvl_e64m8(size_t(j1 - j));
+        m = __riscv_vfredmax_vs_f64m8_f64m1(__riscv_vle64_v_f64m8(tmp + int64_t(r) * nk + j, vl), m, vl);
+        j += int32_t(vl);
+      }
+    bmax[c] = __riscv_vfmv_f_s_f64m1_f64(m);
+  }
+}
+
+void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const float* kt, int64_t kt_ld,
+                              int32_t D, int32_t nk, int32_t blk, double* tmp, double* bmax) {
+  // Along keys: vfwmul widens both float32 factors and multiplies exactly in float64, then one
+  // vfadd per feature in d order (the planner's rounding). Query rows go in pairs, so each
+  // float32 key vector loaded serves two accumulators (2 x m8 accumulators + m8 product + m4 keys
+  // = 28 of the 32 vector registers); an odd last row runs alone.
+  int32_t i = 0;
+  for (; i + 1 < nq; i += 2) {
+    const float* qa = q + int64_t(i) * q_ld;
+    const float* qb = qa + q_ld;
+    for (int32_t j = 0; j < nk;) {
+      const size_t vl = __riscv_vsetvl_e64m8(size_t(nk - j));
+      vfloat64m8_t acc_a = __riscv_vfmv_v_f_f64m8(0.0, vl);
+      vfloat64m8_t acc_b = __riscv_vfmv_v_f_f64m8(0.0, vl);
+      for (int32_t d = 0; d < D; ++d) {
+        const vfloat32m4_t kv = __riscv_vle32_v_f32m4(kt + d * kt_ld + j, vl);
+        acc_a = __riscv_vfadd_vv_f64m8(acc_a, __riscv_vfwmul_vf_f64m8(kv, qa[d], vl), vl);
+        acc_b = __riscv_vfadd_vv_f64m8(acc_b, __riscv_vfwmul_vf_f64m8(kv, qb[d], vl), vl);
+      }
+      __riscv_vse64_v_f64m8(tmp + j, acc_a, vl);
+      __riscv_vse64_v_f64m8(tmp + nk + j, acc_b, vl);
       j += int32_t(vl);
     }
-    bmax[c] = __riscv_vfmv_f_s_f64m1_f64(m);
+    FoldBlockMaxima(tmp, 2, nk, blk, bmax);
+  }
+  if (i < nq) {
+    const float* qa = q + int64_t(i) * q_ld;
+    for (int32_t j = 0; j < nk;) {
+      const size_t vl = __riscv_vsetvl_e64m8(size_t(nk - j));
+      vfloat64m8_t acc = __riscv_vfmv_v_f_f64m8(0.0, vl);
+      for (int32_t d = 0; d < D; ++d)
+        acc = __riscv_vfadd_vv_f64m8(acc, __riscv_vfwmul_vf_f64m8(__riscv_vle32_v_f32m4(kt + d * kt_ld + j, vl), qa[d], vl), vl);
+      __riscv_vse64_v_f64m8(tmp + j, acc, vl);
+      j += int32_t(vl);
+    }
+    FoldBlockMaxima(tmp, 1, nk, blk, bmax);
   }
 }
 

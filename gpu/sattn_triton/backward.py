@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
-                                 bitmap_visible, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
+                                 bitmap_visible, cdiv, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
                                  key_tile, launch_limits, load_key_tile, plan_prefetch,
                                  tile_visible, walk_entry, walk_start,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
@@ -553,14 +553,14 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
         (dqm, dqn, dqw, dqs), (kvm, kvn, kvw, kvs) = bwd_tiles(D, 1 << 30, mode)
         dq_blk = dqm
         qbb = q_first // dqm
-        nqb = triton.cdiv(Lk, dqm) - qbb
+        nqb = cdiv(Lk, dqm) - qbb
         nkb = 0
         plan_sb = plan_sh = t_sb = t_sh = 0
         row_ptr = col_idx = mask_idx = bitmaps = col_ptr = t_row = t_mask = q
         use_bitmap = False
         words = 1
         blk = max(dqm, kvm, kvn)  # planless dkdv: BLK only sets the query sub-tiling, unused
-        kv_tiles = triton.cdiv(Lk, kvn)
+        kv_tiles = cdiv(Lk, kvn)
     if q.element_size() == 4:
         # fp32 inputs take exact FMA dots, whose operand staging alone needs ~225 KB of shared
         # memory (gpu/kernel_resources.py); past 2 stages the sliding dk/dv needs 289 KB (> 227).
@@ -574,7 +574,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     fused = fused_backward()
     delta_ready = fused or separate_delta()
     if delta_ready:
-        _bwd_delta_kernel[(triton.cdiv(Lq, 64), B * Hq)](
+        _bwd_delta_kernel[(cdiv(Lq, 64), B * Hq)](
             out, do, lse, dlse_c, delta, out.stride(0), out.stride(1), out.stride(2),
             do.stride(0), do.stride(1), do.stride(2), Hq, Lq, D=D, DP=DP, BLOCK_M=64,
             HAS_DLSE=dlse is not None, num_warps=4)

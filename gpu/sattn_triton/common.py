@@ -263,8 +263,21 @@ def fit_tile(want: int, block: int) -> int:
     return t
 
 
+def cdiv(a: int, b: int) -> int:
+    """Host-side ceiling division. triton.cdiv is a constexpr_function: called from Python it
+    unwraps its arguments through Triton's machinery (a few microseconds per call on the launch
+    path, several per eager call)."""
+    return -(-a // b)
+
+
+def next_pow2(n: int) -> int:
+    """The smallest power of two >= n (n >= 1); host-side, like `cdiv`."""
+    return 1 << (n - 1).bit_length()
+
+
 def padded_head_dim(D: int) -> int:
-    return max(16, triton.next_power_of_2(D))
+    """D rounded up to a power of two, at least 16 (the tile width along the head dim)."""
+    return max(16, next_pow2(D))
 
 
 # ---- planless full/partial split ------------------------------------------------------------

@@ -23,7 +23,8 @@ from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, M
                                  MODE_SLIDING, dot_in_fp32, dot_precision, env_tiles, even_tiles,
                                  key_tile, launch_limits, load_key_tile, plan_prefetch,
                                  tile_visible, walk_start,
-                                 fit_tile, full_key_tiles, num_sms, padded_head_dim, split_virtual,
+                                 cdiv, fit_tile, full_key_tiles, next_pow2, num_sms, padded_head_dim,
+                                 split_virtual,
                                  window_kind)
 
 
@@ -278,12 +279,12 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         bm, bn, warps, stages = fwd_tiles(D, 1 << 30, Lq, q.dtype, mode)
         blk = bm  # planless: a "block" is one query tile
         q_block_begin = q_first // blk
-        n_q_blocks = triton.cdiv(Lk, blk) - q_block_begin
+        n_q_blocks = cdiv(Lk, blk) - q_block_begin
         row_ptr = col_idx = mask_idx = bitmaps = q  # unused pointers
         plan_sb = plan_sh = 0
         use_bitmap = False
         words = 1
-        kv_tiles = triton.cdiv(Lk, bn)
+        kv_tiles = cdiv(Lk, bn)
     group = Hq // Hkv
     pack = gqa_pack(Lq, group, bm, plan if mode == MODE_PLAN else None)
     heads = B * Hq // pack        # programs along axis 1: (b, head) or, packed, (b, kv head)
@@ -293,7 +294,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
     else:
         rows = bm // pack
         t_first = (q_first - q_block_begin * blk) // rows
-        n_prog = triton.cdiv(Lk - q_block_begin * blk - t_first * rows, rows)
+        n_prog = cdiv(Lk - q_block_begin * blk - t_first * rows, rows)
     if num_splits is None:
         # Split the keys only when the query tiles alone cannot fill the GPU (decode). A decode
         # program streams its K/V tiles one after another, so bandwidth needs many programs per
@@ -303,7 +304,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         want = 8 * num_sms(q.device)
         num_splits = 1
         if busy < want // 4:
-            num_splits = max(1, min(256, triton.cdiv(want, busy), kv_tiles // 2))
+            num_splits = max(1, min(256, cdiv(want, busy), kv_tiles // 2))
     if num_splits == 1:
         out = torch.empty(B, Hq, Lq, D, dtype=q.dtype, device=q.device)
         lse = torch.empty(B, Hq, Lq, dtype=torch.float32, device=q.device)
@@ -376,7 +377,7 @@ def combine_splits(out_s, lse_s, dtype):
     n_rows = lse_s[0].numel()
     out = torch.empty(*rows_shape, D, dtype=dtype, device=out_s.device)
     lse = torch.empty(*rows_shape, dtype=torch.float32, device=out_s.device)
-    SP = max(2, triton.next_power_of_2(S))
+    SP = max(2, next_pow2(S))
     _combine_kernel[(n_rows,)](out_s, lse_s, out, lse, out_s.stride(0), lse_s.stride(0), S,
                                D=D, DP=padded_head_dim(D), SP=SP, SC=min(SP, 16), num_warps=4)
     return out, lse

@@ -39,6 +39,21 @@ inline vfloat32m8_t ExpNonPositive(vfloat32m8_t x, size_t vl) {
   return __riscv_vmerge_vvm_f32m8(__riscv_vfmv_v_f_f32m8(0.0f, vl), e, live, vl);
 }
 
+// Folds rows of dot products (nrows rows of nk, row stride nk) into the key blocks' maxima.
+void FoldBlockMaxima(const double* tmp, int32_t nrows, int32_t nk, int32_t blk, double* bmax) {
+  for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
+    const int32_t j1 = std::min(j0 + blk, nk);
+    vfloat64m1_t m = __riscv_vfmv_v_f_f64m1(bmax[c], 1);
+    for (int32_t r = 0; r < nrows; ++r)
+      for (int32_t j = j0; j < j1;) {
+        const size_t vl = __riscv_vsetvl_e64m8(size_t(j1 - j));
+        m = __riscv_vfredmax_vs_f64m8_f64m1(__riscv_vle64_v_f64m8(tmp + int64_t(r) * nk + j, vl), m, vl);
+        j += int32_t(vl);
+      }
+    bmax[c] = __riscv_vfmv_f_s_f64m1_f64(m);
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -305,21 +320,6 @@ void sattn_block_scores_f64(const double* qm, const double* kmt, int64_t kmt_ld,
       acc = __riscv_vfadd_vv_f64m8(acc, __riscv_vfmul_vf_f64m8(__riscv_vle64_v_f64m8(kmt + d * kmt_ld + b, vl), qm[d], vl), vl);
     __riscv_vse64_v_f64m8(score + b, __riscv_vfmul_vf_f64m8(acc, scale, vl), vl);
     b += int32_t(vl);
-  }
-}
-
-// Folds rows of dot products (nrows rows of nk, row stride nk) into the key blocks' maxima.
-static void FoldBlockMaxima(const double* tmp, int32_t nrows, int32_t nk, int32_t blk, double* bmax) {
-  for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
-    const int32_t j1 = std::min(j0 + blk, nk);
-    vfloat64m1_t m = __riscv_vfmv_v_f_f64m1(bmax[c], 1);
-    for (int32_t r = 0; r < nrows; ++r)
-      for (int32_t j = j0; j < j1;) {
-        const size_t vl = __riscv_vsetvl_e64m8(size_t(j1 - j));
-        m = __riscv_vfredmax_vs_f64m8_f64m1(__riscv_vle64_v_f64m8(tmp + int64_t(r) * nk + j, vl), m, vl);
-        j += int32_t(vl);
-      }
-    bmax[c] = __riscv_vfmv_f_s_f64m1_f64(m);
   }
 }
 

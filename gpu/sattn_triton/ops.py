@@ -430,6 +430,7 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
     gp = make_plan(q, k, spec, scale=scale, plan=plan, tile=tile)
     launch = spec_launch(spec)
     q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
+    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
     if gp is None:
         mode = MODE_SLIDING if kind == "SlidingWindow" else MODE_DENSE
         tensors = [None] * len(_PLAN_ARGS)
@@ -437,8 +438,7 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
         bitmap_masks = False
     else:
         mode = MODE_PLAN
-        need_t = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
-        col_ptr, t_row, t_mask = P.transpose(gp) if need_t else (None, None, None)
+        col_ptr, t_row, t_mask = P.transpose(gp) if needs_grad else (None, None, None)
         tensors = [gp.row_ptr, gp.col_idx, gp.mask_idx, gp.bitmaps, col_ptr, t_row, t_mask]
         geom = [gp.block, gp.plan_b, gp.plan_h, gp.q_block_begin, gp.n_q_blocks, gp.n_k_blocks,
                 gp.words_per_row]
@@ -447,4 +447,8 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
             launch["global_tokens"], bitmap_masks, scale)
     if torch.compiler.is_compiling():
         return sparse_attention_op(*args)
+    if not needs_grad:
+        # Inference: no autograd node to record, so skip autograd.Function.apply (its argument
+        # walk is ~10% of sattn's own host time per eager forward, gpu/host_overhead.py).
+        return _attention_impl(*args)
     return _EagerAttention.apply(q, k, v, args[3:])

@@ -79,6 +79,22 @@ def test_dispatch_through_sparse_attention():
         assert torch.equal(auto, out)
 
 
+@pytest.mark.parametrize("spec", COMPILE_SPECS, ids=str)
+def test_inference_calls_skip_autograd_and_match(spec):
+    """Without grad (no_grad, or inputs that need none) attention() calls the implementation
+    directly: same values, no autograd node, nothing requires grad."""
+    q, k, v = H.make_qkv(1, 2, 1, 40, 40, 16, torch.float32, seed=2, requires_grad=True)
+    out, lse = ops.attention(q, k, v, spec, tile=16)
+    assert out.grad_fn is not None
+    with torch.no_grad():
+        out_ng, lse_ng = ops.attention(q, k, v, spec, tile=16)
+    plain = [x.detach() for x in (q, k, v)]
+    out_nr, lse_nr = ops.attention(*plain, spec, tile=16)
+    for o, l in ((out_ng, lse_ng), (out_nr, lse_nr)):
+        assert o.grad_fn is None and not o.requires_grad and not l.requires_grad
+        assert torch.equal(o, out.detach()) and torch.equal(l, lse.detach())
+
+
 def test_backend_module_reports_availability():
     from sattn.backends import triton as tb
     ok, reason = tb.available()

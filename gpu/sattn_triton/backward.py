@@ -575,15 +575,16 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     delta_ready = fused or separate_delta()
     if delta_ready:
         _bwd_delta_kernel[(cdiv(Lq, 64), B * Hq)](
-            out, do, lse, dlse_c, delta, out.stride(0), out.stride(1), out.stride(2),
-            do.stride(0), do.stride(1), do.stride(2), Hq, Lq, D=D, DP=DP, BLOCK_M=64,
+            out, do, lse, dlse_c, delta, *out.stride()[:3], *do.stride()[:3], Hq, Lq, D=D, DP=DP, BLOCK_M=64,
             HAS_DLSE=dlse is not None, num_warps=4)
     dk = torch.empty_like(k)   # GQA: one dk/dv program per (key tile, kv head) walks the group
     dv = torch.empty_like(v)
     kv_blk = blk if mode == MODE_PLAN else kvm
     kv_qbb = qbb if mode == MODE_PLAN else 0
-    strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-               v.stride(0), v.stride(1), v.stride(2))
+    # One stride() call per tensor (each is a C++ round trip on the launch path).
+    strides = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3])
+    s_out, s_do, s_dq = out.stride()[:3], do.stride()[:3], dq.stride()[:3]
+    s_dk, s_dv = dk.stride()[:3], dv.stride()[:3]
     n_dq = nqb * (dq_blk // dqm)
     # Row and key tiles of a walk start at multiples of the plan block (plan) or of the tiles
     # themselves (planless; power-of-two edges), so lengths that are multiples of the larger one
@@ -593,9 +594,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     if fused:
         _bwd_fused_kernel[(kv_tiles + n_dq, B * Hq)](
             q, k, v, out, do, lse, dlse_c, delta, dq, dk, dv, *strides,
-            out.stride(0), out.stride(1), out.stride(2), do.stride(0), do.stride(1), do.stride(2),
-            dq.stride(0), dq.stride(1), dq.stride(2),
-            dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
+            *s_out, *s_do, *s_dq, *s_dk, *s_dv,
             row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
             col_ptr, t_row, t_mask, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
@@ -606,8 +605,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     else:
         _bwd_dq_kernel[(n_dq, B * Hq)](
             q, k, v, out, do, lse, dlse_c, delta, dq, *strides,
-            out.stride(0), out.stride(1), out.stride(2), do.stride(0), do.stride(1), do.stride(2),
-            dq.stride(0), dq.stride(1), dq.stride(2),
+            *s_out, *s_do, *s_dq,
             row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
@@ -616,8 +614,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             **launch_limits("dq", dq_register_cap(prefetch["dq"], dqw)), **common)
         _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
             q, k, v, do, lse, delta, dk, dv, *strides,
-            do.stride(0), do.stride(1), do.stride(2),
-            dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
+            *s_do, *s_dk, *s_dv,
             col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,

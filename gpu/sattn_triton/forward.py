@@ -308,19 +308,20 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
     if num_splits == 1:
         out = torch.empty(B, Hq, Lq, D, dtype=q.dtype, device=q.device)
         lse = torch.empty(B, Hq, Lq, dtype=torch.float32, device=q.device)
-        so = (out.stride(0), out.stride(1), out.stride(2), 0)
-        sl = (lse.stride(0), lse.stride(1), 0)
+        so = (*out.stride()[:3], 0)
+        sl = (*lse.stride()[:2], 0)
     else:
         out = torch.empty(num_splits, B, Hq, Lq, D, dtype=torch.float32, device=q.device)
         lse = torch.empty(num_splits, B, Hq, Lq, dtype=torch.float32, device=q.device)
-        so = (out.stride(1), out.stride(2), out.stride(3), out.stride(0))
-        sl = (lse.stride(1), lse.stride(2), lse.stride(0))
-    assert q.stride(3) == 1 and k.stride(3) == 1 and v.stride(3) == 1
+        s5, s4 = out.stride(), lse.stride()
+        so = (s5[1], s5[2], s5[3], s5[0])
+        sl = (s4[1], s4[2], s4[0])
+    sq, sk, sv = q.stride(), k.stride(), v.stride()
+    assert sq[3] == 1 and sk[3] == 1 and sv[3] == 1
     grid = (n_prog, heads, num_splits)
     _fwd_kernel[grid](
         q, k, v, out, lse,
-        q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2), so[0], so[1], so[2], so[3], sl[0], sl[1], sl[2],
+        *sq[:3], *sk[:3], *sv[:3], *so, *sl,
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, q_block_begin,
         Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,

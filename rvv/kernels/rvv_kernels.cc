@@ -325,10 +325,12 @@ void sattn_block_scores_f64(const double* qm, const double* kmt, int64_t kmt_ld,
 
 void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const float* kt, int64_t kt_ld,
                               int32_t D, int32_t nk, int32_t blk, double* tmp, double* bmax) {
-  // Along keys: vfwmul widens both float32 factors and multiplies exactly in float64, then one
-  // vfadd per feature in d order (the planner's rounding). Query rows go in pairs, so each
-  // float32 key vector loaded serves two accumulators (2 x m8 accumulators + m8 product + m4 keys
-  // = 28 of the 32 vector registers); an odd last row runs alone.
+  // Along keys, one vfwmacc per feature in d order: it widens both float32 factors and adds their
+  // product to the float64 accumulator with one rounding. The product of two floats is exact in
+  // float64 (24 + 24 significant bits), so that rounding is the planner's rounding of the sum:
+  // bit-identical to a separate multiply and add, one instruction instead of two. Query rows go
+  // in pairs, so each float32 key vector loaded serves two accumulators (2 x m8 accumulators +
+  // m4 keys = 20 of the 32 vector registers); an odd last row runs alone.
   int32_t i = 0;
   for (; i + 1 < nq; i += 2) {
     const float* qa = q + int64_t(i) * q_ld;
@@ -339,8 +341,8 @@ void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const fl
       vfloat64m8_t acc_b = __riscv_vfmv_v_f_f64m8(0.0, vl);
       for (int32_t d = 0; d < D; ++d) {
         const vfloat32m4_t kv = __riscv_vle32_v_f32m4(kt + d * kt_ld + j, vl);
-        acc_a = __riscv_vfadd_vv_f64m8(acc_a, __riscv_vfwmul_vf_f64m8(kv, qa[d], vl), vl);
-        acc_b = __riscv_vfadd_vv_f64m8(acc_b, __riscv_vfwmul_vf_f64m8(kv, qb[d], vl), vl);
+        acc_a = __riscv_vfwmacc_vf_f64m8(acc_a, qa[d], kv, vl);
+        acc_b = __riscv_vfwmacc_vf_f64m8(acc_b, qb[d], kv, vl);
       }
       __riscv_vse64_v_f64m8(tmp + j, acc_a, vl);
       __riscv_vse64_v_f64m8(tmp + nk + j, acc_b, vl);
@@ -354,7 +356,7 @@ void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const fl
       const size_t vl = __riscv_vsetvl_e64m8(size_t(nk - j));
       vfloat64m8_t acc = __riscv_vfmv_v_f_f64m8(0.0, vl);
       for (int32_t d = 0; d < D; ++d)
-        acc = __riscv_vfadd_vv_f64m8(acc, __riscv_vfwmul_vf_f64m8(__riscv_vle32_v_f32m4(kt + d * kt_ld + j, vl), qa[d], vl), vl);
+        acc = __riscv_vfwmacc_vf_f64m8(acc, qa[d], __riscv_vle32_v_f32m4(kt + d * kt_ld + j, vl), vl);
       __riscv_vse64_v_f64m8(tmp + j, acc, vl);
       j += int32_t(vl);
     }

@@ -339,8 +339,8 @@ void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const fl
       const size_t vl = __riscv_vsetvl_e64m8(size_t(nk - j));
       vfloat64m8_t acc_a = __riscv_vfmv_v_f_f64m8(0.0, vl);
       vfloat64m8_t acc_b = __riscv_vfmv_v_f_f64m8(0.0, vl);
-      // Four features per trip: the loop's vsetvli, pointer bumps and branch are paid once per
-      // four keys rows instead of per row (the order of the adds into each accumulator is d).
+      // Four features (rows of kt) per trip: the loop's vsetvli, pointer bumps and branch are
+      // paid once per four instead of per feature; each accumulator still adds in d order.
       int32_t d = 0;
       for (; d + 4 <= D; d += 4) {
         const float* kp = kt + d * kt_ld + j;

@@ -33,7 +33,8 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from sattn_triton import backward as B  # noqa: E402
 from sattn_triton import forward as F  # noqa: E402
-from sattn_triton.common import MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN, plan_prefetch  # noqa: E402
+from sattn_triton.common import (MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN,  # noqa: E402
+                                 padded_head_dim, plan_prefetch)
 
 KERNELS = {"fwd": F._fwd_kernel, "dq": B._bwd_dq_kernel, "dkdv": B._bwd_dkdv_kernel}
 MODES = {"plan": MODE_PLAN, "sliding": MODE_SLIDING, "dense": MODE_DENSE}
@@ -75,7 +76,7 @@ def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head
     m, n = tiles[0], tiles[1]
     md = MODES[mode]
     sliding = md == MODE_SLIDING
-    c = dict(D=head_dim, DP=triton.next_power_of_2(head_dim), BLK=block if md == MODE_PLAN else max(m, n),
+    c = dict(D=head_dim, DP=padded_head_dim(head_dim), BLK=block if md == MODE_PLAN else max(m, n),
              BLOCK_M=m, BLOCK_N=n, MODE=md, CAUSAL=causal, SW=SW_PLAIN if sliding else SW_NONE,
              BITMAP=False, WORDS=1, DOT_F32=False, PREC="ieee", EVEN=even,
              HAS_MASK=md != MODE_PLAN or causal, PREFETCH=prefetch and md == MODE_PLAN)

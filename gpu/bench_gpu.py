@@ -23,8 +23,10 @@ each the median of --repeat calls after a warm-up; the median round is reported.
                        the best are used for the later cases of the same run (and recorded).
                        Lists can be replaced with SWEEP_FWD / SWEEP_DQ / SWEEP_KV
                        ("m,n,warps,stages;..."), the delta modes with SWEEP_DELTA; SWEEP_PREFETCH (0,1)
-                       repeats the sweep with plan entries read one tile ahead
-                       (SATTN_PLAN_PREFETCH) and keeps, per kernel, the faster setting.
+                       repeats the static sweep with plan entries read one tile ahead
+                       (SATTN_PLAN_PREFETCH), SWEEP_WALK_LOOPS (3,2,1) the sliding one per
+                       planless loop structure (SATTN_WALK_LOOPS); each kernel keeps the setting
+                       it was fastest under.
   timeline             kernel timeline of two static-plan fwd+bwd steps, sattn and Flex.
   hostprof             cProfile of the host side of eager calls (L=4096).
 One-off costs (Triton JIT, BlockMask construction, torch.compile of flex_attention) are timed
@@ -180,10 +182,11 @@ def kernel_times(fn, names, iters=3):
 
 def sweep_case(args, case, L):
     """Fills BEST[case] from forward and backward tile sweeps of sattn alone (no peers), once per
-    plan-prefetch setting in SWEEP_PREFETCH ("0", "1" or "0,1"; SATTN_PLAN_PREFETCH for every
-    kernel). Each kernel's prefetch only changes that kernel, so the forward, dq and dk/dv choices
-    are made separately, each with the setting it was fastest under (SATTN_PLAN_PREFETCH becomes
-    the list of kernels that read ahead); the one-launch backward wins only if it beats that."""
+    setting of one knob: static, the plan prefetch (SWEEP_PREFETCH "0", "1" or "0,1";
+    SATTN_PLAN_PREFETCH for every kernel); sliding, the planless loop structure (SWEEP_WALK_LOOPS,
+    default "3,2,1"; SATTN_WALK_LOOPS for every kernel). Each setting only changes the kernel it
+    is applied to, so the forward, dq and dk/dv choices are made separately, each with the setting
+    it was fastest under (`choose_sweep`); the one-launch backward wins only if it beats that."""
     B, Hh, D = 1, args.heads, args.head_dim
     q, k, v = make(B, Hh, L, L, D)
     dout = torch.randn_like(q)
@@ -194,46 +197,60 @@ def sweep_case(args, case, L):
     else:
         spec = sattn.SlidingWindow(window=1024, causal=True)
         ours = lambda q, k, v: ops.attention(q, k, v, spec)[0]  # noqa: E731
-    parts = {}   # part -> (cost ms, config, prefetch setting[, delta mode])
-    # Prefetch only changes plan walks; the sliding window is planless.
-    settings = os.environ.get("SWEEP_PREFETCH", "0,1").split(",") if case == "static" else ["0"]
-    for prefetch in settings:
-        os.environ["SATTN_PLAN_PREFETCH"] = prefetch
-        for part, found in _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch).items():
+    parts = {}   # part -> (cost ms, config, setting[, delta mode])
+    # Prefetch only changes plan walks, the loop structure only planless ones.
+    if case == "static":
+        knob, settings = "SATTN_PLAN_PREFETCH", os.environ.get("SWEEP_PREFETCH", "0,1").split(",")
+    else:
+        knob, settings = "SATTN_WALK_LOOPS", os.environ.get("SWEEP_WALK_LOOPS", "3,2,1").split(",")
+    for setting in settings:
+        os.environ[knob] = setting
+        for part, found in _sweep_tiles(args, case, L, ours, q, k, v, dout, knob, setting).items():
             if found is not None and (part not in parts or found[0] < parts[part][0]):
                 parts[part] = found
-    BEST[case] = choose_sweep(parts)
+    BEST[case] = choose_sweep(parts, knob)
     ENV.setdefault("chosen_tiles", {})[f"{case}_L{L}"] = BEST[case]
     print(f"# {case} L={L}: chosen {BEST[case]}", flush=True)
-    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_PLAN_PREFETCH"):
+    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_PLAN_PREFETCH", "SATTN_WALK_LOOPS"):
         os.environ.pop(name, None)
 
 
-def choose_sweep(parts):
-    """The tiles BEST holds for a case, from each part's best over the prefetch settings
-    ({'fwd': (ms, cfg, prefetch), 'dq': (ms, cfg, prefetch, delta), 'dkdv': (ms, cfg, prefetch),
-    'fused': (ms, cfg, prefetch)}, as `_sweep_tiles` returns them): forward, dq and dk/dv each
-    with the prefetch setting it was fastest under; the one-launch backward only if it beats the
-    split. None if a part never ran."""
+def choose_sweep(parts, knob="SATTN_PLAN_PREFETCH"):
+    """The tiles BEST holds for a case, from each part's best over the knob's settings
+    ({'fwd': (ms, cfg, setting), 'dq': (ms, cfg, setting, delta), 'dkdv': (ms, cfg, setting),
+    'fused': (ms, cfg, setting)}, as `_sweep_tiles` returns them): forward, dq and dk/dv each
+    with the setting it was fastest under; the one-launch backward only if it beats the split.
+    knob SATTN_PLAN_PREFETCH: settings "0"/"1", BEST's 'prefetch' lists the kernels that read
+    ahead; SATTN_WALK_LOOPS: settings "1"/"2"/"3", BEST's 'walk_loops' is "fwd=n,dq=n,dkdv=n"
+    (the one-launch backward runs its dq and dk/dv halves with its own setting). None if a part
+    never ran."""
     if not {"fwd", "dq", "dkdv"} <= parts.keys():
         return None
-    ahead = [name for name in ("fwd", "dq", "dkdv") if parts[name][2] == "1"]
     split = parts["dq"][0] + parts["dkdv"][0]
+    fused = "fused" in parts and parts["fused"][0] < split
     best = dict(fwd=parts["fwd"][1], bwd=parts["dq"][1] + parts["dkdv"][1], delta=parts["dq"][3],
-                fused=False, prefetch=",".join(ahead) or "0", cost_ms=parts["fwd"][0] + split)
-    if "fused" in parts and parts["fused"][0] < split:
-        ahead = [name for name in ("fwd",) if parts["fwd"][2] == "1"]
-        ahead += ["fused"] if parts["fused"][2] == "1" else []
-        best.update(bwd=parts["fused"][1], delta="separate", fused=True, prefetch=",".join(ahead) or "0",
+                fused=False, prefetch="0", cost_ms=parts["fwd"][0] + split)
+    if fused:
+        best.update(bwd=parts["fused"][1], delta="separate", fused=True,
                     cost_ms=parts["fwd"][0] + parts["fused"][0])
+    setting = {name: parts[name][2] for name in ("fwd", "dq", "dkdv")}
+    if fused:
+        setting.update(dq=parts["fused"][2], dkdv=parts["fused"][2], fused=parts["fused"][2])
+    if knob == "SATTN_WALK_LOOPS":
+        best["walk_loops"] = ",".join(f"{name}={setting[name]}" for name in ("fwd", "dq", "dkdv"))
+    else:
+        kernels = ("fwd", "fused") if fused else ("fwd", "dq", "dkdv")
+        best["prefetch"] = ",".join(name for name in kernels if setting[name] == "1") or "0"
     return best
 
 
-def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
+def _sweep_tiles(args, case, L, ours, q, k, v, dout, knob, setting):
     """One sweep (forward configs, dq x dk/dv configs with delta fused or separate, the one-launch
-    backward) under the current environment; returns each part's best as {'fwd': (ms, cfg,
-    prefetch), 'dq': (dq + delta ms, cfg, prefetch, delta mode), 'dkdv': (ms, cfg, prefetch),
-    'fused': (delta + fused ms, dq cfg + dk/dv cfg, prefetch)}, a part missing if nothing ran."""
+    backward) under the current environment (knob=setting); returns each part's best as
+    {'fwd': (ms, cfg, setting), 'dq': (dq + delta ms, cfg, setting, delta mode), 'dkdv': (ms, cfg,
+    setting), 'fused': (delta + fused ms, dq cfg + dk/dv cfg, setting)}, a part missing if nothing
+    ran."""
+    tag = {knob.lower().replace("sattn_", ""): setting}   # recorded with every row
     best = {}
     for cfg in FWD_CONFIGS:
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, cfg))
@@ -246,9 +263,9 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
             print(f"# fwd config {cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
             continue
         record(args.out, case=f"sweep_fwd_{case}", L=L, system="sattn_triton", config=list(cfg), fwd_ms=t,
-               prefetch=prefetch)
+               **tag)
         if "fwd" not in best or t < best["fwd"][0]:
-            best["fwd"] = (t, cfg, prefetch)
+            best["fwd"] = (t, cfg, setting)
     if "fwd" not in best:
         return best
     os.environ["SATTN_FWD_TILES"] = ",".join(map(str, best["fwd"][1]))
@@ -269,11 +286,11 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
             record(args.out, case=f"sweep_bwd_{case}", L=L, system="sattn_triton", delta=delta_mode,
                    dq_config=list(dq_cfg), dkdv_config=list(kv_cfg), dq_ms=kt["_bwd_dq_kernel"],
                    dkdv_ms=kt["_bwd_dkdv_kernel"], delta_ms=kt["_bwd_delta_kernel"], fwd_bwd_ms=total,
-                   prefetch=prefetch)
+                   **tag)
             if "dq" not in best or dq_cost < best["dq"][0]:
-                best["dq"] = (dq_cost, dq_cfg, prefetch, delta_mode)
+                best["dq"] = (dq_cost, dq_cfg, setting, delta_mode)
             if "dkdv" not in best or kt["_bwd_dkdv_kernel"] < best["dkdv"][0]:
-                best["dkdv"] = (kt["_bwd_dkdv_kernel"], kv_cfg, prefetch)
+                best["dkdv"] = (kt["_bwd_dkdv_kernel"], kv_cfg, setting)
     os.environ.pop("SATTN_BWD_DELTA", None)
     if "dq" not in best or "dkdv" not in best:
         return best
@@ -291,9 +308,9 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
         cost = kt["_bwd_fused_kernel"] + kt["_bwd_delta_kernel"]
         record(args.out, case=f"sweep_bwd_fused_{case}", L=L, system="sattn_triton", dq_config=list(dq_cfg),
                dkdv_config=list(kv_cfg), fused_ms=kt["_bwd_fused_kernel"], delta_ms=kt["_bwd_delta_kernel"],
-               best_split_ms=best_split, prefetch=prefetch)
+               best_split_ms=best_split, **tag)
         if "fused" not in best or cost < best["fused"][0]:
-            best["fused"] = (cost, dq_cfg + kv_cfg, prefetch)
+            best["fused"] = (cost, dq_cfg + kv_cfg, setting)
     os.environ.pop("SATTN_BWD_FUSED", None)
     return best
 
@@ -301,10 +318,12 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, prefetch):
 def use_tiles(case):
     """Sets the swept tiles of `case` for sattn (or the built-in defaults when not swept)."""
     for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED",
-                 "SATTN_PLAN_PREFETCH"):
+                 "SATTN_PLAN_PREFETCH", "SATTN_WALK_LOOPS"):
         os.environ.pop(name, None)
     if BEST.get(case):
         os.environ["SATTN_PLAN_PREFETCH"] = BEST[case]["prefetch"]
+        if BEST[case].get("walk_loops"):
+            os.environ["SATTN_WALK_LOOPS"] = BEST[case]["walk_loops"]
         os.environ["SATTN_FWD_TILES"] = ",".join(map(str, BEST[case]["fwd"]))
         os.environ["SATTN_BWD_TILES"] = ",".join(map(str, BEST[case]["bwd"]))
         os.environ["SATTN_BWD_DELTA"] = BEST[case]["delta"]

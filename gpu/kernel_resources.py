@@ -33,7 +33,7 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from sattn_triton import backward as B  # noqa: E402
 from sattn_triton import forward as F  # noqa: E402
-from sattn_triton.common import (MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN,  # noqa: E402
+from sattn_triton.common import (MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN, walk_loops,  # noqa: E402
                                  padded_head_dim, plan_prefetch)
 
 KERNELS = {"fwd": F._fwd_kernel, "dq": B._bwd_dq_kernel, "dkdv": B._bwd_dkdv_kernel}
@@ -79,7 +79,8 @@ def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head
     c = dict(D=head_dim, DP=padded_head_dim(head_dim), BLK=block if md == MODE_PLAN else max(m, n),
              BLOCK_M=m, BLOCK_N=n, MODE=md, CAUSAL=causal, SW=SW_PLAIN if sliding else SW_NONE,
              BITMAP=False, WORDS=1, DOT_F32=False, PREC="ieee", EVEN=even,
-             HAS_MASK=md != MODE_PLAN or causal, PREFETCH=prefetch and md == MODE_PLAN)
+             HAS_MASK=md != MODE_PLAN or causal, PREFETCH=prefetch and md == MODE_PLAN,
+             LOOPS=3 if md == MODE_PLAN else walk_loops(kernel))
     if kernel == "fwd":
         c.update(NUM_SPLITS=1, PACK=1)
     elif kernel == "dq":
@@ -156,7 +157,10 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
     'shared_bytes', 'load_waits', 'loops' (`sass_loops`)}; sass_path, if given, receives the
     disassembly.
     'load_waits' lists the distinct cp.async waits (`DEPBAR.LE SB0, n`): n > 0 means the loop
-    keeps n load groups in flight while it computes (deeper pipelining)."""
+    keeps n load groups in flight while it computes (deeper pipelining). 'wgmma_serialized' is
+    ptxas's performance advisory C7515 (rerun on the PTX with -v): every wgmma then waits for the
+    previous one, so MMAs no longer overlap each other or the softmax math (the 3-loop sliding
+    dk/dv had it; `common.walk_loops`)."""
     if F.INTERPRETED:
         raise RuntimeError("kernel_resources compiles real kernels: unset TRITON_INTERPRET (the "
                            "interpreter replaced them when sattn_triton was imported)")
@@ -184,6 +188,13 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
         usage = subprocess.run([_tool("cuobjdump"), "-res-usage", cubin], capture_output=True,
                                text=True, check=True).stdout
         sass = cubin_sass(cubin)
+        ptx = os.path.join(tmp, "kernel.ptx")
+        with open(ptx, "w") as f:
+            f.write(compiled.asm["ptx"])
+        ptxas = subprocess.run([_tool("ptxas"), "-v", f"-arch=sm_{arch}a" if arch >= 90 else f"-arch=sm_{arch}",
+                                ptx, "-o", os.path.join(tmp, "check.cubin")]
+                               + ([f"--maxrregcount={maxnreg}"] if maxnreg else []),
+                               capture_output=True, text=True, check=True)
     if sass_path:
         with open(sass_path, "w") as f:
             f.write(sass)
@@ -194,6 +205,7 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
     return dict(registers=int(reg.group(1)), stack_bytes=int(stack.group(1)),
                 local_loads=len(re.findall(r"\bLDL\b", sass)), local_stores=len(re.findall(r"\bSTL\b", sass)),
                 shared_bytes=int(compiled.metadata.shared), loops=sass_loops(sass),
+                wgmma_serialized="C7515" in ptxas.stdout + ptxas.stderr,
                 load_waits=sorted(set(re.findall(r"DEPBAR\.LE SB0, (0x[0-9a-f]+)", sass))))
 
 
@@ -247,14 +259,14 @@ def main(argv=None) -> int:
     print(f"# Triton {triton.__version__}, sm_{args.arch}, D={args.head_dim}, {args.dtype}, "
           f"{'masked (ragged)' if args.ragged else 'EVEN'} variant", flush=True)
     print(f"{'kernel':6} {'mode':8} {'tiles':14} {'regs':>5} {'stack B':>8} {'LDL':>5} {'STL':>5} {'smem B':>7}"
-          "  load waits")
+          "  wgmma   load waits")
     for kernel, tiles, mode, causal, prefetch, cap in jobs:
         r = resources(kernel, tiles, mode=mode, causal=causal, even=not args.ragged,
                       head_dim=args.head_dim, block=args.block, dtype=args.dtype, arch=args.arch,
                       sass_path=args.sass if len(jobs) == 1 else None, maxnreg=cap, prefetch=prefetch)
         print(f"{kernel:6} {mode:8} {'x'.join(map(str, tiles)):14} {r['registers']:5d} {r['stack_bytes']:8d} "
               f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}  "
-              f"{','.join(r['load_waits']) or '-'}", flush=True)
+              f"{'serial' if r['wgmma_serialized'] else 'async ':6}  {','.join(r['load_waits']) or '-'}", flush=True)
         if args.loops:
             print_loops(r["loops"])
     return 0

@@ -24,7 +24,7 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
                                  bitmap_visible, cdiv, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
-                                 key_tile, launch_limits, load_key_tile, plan_prefetch,
+                                 key_tile, launch_limits, load_key_tile, plan_prefetch, planless_tile, walk_flanks, walk_loops,
                                  tile_visible, walk_entry, walk_start,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
@@ -34,15 +34,17 @@ from sattn_triton import plans as P
 
 @triton.jit
 def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, offs_n, offs_d, d_ok,
-              e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
+              e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok, va, vb,
               BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
               SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-              PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
-    """dq over virtual key tiles [t0, t1); MASK, PREFETCH and EVEN as in forward._fwd_tiles."""
+              PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
+              LOOPS: tl.constexpr):
+    """dq over virtual key tiles [t0, t1); MASK, PREFETCH, EVEN, LOOPS as in forward._fwd_tiles."""
     c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, PREFETCH)
     for t in range(t0, t1):
         j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
-                                                      COL_IDX, MASK_IDX, BLK, BLOCK_N, MODE, MASK, PREFETCH)
+                                                      COL_IDX, MASK_IDX, va, vb, BLK, BLOCK_N, MODE, MASK,
+                                                      PREFETCH, LOOPS)
         k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32, EVEN)
         # The scale rides in the exp2's FMA; masking the probabilities (not the scores) keeps that
         # one instruction per element and is right for any sign of the scale.
@@ -102,7 +104,7 @@ def _dq_program(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
     HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
-    PREFETCH: tl.constexpr,
+    PREFETCH: tl.constexpr, LOOPS: tl.constexpr,
 ):
     """dq of one query tile. Unless DELTA_READY (then `_bwd_delta_kernel` ran first), it also
     computes delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel,
@@ -159,20 +161,38 @@ def _dq_program(
     if MODE == K_PLAN:
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK,
-                       PREFETCH, EVEN)
+                       gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK,
+                       PREFETCH, EVEN, 3)
     else:
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
-        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, va, pos, offs_n, offs_d,
-                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
-        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
-                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN)
-        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, vb, total, pos, offs_n, offs_d,
-                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                       gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
+        if LOOPS == 1:
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total, pos, offs_n, offs_d,
+                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                           gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
+                           False, EVEN, 1)
+        elif LOOPS == 2:
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total - (vb - va), pos, offs_n,
+                           offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span,
+                           dilation, gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC,
+                           True, False, EVEN, 2)
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
+                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                           gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False,
+                           False, EVEN, 2)
+        else:
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, va, pos, offs_n, offs_d,
+                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                           gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
+                           False, EVEN, 3)
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
+                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                           gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False,
+                           False, EVEN, 3)
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, vb, total, pos, offs_n, offs_d,
+                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                           gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
+                           False, EVEN, 3)
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=qd_ok)
@@ -188,14 +208,14 @@ def _bwd_dq_kernel(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
     HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
-    PREFETCH: tl.constexpr,
+    PREFETCH: tl.constexpr, LOOPS: tl.constexpr,
 ):
     """One program per (query tile, batch*head): `_dq_program`."""
     _dq_program(tl.program_id(0), tl.program_id(1), Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm,
                 skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
                 COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk, q_first,
                 qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY, EVEN, PREFETCH)
+                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY, EVEN, PREFETCH, LOOPS)
 
 
 @triton.jit
@@ -228,16 +248,18 @@ def query_tile_range(n0, j_hi, q_first, Lk, MODE: tl.constexpr, CAUSAL: tl.const
 @triton.jit
 def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0, t1, j, offs_m,
                 offs_d, d_ok, e0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t, lo_t,
-                Lk, q_first, qk_scale, span, dilation, gtok,
+                Lk, q_first, qk_scale, span, dilation, gtok, va, vb,
                 BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                 SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-                PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
+                PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
+                LOOPS: tl.constexpr):
     """dk, dv over virtual query tiles [t0, t1), in the transposed orientation: S^T = K Q^T is
     [BLOCK_N, BLOCK_M], so P^T and dS^T come out of the MMA already as the left operands of
     dv += P^T dO and dk += dS^T Q and no register tile is transposed (the FlashAttention-2
     Triton tutorial's layout); Q^T is loaded transposed straight from memory.
     EVEN (`even_tiles` over Lq and Lk): every walked query tile lies inside [q_first, Lk), so the
-    Q^T, dO, LSE and delta loads carry no mask (each masked cp.async needs its own predicate)."""
+    Q^T, dO, LSE and delta loads carry no mask (each masked cp.async needs its own predicate).
+    Planless walks: LOOPS and the full run [va, vb) as in common.planless_tile."""
     NSUB: tl.constexpr = BLK // BLOCK_M
     r_nxt, mi_nxt = walk_start(T_ROW, T_MASK, e0, t0, t1, NSUB, MASK, PREFETCH)
     for t in range(t0, t1):
@@ -247,10 +269,10 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
             m0 = a * BLK + (t % NSUB) * BLOCK_M
             need_mask = (mi != -1) | (c * BLK + BLK > Lk)
         else:
-            m0 = tl.where(t < n_g, first_t + t, lo_t + t - n_g) * BLOCK_M
+            tv, need_mask = planless_tile(t, va, vb, LOOPS, MASK)
+            m0 = tl.where(tv < n_g, first_t + tv, lo_t + tv - n_g) * BLOCK_M
             a = 0
             mi = 0
-            need_mask = True
         pos = m0 + offs_m
         i = (pos - q_first).to(tl.int64)
         if EVEN:
@@ -299,7 +321,8 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
                Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok,
                BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, HAS_MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
+               PREC: tl.constexpr, HAS_MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
+               LOOPS: tl.constexpr):
     """Adds query head h's contribution to dk, dv of key tile [n0, j_hi] (plan column c)."""
     q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
     do_base = DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh
@@ -311,24 +334,40 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
         total = (tl.load(COL_PTR + col + 1) - e0) * NSUB
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, total, j,
                              offs_m, offs_d, d_ok, e0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, 0, 0, 0,
-                             Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL, SW,
-                             BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
+                             Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_M, MODE, CAUSAL,
+                             SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN, 3)
     else:
         n_g, first_t, lo_t, total = query_tile_range(n0, j_hi, q_first, Lk, MODE, CAUSAL, BLOCK_M, span, gtok)
         g_lo, g_hi = full_query_tiles(n0, j_hi, Lk, BLOCK_M, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, g_lo, g_hi)
-        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, va, j,
-                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
-                             lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
-        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
-                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
-                             lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN)
-        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, vb, total, j,
-                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g, first_t,
-                             lo_t, Lk, q_first, qk_scale, span, dilation, gtok, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
+        if LOOPS == 1:
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, total, j,
+                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
+                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 1)
+        elif LOOPS == 2:
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0,
+                                 total - (vb - va), j, offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c,
+                                 q_block_begin, n_g, first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok,
+                                 va, vb, BLK, BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
+                                 False, EVEN, 2)
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
+                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
+                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN, 2)
+        else:
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, va, j,
+                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK,
+                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
+                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK,
+                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN, 3)
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, vb, total, j,
+                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK,
+                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
     return dk, dv
 
 
@@ -344,6 +383,7 @@ def _dkdv_program(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
     GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
+    LOOPS: tl.constexpr,
 ):
     """dk, dv of one key tile (BLOCK_N keys of one batch and kv head) over the query tiles that see
     it. GROUP_LOOP (GQA): pid_bh is (b, kv head) and the program walks every query head of the
@@ -380,12 +420,14 @@ def _dkdv_program(
             dk, dv = _dkdv_head(dk, dv, k, v, b, h + gi, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                                 sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                                 q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
+                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN,
+                                LOOPS)
     else:
         dk, dv = _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                             sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                             q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
+                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN,
+                            LOOPS)
     dk = dk * sm_scale
     tl.store(DK + b.to(tl.int64) * sdkb + hk.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
              dk.to(DK.dtype.element_ty), mask=kv_ok)
@@ -404,13 +446,14 @@ def _bwd_dkdv_kernel(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
     GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
+    LOOPS: tl.constexpr,
 ):
     """One program per (key tile, batch*head): `_dkdv_program`."""
     _dkdv_program(tl.program_id(0), tl.program_id(1), Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb,
                   skh, skn, svb, svh, svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR,
                   T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin, Hq, group, Lq, Lk, q_first,
                   qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH)
+                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH, LOOPS)
 
 
 @triton.jit
@@ -425,7 +468,8 @@ def _bwd_fused_kernel(
     KV_BLK: tl.constexpr, KV_M: tl.constexpr, KV_N: tl.constexpr, MODE: tl.constexpr,
     CAUSAL: tl.constexpr, SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr,
     DOT_F32: tl.constexpr, PREC: tl.constexpr, HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr, DQ_LOOPS: tl.constexpr,
+    KV_LOOPS: tl.constexpr,
 ):
     """dk/dv programs and dq programs in one grid (as FlexAttention's backward does): program ids
     [0, n_kv_programs) run `_dkdv_program`, the rest `_dq_program`, so the two halves share one
@@ -441,13 +485,14 @@ def _bwd_fused_kernel(
                           svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR, T_ROW, T_MASK,
                           BITMAPS, t_sb, t_sh, n_k_blocks, kv_q_block_begin, Hq, group, Lq, Lk, q_first,
                           qk_scale, sm_scale, span, dilation, gtok, D, DP, KV_BLK, KV_M, KV_N, MODE, CAUSAL,
-                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH)
+                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH, KV_LOOPS)
     else:
         _dq_program(pid - n_kv_programs, pid_bh, Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm, skb,
                     skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
                     COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk,
                     q_first, qk_scale, sm_scale, span, dilation, gtok, D, DP, DQ_BLK, DQ_M, DQ_N, MODE,
-                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True, EVEN, PREFETCH)
+                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True, EVEN, PREFETCH,
+                    DQ_LOOPS)
 
 
 def bwd_tiles(head_dim: int, block: int, mode: int):
@@ -570,6 +615,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
                   DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
                   HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk))
     prefetch = {name: mode == MODE_PLAN and plan_prefetch(name) for name in ("dq", "dkdv", "fused")}
+    loops = {name: 3 if mode == MODE_PLAN else walk_loops(name) for name in ("dq", "dkdv")}
     dq = torch.empty_like(q)
     fused = fused_backward()
     delta_ready = fused or separate_delta()
@@ -601,7 +647,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             kv_tiles, B * Hkv, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
             HAS_DLSE=dlse is not None, GROUP_LOOP=group > 1, EVEN=even_dq and even_kv,
             num_warps=max(dqw, kvw), num_stages=kvs, **launch_limits("fused"),
-            PREFETCH=prefetch["fused"], **common)
+            PREFETCH=prefetch["fused"], DQ_LOOPS=loops["dq"], KV_LOOPS=loops["dkdv"], **common)
     else:
         _bwd_dq_kernel[(n_dq, B * Hq)](
             q, k, v, out, do, lse, dlse_c, delta, dq, *strides,
@@ -610,7 +656,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
             EVEN=even_dq,
-            num_warps=dqw, num_stages=dqs, PREFETCH=prefetch["dq"],
+            num_warps=dqw, num_stages=dqs, PREFETCH=prefetch["dq"], LOOPS=loops["dq"],
             **launch_limits("dq", dq_register_cap(prefetch["dq"], dqw)), **common)
         _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
             q, k, v, do, lse, delta, dk, dv, *strides,
@@ -618,5 +664,6 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
             col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
             Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
             BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,
-            num_warps=kvw, num_stages=kvs, PREFETCH=prefetch["dkdv"], **launch_limits("dkdv"), **common)
+            num_warps=kvw, num_stages=kvs, PREFETCH=prefetch["dkdv"], LOOPS=loops["dkdv"],
+            **launch_limits("dkdv"), **common)
     return dq, dk, dv

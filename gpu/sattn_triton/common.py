@@ -93,6 +93,37 @@ def plan_prefetch(kernel: str) -> bool:
     return kernel in names
 
 
+_WALK_LOOPS_DEFAULT = {"fwd": 3, "dq": 3, "dkdv": 3}
+
+
+def walk_loops(kernel: str) -> int:
+    """How many loops `kernel` ('fwd', 'dq' or 'dkdv') walks a planless range (Dense,
+    SlidingWindow) in; the LOOPS constexpr (`planless_tile`):
+      3  masked flank, full run with no mask code, masked flank (`split_virtual`);
+      2  both flanks in one masked loop, then the full run;
+      1  every tile in one loop, a runtime `if need_mask` per tile.
+    Each loop pays its own software-pipeline fill and drain, which matters for short walks such as
+    a 1024-token window (18 dk/dv tiles, 4 of them masked), and the loop structure decides whether
+    ptxas keeps the wgmma pipeline: the 3-loop sliding dk/dv at 2-3 stages is compiled with
+    serialized wgmma (ptxas C7515, gpu/kernel_resources.py), the 2- and 1-loop forms are not.
+    SATTN_WALK_LOOPS overrides the defaults: one number for every kernel, or "dkdv=2,dq=1"."""
+    if kernel not in _WALK_LOOPS_DEFAULT:
+        raise ValueError(f"kernel: expected one of {sorted(_WALK_LOOPS_DEFAULT)}, got {kernel!r}")
+    env = os.environ.get("SATTN_WALK_LOOPS", "").strip()
+    if env == "":
+        return _WALK_LOOPS_DEFAULT[kernel]
+    if env in ("1", "2", "3"):
+        return int(env)
+    chosen = {}
+    for item in env.split(","):
+        name, _, value = (x.strip() for x in item.partition("="))
+        if name not in _WALK_LOOPS_DEFAULT or value not in ("1", "2", "3"):
+            raise ValueError(f"SATTN_WALK_LOOPS: expected 1, 2, 3 or 'kernel=n,...' with kernels "
+                             f"{sorted(_WALK_LOOPS_DEFAULT)} and n in 1..3, got {env!r}")
+        chosen[name] = int(value)
+    return chosen.get(kernel, _WALK_LOOPS_DEFAULT[kernel])
+
+
 def launch_limits(kernel: str, default_cap: int | None = None) -> dict:
     """Extra launch options of `kernel` ('fwd', 'dq', 'dkdv', 'fused'): Triton's per-thread
     register cap (maxnreg), from SATTN_MAXNREG ("dq=128,fwd=168") or else `default_cap` (the
@@ -154,22 +185,23 @@ def walk_entry(IDX, MASK_IDX, e0, t, t1, nxt_idx, nxt_mi, NSUB: tl.constexpr, MA
 
 
 @triton.jit
-def key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n, COL_IDX, MASK_IDX, BLK: tl.constexpr,
-             BLOCK_N: tl.constexpr, MODE: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
+def key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n, COL_IDX, MASK_IDX, va, vb, BLK: tl.constexpr,
+             BLOCK_N: tl.constexpr, MODE: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr,
+             LOOPS: tl.constexpr):
     """Virtual key tile t of a forward / dq walk: its keys j, plan block c and mask index mi (0 for
     planless walks), whether it may need the mask, and the plan-walk state for t + 1. Plan walks
     take entry t // (BLK / BLOCK_N); planless walks run the global tiles [0, n_g), then the window
-    tiles from lo_t on."""
+    tiles from lo_t on; LOOPS and [va, vb) as in `planless_tile`."""
     if MODE == K_PLAN:
         c, mi, c_nxt, mi_nxt = walk_entry(COL_IDX, MASK_IDX, e0, t, t1, c_nxt, mi_nxt, BLK // BLOCK_N, MASK,
                                           PREFETCH)
         n0 = c * BLK + (t % (BLK // BLOCK_N)) * BLOCK_N
         need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
     else:
-        n0 = tl.where(t < n_g, t, lo_t + t - n_g) * BLOCK_N
+        tv, need_mask = planless_tile(t, va, vb, LOOPS, MASK)
+        n0 = tl.where(tv < n_g, tv, lo_t + tv - n_g) * BLOCK_N
         c = 0
         mi = 0
-        need_mask = True        # always: the callers' MASK constexpr decides
     return n0 + offs_n, c, mi, need_mask, c_nxt, mi_nxt
 
 
@@ -320,6 +352,30 @@ def full_query_tiles(n0, j_hi, Lk, BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr, 
         g_hi = tl.where(dilation == 1, g_hi, g_lo)
     g_hi = tl.where(j_hi < Lk, g_hi, g_lo)                      # keys past Lk: mask them
     return g_lo, g_hi
+
+
+@triton.jit
+def walk_flanks(ts, te, va, vb):
+    """LOOPS=2 over virtual tiles [ts, te): the full run [fa, fb) inside it and the end t1 of the
+    masked loop [ts, t1) that `planless_tile` maps onto [ts, fa) and [fb, te)."""
+    fa = tl.minimum(tl.maximum(va, ts), te)
+    fb = tl.minimum(tl.maximum(vb, fa), te)
+    return fa, fb, te - (fb - fa)
+
+
+@triton.jit
+def planless_tile(t, va, vb, LOOPS: tl.constexpr, MASK: tl.constexpr):
+    """(virtual tile, need_mask) of loop index t in a planless walk whose full run is [va, vb):
+    LOOPS=2's masked loop skips over the run; LOOPS=1 masks only outside it (a runtime branch);
+    otherwise the loop's MASK constexpr alone decides."""
+    tv = t
+    need_mask = True
+    if LOOPS == 2:
+        if MASK:
+            tv = tl.where(t < va, t, t + (vb - va))
+    if LOOPS == 1:
+        need_mask = (t < va) | (t >= vb)
+    return tv, need_mask
 
 
 @triton.jit

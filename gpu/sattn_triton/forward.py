@@ -21,7 +21,7 @@ import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
                                  MODE_SLIDING, dot_in_fp32, dot_precision, env_tiles, even_tiles,
-                                 key_tile, launch_limits, load_key_tile, plan_prefetch,
+                                 key_tile, launch_limits, load_key_tile, plan_prefetch, walk_flanks, walk_loops,
                                  tile_visible, walk_start,
                                  cdiv, fit_tile, full_key_tiles, next_pow2, num_sms, padded_head_dim,
                                  split_virtual,
@@ -52,17 +52,20 @@ def key_tile_range(p_lo, p_hi, Lk, MODE: tl.constexpr, CAUSAL: tl.constexpr, BLO
 
 @triton.jit
 def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, offs_d, d_ok,
-               e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok,
+               e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok, va, vb,
                BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
+               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
+               LOOPS: tl.constexpr):
     """Online softmax over virtual key tiles [t0, t1). MASK=False: no mask code at all (the
     caller guarantees full tiles); in MODE_PLAN with MASK=True the mask is applied only to
-    entries that need it (a runtime branch per tile)."""
+    entries that need it (a runtime branch per tile); planless walks: LOOPS and the full run [va, vb)
+    as in common.planless_tile."""
     c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, PREFETCH)
     for t in range(t0, t1):
         j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
-                                                      COL_IDX, MASK_IDX, BLK, BLOCK_N, MODE, MASK, PREFETCH)
+                                                      COL_IDX, MASK_IDX, va, vb, BLK, BLOCK_N, MODE, MASK,
+                                                      PREFETCH, LOOPS)
         k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32, EVEN)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
         if MASK:
@@ -91,7 +94,7 @@ def _fwd_kernel(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
     PREC: tl.constexpr, HAS_MASK: tl.constexpr, PACK: tl.constexpr, EVEN: tl.constexpr,
-    PREFETCH: tl.constexpr,
+    PREFETCH: tl.constexpr, LOOPS: tl.constexpr,
 ):
     # PACK > 1 (GQA decode, `gqa_pack`): the BLOCK_M rows of a program are PACK query heads (a
     # whole GQA group) x ROWS positions, so each K/V tile is read once per group instead of once
@@ -166,25 +169,42 @@ def _fwd_kernel(
     if MODE == K_PLAN:
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, te, pos, offs_n,
                                    offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
-                                   qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE, CAUSAL, SW,
-                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN)
+                                   qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW,
+                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN, 3)
     else:
-        # Masked flank, full run, masked flank (each clipped to this split's [ts, te)).
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
-        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, tl.minimum(va, te),
-                                   pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
-                                   lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
-                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
-        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(va, ts),
-                                   tl.minimum(vb, te), pos, offs_n, offs_d, d_ok, e0, COL_IDX,
-                                   MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                                   gtok, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32,
-                                   PREC, False, False, EVEN)
-        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(vb, ts), te,
-                                   pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
-                                   lo_t, Lk, qk_scale, span, dilation, gtok, BLK, BLOCK_N, MODE,
-                                   CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
+        if LOOPS == 1:
+            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, te, pos, offs_n,
+                                       offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
+                                       qk_scale, span, dilation, gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL,
+                                       SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 1)
+        elif LOOPS == 2:
+            # Both flanks in one masked loop, then the full run (each clipped to [ts, te)).
+            fa, fb, t1 = walk_flanks(ts, te, va, vb)
+            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, t1, pos, offs_n,
+                                       offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
+                                       qk_scale, span, dilation, gtok, fa, fb, BLK, BLOCK_N, MODE, CAUSAL,
+                                       SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 2)
+            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, fa, fb, pos, offs_n,
+                                       offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
+                                       qk_scale, span, dilation, gtok, fa, fb, BLK, BLOCK_N, MODE, CAUSAL,
+                                       SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN, 2)
+        else:
+            # Masked flank, full run, masked flank (each clipped to this split's [ts, te)).
+            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, tl.minimum(va, te),
+                                       pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
+                                       lo_t, Lk, qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_N, MODE,
+                                       CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
+            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(va, ts),
+                                       tl.minimum(vb, te), pos, offs_n, offs_d, d_ok, e0, COL_IDX,
+                                       MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                                       gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32,
+                                       PREC, False, False, EVEN, 3)
+            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(vb, ts), te,
+                                       pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
+                                       lo_t, Lk, qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_N, MODE,
+                                       CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
 
     has = l_i > 0.0
     out = acc / tl.where(has, l_i, 1.0)[:, None]
@@ -326,7 +346,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,
         EVEN=pack == 1 and num_splits == 1 and even_tiles(D, DP, (Lq, Lk), max(blk, bn)),
-        PREFETCH=mode == MODE_PLAN and plan_prefetch("fwd"),
+        PREFETCH=mode == MODE_PLAN and plan_prefetch("fwd"), LOOPS=3 if mode == MODE_PLAN else walk_loops("fwd"),
         SW=window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation,
                        global_tokens), BITMAP=use_bitmap,
         WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),

@@ -37,3 +37,13 @@ def test_fused_backward_wins_only_below_the_split():
 def test_missing_part_gives_no_choice():
     assert BG.choose_sweep({"fwd": (2.5, FWD_A, "0")}) is None
     assert BG.choose_sweep({}) is None
+
+
+def test_walk_loops_sweep_names_each_kernels_loop_structure():
+    # The sliding sweep's knob: each kernel keeps the planless loop structure it was fastest with.
+    parts = {"fwd": (0.78, FWD_B, "3"), "dq": (0.95, DQ, "1", "fused"), "dkdv": (1.30, KV, "2"),
+             "fused": (2.4, DQ + KV, "1")}
+    best = BG.choose_sweep(parts, "SATTN_WALK_LOOPS")
+    assert best["walk_loops"] == "fwd=3,dq=1,dkdv=2" and best["prefetch"] == "0" and not best["fused"]
+    fused = BG.choose_sweep(dict(parts, fused=(2.0, DQ + KV, "2")), "SATTN_WALK_LOOPS")
+    assert fused["fused"] and fused["walk_loops"] == "fwd=3,dq=2,dkdv=2"

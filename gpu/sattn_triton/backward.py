@@ -529,6 +529,10 @@ def bwd_tiles(head_dim: int, block: int, mode: int):
 # Plan dk/dv with prefetch and dP^T issued early (run 19): 4 stages 3.88 ms (198 KB of shared
 # memory), 3 stages 4.07, 2 stages 4.13. Sliding dk/dv with EVEN loads: 3 stages 1.456-1.478 ms,
 # 4 stages 1.50, 1 stage 1.544-1.560 (which had been fastest while the loads were masked).
+# Those sliding dk/dv numbers were the 3-loop walk, which ptxas compiles with serialized wgmma at
+# 2-3 stages (common.walk_loops). With the default 2-loop walk (run 22, H200): dk/dv 1.285 ms at
+# 3 stages, 1.284 at 4, 1.312 at 2; dq 64x32/4/4 0.923 ms, 128x64/8/3 0.949; the one-launch
+# backward 2.24 ms vs 2.21 split.
 # D > 128: smaller tiles fit shared memory.
 _BWD_DEFAULT = {
     (False, MODE_PLAN): (128, 32, 8, 3, 64, 128, 8, 4),

@@ -374,3 +374,48 @@ def test_plan_prefetch_default_and_overrides(monkeypatch):
     monkeypatch.setenv("SATTN_PLAN_PREFETCH", "dq,bwd")
     with pytest.raises(ValueError, match="SATTN_PLAN_PREFETCH"):
         C.plan_prefetch("dq")
+
+
+def test_walk_loops_default_and_overrides(monkeypatch):
+    """Planless walks default to two loops (flanks, then the full run; run 22); the variable takes
+    one number for every kernel or per-kernel values and names a bad value."""
+    monkeypatch.delenv("SATTN_WALK_LOOPS", raising=False)
+    assert [C.walk_loops(k) for k in ("fwd", "dq", "dkdv")] == [2, 2, 2]
+    monkeypatch.setenv("SATTN_WALK_LOOPS", "3")
+    assert [C.walk_loops(k) for k in ("fwd", "dq", "dkdv")] == [3, 3, 3]
+    monkeypatch.setenv("SATTN_WALK_LOOPS", "dq=1, dkdv=3")
+    assert [C.walk_loops(k) for k in ("fwd", "dq", "dkdv")] == [2, 1, 3]
+    for bad in ("4", "dq=0", "bwd=2", "dq"):
+        monkeypatch.setenv("SATTN_WALK_LOOPS", bad)
+        with pytest.raises(ValueError, match="SATTN_WALK_LOOPS"):
+            C.walk_loops("dq")
+    with pytest.raises(ValueError, match="kernel"):
+        C.walk_loops("fused")
+
+
+@pytest.mark.parametrize("spec,fused", [
+    (sattn.Dense(causal=True), "0"),
+    (sattn.SlidingWindow(window=40, causal=True), "0"),
+    (sattn.SlidingWindow(window=40, causal=True), "1"),       # the one-launch backward
+    (sattn.SlidingWindow(window=35, causal=False), "0"),
+    (sattn.SlidingWindow(window=20, causal=False, dilation=2, global_tokens=3), "0"),
+], ids=str)
+def test_walk_loop_structures_agree(spec, fused, monkeypatch):
+    """Every planless loop structure (SATTN_WALK_LOOPS 1, 2, 3) at a shape with masked flanks and a
+    full run on both sides (L=150, 16-wide tiles, Lq < Lk, GQA). The other tests check the default
+    (2) against the reference; 3 is checked here. One loop visits the tiles in the 3-loop order, so
+    it must agree bit for bit; two loops visit the far flank before the full run, which only
+    reorders fp32 sums."""
+    monkeypatch.setenv("SATTN_BWD_FUSED", fused)
+    monkeypatch.setenv("SATTN_WALK_LOOPS", "3")
+    check(spec, (1, 4, 2, 110, 150, 16), torch.float32, seed=23)
+    runs = {}
+    for loops in ("1", "2", "3"):
+        monkeypatch.setenv("SATTN_WALK_LOOPS", loops)
+        q, k, v = H.make_qkv(1, 4, 2, 110, 150, 16, torch.float32, seed=23, requires_grad=True)
+        out, lse = ops.attention(q, k, v, spec, tile=16)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out.device)).sum().backward()
+        runs[loops] = (out, lse, q.grad, k.grad, v.grad)
+    for a, b, c in zip(runs["1"], runs["2"], runs["3"]):
+        assert torch.equal(a, c)
+        assert H.rel_err(b, c) < 1e-5

@@ -315,11 +315,18 @@ def _sweep_tiles(args, case, L, ours, q, k, v, dout, knob, setting):
     return best
 
 
+TUNED_ENV = ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED",
+             "SATTN_PLAN_PREFETCH", "SATTN_WALK_LOOPS")
+# What the caller set (e.g. SATTN_WALK_LOOPS=3 for an A/B run): cases that were not swept use it.
+CALLER_ENV = {name: os.environ[name] for name in TUNED_ENV if name in os.environ}
+
+
 def use_tiles(case):
-    """Sets the swept tiles of `case` for sattn (or the built-in defaults when not swept)."""
-    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED",
-                 "SATTN_PLAN_PREFETCH", "SATTN_WALK_LOOPS"):
+    """Sets the swept tiles of `case` for sattn, or else the caller's settings (the built-in
+    defaults where the caller set none)."""
+    for name in TUNED_ENV:
         os.environ.pop(name, None)
+    os.environ.update(CALLER_ENV)
     if BEST.get(case):
         os.environ["SATTN_PLAN_PREFETCH"] = BEST[case]["prefetch"]
         if BEST[case].get("walk_loops"):

@@ -47,3 +47,20 @@ def test_walk_loops_sweep_names_each_kernels_loop_structure():
     assert best["walk_loops"] == "fwd=3,dq=1,dkdv=2" and best["prefetch"] == "0" and not best["fused"]
     fused = BG.choose_sweep(dict(parts, fused=(2.0, DQ + KV, "2")), "SATTN_WALK_LOOPS")
     assert fused["fused"] and fused["walk_loops"] == "fwd=3,dq=2,dkdv=2"
+
+
+def test_unswept_cases_keep_the_callers_settings(monkeypatch):
+    # An A/B run such as SATTN_WALK_LOOPS=3 must reach the cases the sweep did not tune.
+    monkeypatch.setattr(BG, "CALLER_ENV", {"SATTN_WALK_LOOPS": "3"})
+    monkeypatch.setattr(BG, "BEST", {"static": None})
+    monkeypatch.setenv("SATTN_FWD_TILES", "64,64,4,3")       # left over from another case's sweep
+    BG.use_tiles("sliding")
+    assert os.environ.get("SATTN_WALK_LOOPS") == "3" and "SATTN_FWD_TILES" not in os.environ
+    best = {"fwd": (64, 64, 4, 3), "bwd": DQ + KV, "delta": "fused", "fused": False, "prefetch": "0",
+            "walk_loops": "fwd=2,dq=1,dkdv=2"}
+    monkeypatch.setattr(BG, "BEST", {"sliding": best})
+    BG.use_tiles("sliding")
+    assert os.environ["SATTN_WALK_LOOPS"] == "fwd=2,dq=1,dkdv=2"
+    assert os.environ["SATTN_FWD_TILES"] == "64,64,4,3"
+    for name in BG.TUNED_ENV:      # use_tiles wrote os.environ itself, not through monkeypatch
+        os.environ.pop(name, None)

@@ -90,6 +90,16 @@ def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head
     return c
 
 
+def _ptxas(arch: int) -> str:
+    """The ptxas Triton itself runs for sm_<arch> (Triton 3.9 uses its newer `ptxas-blackwell` for
+    sm_90 too: the PTX it emits is too new for the plain `ptxas` it also ships)."""
+    try:
+        from triton.backends.nvidia.compiler import get_ptxas
+        return get_ptxas(arch).path
+    except (ImportError, AttributeError):
+        return _tool("ptxas")
+
+
 def _tool(name: str) -> str:
     path = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
     if not os.path.exists(path):
@@ -191,10 +201,10 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
         ptx = os.path.join(tmp, "kernel.ptx")
         with open(ptx, "w") as f:
             f.write(compiled.asm["ptx"])
-        ptxas = subprocess.run([_tool("ptxas"), "-v", f"-arch=sm_{arch}a" if arch >= 90 else f"-arch=sm_{arch}",
+        ptxas = subprocess.run([_ptxas(arch), "-v", f"-arch=sm_{arch}a" if arch >= 90 else f"-arch=sm_{arch}",
                                 ptx, "-o", os.path.join(tmp, "check.cubin")]
                                + ([f"--maxrregcount={maxnreg}"] if maxnreg else []),
-                               capture_output=True, text=True, check=True)
+                               capture_output=True, text=True)
     if sass_path:
         with open(sass_path, "w") as f:
             f.write(sass)
@@ -205,7 +215,7 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
     return dict(registers=int(reg.group(1)), stack_bytes=int(stack.group(1)),
                 local_loads=len(re.findall(r"\bLDL\b", sass)), local_stores=len(re.findall(r"\bSTL\b", sass)),
                 shared_bytes=int(compiled.metadata.shared), loops=sass_loops(sass),
-                wgmma_serialized="C7515" in ptxas.stdout + ptxas.stderr,
+                wgmma_serialized=("C7515" in ptxas.stdout + ptxas.stderr) if ptxas.returncode == 0 else None,
                 load_waits=sorted(set(re.findall(r"DEPBAR\.LE SB0, (0x[0-9a-f]+)", sass))))
 
 
@@ -266,10 +276,13 @@ def main(argv=None) -> int:
                       sass_path=args.sass if len(jobs) == 1 else None, maxnreg=cap, prefetch=prefetch)
         print(f"{kernel:6} {mode:8} {'x'.join(map(str, tiles)):14} {r['registers']:5d} {r['stack_bytes']:8d} "
               f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}  "
-              f"{'serial' if r['wgmma_serialized'] else 'async ':6}  {','.join(r['load_waits']) or '-'}", flush=True)
+              f"{_WGMMA[r['wgmma_serialized']]:6}  {','.join(r['load_waits']) or '-'}", flush=True)
         if args.loops:
             print_loops(r["loops"])
     return 0
+
+
+_WGMMA = {True: "serial", False: "async", None: "?"}   # None: ptxas could not re-assemble the PTX
 
 
 def print_loops(loops) -> None:

@@ -83,3 +83,17 @@ def test_default_dkdv_plan_walk_is_not_pipelined_but_prefetch_is():
     assert plain["load_waits"] == ["0x0"], plain["load_waits"]
     assert any(w != "0x0" for w in ahead["load_waits"]), ahead["load_waits"]
     assert ahead["shared_bytes"] > plain["shared_bytes"]
+
+
+def test_three_loop_sliding_dkdv_serializes_wgmma_and_two_loops_do_not(monkeypatch):
+    # ptxas's advisory C7515 (docs/backends/gpu.md, "Planless walk loops"): the three-loop sliding
+    # dk/dv compiled with every wgmma waiting for the previous one; the two-loop default does not.
+    # The SASS agrees: one MMA wait per 64x64x16 MMA against one per batch.
+    monkeypatch.setenv("SATTN_WALK_LOOPS", "3")
+    three = KR.resources("dkdv", (64, 128, 8, 3), mode="sliding", causal=True)
+    monkeypatch.setenv("SATTN_WALK_LOOPS", "2")
+    two = KR.resources("dkdv", (64, 128, 8, 3), mode="sliding", causal=True)
+    assert three["wgmma_serialized"] is True and two["wgmma_serialized"] is False
+    waits = [lp["sequence"].count("WAIT gsb0") for lp in two["loops"]]
+    assert waits and max(waits) <= 4, two["loops"]
+    assert max(lp["sequence"].count("WAIT gsb0") for lp in three["loops"]) >= 8

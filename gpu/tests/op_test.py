@@ -130,6 +130,13 @@ def test_unsupported_block():
         ops.attention(q, q, q, sattn.BlockTopK(block=24))
 
 
+@pytest.mark.parametrize("scale", [0.0, -0.125, float("nan"), float("inf")])
+def test_bad_scale(scale):
+    q, k, v = H.make_qkv(1, 1, 1, 16, 16, 16, torch.float32)
+    with pytest.raises(ValueError, match="scale: expected a finite float > 0"):
+        ops.attention(q, k, v, sattn.Dense(), scale=scale)
+
+
 def test_non_tensor_inputs():
     from sattn.backends import triton as tb
     import numpy as np

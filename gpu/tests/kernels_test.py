@@ -14,7 +14,6 @@ import sattn
 from sattn_triton import common as C
 from sattn_triton import forward as F
 from sattn_triton import ops
-from sattn_triton.common import MODE_DENSE
 
 SPECS = [
     sattn.Dense(causal=False),

@@ -25,7 +25,7 @@ import triton.language as tl
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
                                  bitmap_visible, cdiv, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
                                  key_tile, launch_limits, load_key_tile, plan_prefetch, planless_tile,
-                                 tile_visible, walk_entry, walk_flanks, walk_loops, walk_start,
+                                 tile_visible, walk_entry, walk_loops, walk_start,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range

@@ -18,11 +18,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from sattn_triton.select import MAX_KEY_BLOCKS, select_block_topk
 
 
 @dataclasses.dataclass
@@ -215,6 +218,42 @@ def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, 
                 row_ptr=up(row_ptr), entry_p0=p0[up(rows_a)], j1=j1, per_head=int(n_np.sum()))
 
 
+def selection_kernel(n_k_blocks: int) -> bool:
+    """Whether BlockTopK selects with the one-launch Triton kernel (`select.select_block_topk`):
+    rows of up to MAX_KEY_BLOCKS key blocks, unless SATTN_TOPK_SELECT=torch asks for the torch
+    formulation (`_select_with_torch`, the A/B and the fallback for longer rows)."""
+    choice = os.environ.get("SATTN_TOPK_SELECT", "kernel")
+    if choice not in ("kernel", "torch"):
+        raise ValueError(f"SATTN_TOPK_SELECT: expected 'kernel' or 'torch', got {choice!r}")
+    return choice == "kernel" and n_k_blocks <= MAX_KEY_BLOCKS
+
+
+def _select_with_torch(scores, st, causal: bool):
+    """(col_idx, mask_idx) of a BlockTopK plan from raw float64 scores with torch ops: the first
+    n of a stable descending sort of each row (ties to the lower block id), forced blocks first."""
+    dev = scores.device
+    B, Hq, nqb, nkb = scores.shape
+    scores = torch.where(st["forced"], torch.inf, torch.where(st["elig"], scores, -torch.inf))
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    max_n = st["max_n"]
+    # Kept block ids of each row, ascending, padded with nkb beyond n: the first max_n ranks.
+    top = order[..., :max_n]
+    rank = torch.arange(max_n, device=dev)
+    top = torch.where(rank < st["n"][:, None], top, nkb)
+    top = torch.sort(top, dim=-1).values                                  # (B,Hq,nqb,max_n)
+    col = top.reshape(B * Hq, nqb * max_n)[:, st["flat"]].reshape(-1).to(torch.int32)
+    # Full vs partial from the causal token rule (the only rule BlockTopK applies inside a block).
+    if causal:
+        full = st["j1"][col.long()] <= st["entry_p0"]
+        mask = torch.where(full, -1, -2).to(torch.int32)
+    else:
+        mask = torch.full_like(col, -1)
+    if st["per_head"] == 0:
+        col = torch.zeros(1, dtype=torch.int32, device=dev)
+        mask = torch.full((1,), -1, dtype=torch.int32, device=dev)
+    return col, mask
+
+
 def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local_blocks: int,
                      causal: bool, scale: float, score: str = "mean") -> GpuPlan:
     """BlockTopK plan on q's device with no device-to-host copy (plan_b = B, plan_h = Hq).
@@ -228,26 +267,12 @@ def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local
     nkb, qbb, nqb = _geometry(Lq, Lk, block)
     st = _block_topk_static(B, Hq, Lq, Lk, block, float(keep), global_blocks, local_blocks, causal, str(dev))
     scores = (block_topk_scores if score == "mean" else block_max_scores)(q, k, block, scale)  # f64
-    # Forced blocks first (+inf), ineligible never (-inf); stable sort = ties to the lower index.
-    scores = torch.where(st["forced"], torch.inf, torch.where(st["elig"], scores, -torch.inf))
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-    max_n = st["max_n"]
-    # Kept block ids of each row, ascending, padded with nkb beyond n: the first max_n ranks.
-    top = order[..., :max_n]
-    rank = torch.arange(max_n, device=dev)
-    top = torch.where(rank < st["n"][:, None], top, nkb)
-    top = torch.sort(top, dim=-1).values                                  # (B,Hq,nqb,max_n)
-    heads = B * Hq
-    col = top.reshape(heads, nqb * max_n)[:, st["flat"]].reshape(-1).to(torch.int32)
-    # Full vs partial from the causal token rule (the only rule BlockTopK applies inside a block).
-    if causal:
-        full = st["j1"][col.long()] <= st["entry_p0"]
-        mask = torch.where(full, -1, -2).to(torch.int32)
+    if selection_kernel(nkb):
+        col, mask = select_block_topk(scores, st["n"], st["row_ptr"], block=block, q_block_begin=qbb, Lq=Lq,
+                                      Lk=Lk, global_blocks=global_blocks, local_blocks=local_blocks,
+                                      causal=causal, nnz=st["per_head"] * B * Hq)
     else:
-        mask = torch.full_like(col, -1)
-    if st["per_head"] == 0:
-        col = torch.zeros(1, dtype=torch.int32, device=dev)
-        mask = torch.full((1,), -1, dtype=torch.int32, device=dev)
+        col, mask = _select_with_torch(scores, st, causal)
     return GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=B, plan_h=Hq, q_block_begin=qbb,
                    n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=-(-block // 64), row_ptr=st["row_ptr"],
                    col_idx=col, mask_idx=mask,

@@ -146,6 +146,37 @@ def test_block_topk_exact_ties_go_to_the_lower_block():
     assert np.array_equal(expand(plan, False), np.asarray(dense_mask(spec, q.cpu(), k.cpu(), scale=0.25)))
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("case", [
+    dict(B=1, Hq=2, Hkv=1, Lq=100, Lk=100, keep=0.3, global_blocks=1, local_blocks=1, score="mean"),
+    dict(B=2, Hq=2, Hkv=2, Lq=37, Lk=150, keep=0.5, global_blocks=0, local_blocks=2, score="max"),
+    dict(B=1, Hq=1, Hkv=1, Lq=128, Lk=128, keep=1.0, global_blocks=2, local_blocks=0, score="mean"),
+    dict(B=1, Hq=1, Hkv=1, Lq=128, Lk=128, keep=0.25, global_blocks=0, local_blocks=1, score="mean",
+         ties=True),
+], ids=str)
+def test_block_topk_selection_kernel_equals_the_torch_selection(case, causal, monkeypatch):
+    """The one-launch selection kernel (sattn_triton/select.py) writes exactly the entries of the
+    torch formulation (stable sort, ties to the lower block): GQA, Lq < Lk, keep 1, forced blocks,
+    exact ties (identical key blocks), both score kinds."""
+    c = dict(case)
+    q, k, _ = H.make_qkv(c["B"], c["Hq"], c["Hkv"], c["Lq"], c["Lk"], 16, torch.float32, seed=8)
+    if c.pop("ties", False):
+        k = k[:, :, :16].repeat(1, 1, c["Lk"] // 16, 1).contiguous()
+    kw = dict(block=16, keep=c["keep"], global_blocks=c["global_blocks"], local_blocks=c["local_blocks"],
+              causal=causal, scale=0.25, score=c["score"])
+    plans = {}
+    for how in ("kernel", "torch"):
+        monkeypatch.setenv("SATTN_TOPK_SELECT", how)
+        plans[how] = P.build_block_topk(q, k, **kw)
+    nnz = int(plans["torch"].row_ptr[-1])
+    assert nnz > 0
+    for field in ("col_idx", "mask_idx"):
+        assert torch.equal(getattr(plans["kernel"], field)[:nnz], getattr(plans["torch"], field)[:nnz]), field
+    monkeypatch.setenv("SATTN_TOPK_SELECT", "sort")
+    with pytest.raises(ValueError, match="SATTN_TOPK_SELECT"):
+        P.build_block_topk(q, k, **kw)
+
+
 TOPK_Q = [
     (sattn.TopKPerQuery(k=5, causal=True), (1, 2, 1, 40, 40, 16), 16),
     (sattn.TopKPerQuery(k=9, causal=False), (2, 2, 2, 7, 70, 32), 32),

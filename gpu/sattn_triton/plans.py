@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sattn_triton.select import MAX_KEY_BLOCKS, select_block_topk
+from sattn_triton.topk_select import MAX_KEY_BLOCKS, select_block_topk
 
 
 @dataclasses.dataclass
@@ -219,7 +219,7 @@ def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, 
 
 
 def selection_kernel(n_k_blocks: int) -> bool:
-    """Whether BlockTopK selects with the one-launch Triton kernel (`select.select_block_topk`):
+    """Whether BlockTopK selects with the one-launch Triton kernel (`topk_select.select_block_topk`):
     rows of up to MAX_KEY_BLOCKS key blocks, unless SATTN_TOPK_SELECT=torch asks for the torch
     formulation (`_select_with_torch`, the A/B and the fallback for longer rows)."""
     choice = os.environ.get("SATTN_TOPK_SELECT", "kernel")

@@ -155,7 +155,7 @@ def test_block_topk_exact_ties_go_to_the_lower_block():
          ties=True),
 ], ids=str)
 def test_block_topk_selection_kernel_equals_the_torch_selection(case, causal, monkeypatch):
-    """The one-launch selection kernel (sattn_triton/select.py) writes exactly the entries of the
+    """The one-launch selection kernel (sattn_triton/topk_select.py) writes exactly the entries of the
     torch formulation (stable sort, ties to the lower block): GQA, Lq < Lk, keep 1, forced blocks,
     exact ties (identical key blocks), both score kinds."""
     c = dict(case)

@@ -8,9 +8,9 @@ tensors. Two GPU-side extensions, both documented in docs/backends/gpu.md:
   * col_idx / mask_idx may be longer than row_ptr[-1] (a capacity buffer), so a device planner
     never has to copy nnz to the host; entries past row_ptr[-1] are never read.
 
-Device planners (`build_block_topk`, `build_topk_per_query`) use only torch ops whose output sizes
-follow from shapes and spec fields, so they never synchronise with the host and can be captured
-by torch.compile / CUDA graphs. `transpose` builds the per-key-block (CSC) view the backward pass
+Device planners (`build_block_topk`, `build_topk_per_query`) use only torch ops and Triton launches
+(BlockTopK's selection, `topk_select.py`) whose output sizes follow from shapes and spec fields,
+so they never synchronise with the host and can be captured by torch.compile / CUDA graphs. `transpose` builds the per-key-block (CSC) view the backward pass
 needs, also without a sync, and caches it on the plan (plans are reused across layers/steps).
 """
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, 
     # Per CSR entry: the first query position of its row; per key block: its last key. An entry is
     # full under the causal rule iff j1[col] <= entry_p0.
     return dict(forced=up(forced_np), elig=elig, n=up(n_np), max_n=max_n, flat=up(flat),
-                row_ptr=up(row_ptr), entry_p0=p0[up(rows_a)], j1=j1, per_head=int(n_np.sum()))
+                row_ptr=up(row_ptr), entry_p0=p0[up(rows_a)], row_p0=p0, j1=j1, per_head=int(n_np.sum()))
 
 
 def selection_kernel(n_k_blocks: int) -> bool:
@@ -268,9 +268,7 @@ def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local
     st = _block_topk_static(B, Hq, Lq, Lk, block, float(keep), global_blocks, local_blocks, causal, str(dev))
     scores = (block_topk_scores if score == "mean" else block_max_scores)(q, k, block, scale)  # f64
     if selection_kernel(nkb):
-        col, mask = select_block_topk(scores, st["n"], st["row_ptr"], block=block, q_block_begin=qbb, Lq=Lq,
-                                      Lk=Lk, global_blocks=global_blocks, local_blocks=local_blocks,
-                                      causal=causal, nnz=st["per_head"] * B * Hq)
+        col, mask = select_block_topk(scores, st, causal=causal, nnz=st["per_head"] * B * Hq)
     else:
         col, mask = _select_with_torch(scores, st, causal)
     return GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=B, plan_h=Hq, q_block_begin=qbb,

@@ -230,11 +230,10 @@ def choose_sweep(parts, knob="SATTN_PLAN_PREFETCH"):
     fused = "fused" in parts and parts["fused"][0] < split
     best = dict(fwd=parts["fwd"][1], bwd=parts["dq"][1] + parts["dkdv"][1], delta=parts["dq"][3],
                 fused=False, prefetch="0", cost_ms=parts["fwd"][0] + split)
+    setting = {name: parts[name][2] for name in ("fwd", "dq", "dkdv")}
     if fused:
         best.update(bwd=parts["fused"][1], delta="separate", fused=True,
                     cost_ms=parts["fwd"][0] + parts["fused"][0])
-    setting = {name: parts[name][2] for name in ("fwd", "dq", "dkdv")}
-    if fused:
         setting.update(dq=parts["fused"][2], dkdv=parts["fused"][2], fused=parts["fused"][2])
     if knob == "SATTN_WALK_LOOPS":
         best["walk_loops"] = ",".join(f"{name}={setting[name]}" for name in ("fwd", "dq", "dkdv"))

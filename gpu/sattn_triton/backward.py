@@ -25,7 +25,7 @@ import triton.language as tl
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
                                  bitmap_visible, cdiv, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
                                  key_tile, launch_limits, load_key_tile, plan_prefetch, planless_tile,
-                                 tile_visible, walk_entry, walk_loops, walk_start,
+                                 tile_visible, walk_entry, walk_flanks, walk_loops, walk_start,
                                  full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
                                  token_visible, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range
@@ -172,7 +172,8 @@ def _dq_program(
                            gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
                            False, EVEN, 1)
         elif LOOPS == 2:
-            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total - (vb - va), pos, offs_n,
+            _, _, t1 = walk_flanks(0, total, va, vb)
+            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, t1, pos, offs_n,
                            offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span,
                            dilation, gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC,
                            True, False, EVEN, 2)
@@ -346,11 +347,11 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
                                  first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
                                  BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 1)
         elif LOOPS == 2:
-            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0,
-                                 total - (vb - va), j, offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c,
-                                 q_block_begin, n_g, first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok,
-                                 va, vb, BLK, BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
-                                 False, EVEN, 2)
+            _, _, t1 = walk_flanks(0, total, va, vb)
+            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, t1, j,
+                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
+                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 2)
             dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
                                  offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
                                  first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,

@@ -59,9 +59,8 @@ def bigbird_block_plan(spec, q, k):
     B, Hq, Lq, _ = q.shape
     Lk = k.shape[2]
     mask = sattn.dense_mask(spec, q, k)[0, 0]              # the same for every (b, head)
-    nkb, blk = -(-Lk // spec.block), spec.block
-    first = (Lk - Lq) // blk
-    nqb = -(-Lk // blk) - first
+    blk = spec.block
+    nkb, first, nqb = P._geometry(Lq, Lk, blk)
     padded = torch.zeros(nqb * blk, nkb * blk, dtype=torch.bool, device=mask.device)
     lead = (Lk - Lq) - first * blk
     padded[lead:lead + Lq, :Lk] = mask

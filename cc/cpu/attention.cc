@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cc/cpu/kernels.h"
+#include "cc/src/nonfinite.h"
 
 namespace sattn {
 namespace cpu {
@@ -318,7 +319,16 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
 
 Status Attention(const AttentionArgs& args, const BlockPlan& plan) {
   try {
-    return internal::AttentionWithIsa(args, plan, internal::SelectIsa());
+    Status st = internal::Validate(args, plan);
+    if (!st.ok()) return st;
+    // The contract's non-finite policy (cc/src/nonfinite.h): the kernels see finite inputs only.
+    const ElemType type = args.dtype == DType::kBF16 ? ElemType::kBF16 : ElemType::kF32;
+    return WithNonFinitePolicy(args.shape, type, args.q, args.k, args.v, args.scale, args.num_threads, plan,
+                               args.out, args.lse, [&](const void* q, const void* k, const void* v) {
+                                 AttentionArgs a = args;
+                                 a.q = q, a.k = k, a.v = v;
+                                 return internal::AttentionWithIsa(a, plan, internal::SelectIsa());
+                               });
   } catch (const std::bad_alloc&) {
     // Staging buffers are O(B * Hkv * Lk * D); report instead of unwinding through C callers.
     return Status{ErrorCode::kInternal, "cpu attention: out of memory for the staged K/V buffers"};

@@ -199,6 +199,18 @@ double Dot(const double* x, const double* y, int64_t D) {
   return acc;
 }
 
+// The selection order (docs/contract.md, "Non-finite inputs"): higher scores first, a NaN below
+// every number (-inf included), equal scores (NaN with NaN too) to the lower index. A strict
+// total order, so std::sort and friends stay well defined whatever the scores hold.
+bool Outranks(double sx, int64_t x, double sy, int64_t y) {
+  const bool nx = std::isnan(sx), ny = std::isnan(sy);
+  if (nx || ny) return nx == ny ? x < y : ny;
+  return sx > sy || (sx == sy && x < y);
+}
+
+// The maximum under that order: NaN only when every value is NaN (IEEE maximumNumber).
+double MaxNumber(double best, double x) { return std::isnan(best) || x > best ? x : best; }
+
 double DotF(const float* x, const float* y, int64_t D) {
   double acc = 0.0;
   for (int64_t d = 0; d < D; ++d) acc += double(x[d]) * double(y[d]);
@@ -239,16 +251,15 @@ std::vector<std::vector<int32_t>> SelectBlockTopK(const Spec& s, const Shape& sh
       if (s.score == BlockScore::kMean) {
         score[b] = scale * Dot(qmean.data(), kmean[b].data(), D);
       } else {
-        double best = -INFINITY;
+        double best = NAN;
         for (int64_t i = q_lo; i <= q_hi; ++i)
-          for (int64_t j = g.j0(b); j <= g.j1(b); ++j) best = std::max(best, DotF(q + i * D, k + j * D, D));
+          for (int64_t j = g.j0(b); j <= g.j1(b); ++j) best = MaxNumber(best, DotF(q + i * D, k + j * D, D));
         score[b] = scale * best;
       }
       order.push_back(b);
     }
     const int64_t extra = n - n_forced;
-    // Highest score first, ties to the lower block index.
-    auto better = [&](int64_t x, int64_t y) { return score[x] > score[y] || (score[x] == score[y] && x < y); };
+    auto better = [&](int64_t x, int64_t y) { return Outranks(score[x], x, score[y], y); };
     if (extra < int64_t(order.size()))
       std::partial_sort(order.begin(), order.begin() + extra, order.end(), better);
     auto& kept = rows[r];
@@ -276,7 +287,7 @@ std::vector<std::map<int32_t, std::vector<uint64_t>>> SelectTopKPerQuery(
     std::iota(idx.begin(), idx.end(), 0);
     for (int64_t j = 0; j <= last; ++j) score[j] = DotF(q + i * D, k + j * D, D);
     const int64_t n = std::min<int64_t>(s.topk, last + 1);
-    auto better = [&](int64_t x, int64_t y) { return score[x] > score[y] || (score[x] == score[y] && x < y); };
+    auto better = [&](int64_t x, int64_t y) { return Outranks(score[x], x, score[y], y); };
     if (n < int64_t(idx.size())) std::nth_element(idx.begin(), idx.begin() + n, idx.end(), better);
     const int64_t a = p / g.block;
     auto& row = rows[a - plan.q_block_begin];

@@ -99,12 +99,15 @@ Status OpenEnvelope(const uint8_t* data, size_t size, const char (&magic)[8], co
   const std::string w(what);
   if (size < kHeaderBytes + kTrailerBytes) return Status::Invalid(w + ": truncated (shorter than its header)");
   if (std::memcmp(data, magic, 8) != 0) return Status::Invalid(w + ": bad magic (not a sattn " + w + " file)");
-  uint32_t version;
+  uint32_t version, reserved;
   uint64_t n;
   std::memcpy(&version, data + 8, 4);
+  std::memcpy(&reserved, data + 12, 4);
   std::memcpy(&n, data + 16, 8);
   if (version != kVersion)
     return Status::Invalid(w + ": unsupported version " + std::to_string(version) + " (expected 1)");
+  // Not covered by the checksum: a non-zero value is a corrupted or foreign file.
+  if (reserved != 0) return Status::Invalid(w + ": reserved header field must be 0, got " + std::to_string(reserved));
   if (n != size - kHeaderBytes - kTrailerBytes)
     return Status::Invalid(w + ": truncated or padded (payload size " + std::to_string(n) +
                            " does not match the file's " + std::to_string(size - kHeaderBytes - kTrailerBytes) + " bytes)");
@@ -200,6 +203,7 @@ Status ParseProblem(const uint8_t* data, size_t size, Problem* pr) {
   if (!st.ok()) return Status::Invalid("problem.shape." + st.message);
   if (!r.Get(&pr->scale) || !(pr->scale > 0) || !std::isfinite(pr->scale))
     return Status::Invalid("problem.scale: expected a finite number > 0");
+  // ValidateShape bounded every element count by kMaxTensorElements, so these products are exact.
   const Shape& sh = pr->shape;
   const int64_t nq = int64_t(sh.B) * sh.Hq * sh.Lq * sh.D, nk = int64_t(sh.B) * sh.Hkv * sh.Lk * sh.D;
   if (!r.GetArray(&pr->q, nq)) return truncated("q");
@@ -242,7 +246,7 @@ Status ParseResult(const uint8_t* data, size_t size, Result* res) {
   if (!GetShape(&r, &res->shape)) return Status::Invalid("result.shape: truncated");
   st = ValidateShape(res->shape);
   if (!st.ok()) return Status::Invalid("result.shape." + st.message);
-  const Shape& sh = res->shape;
+  const Shape& sh = res->shape;  // element counts bounded by ValidateShape: exact products
   if (!r.GetArray(&res->out, int64_t(sh.B) * sh.Hq * sh.Lq * sh.D))
     return Status::Invalid("result.out: truncated or inconsistent with the shape");
   if (!r.GetArray(&res->lse, int64_t(sh.B) * sh.Hq * sh.Lq))

@@ -382,6 +382,7 @@ Status ValidatePlan(const BlockPlan& p) {
   const int64_t n_masks = int64_t(p.bitmaps.size()) / per_mask;
   for (int64_t r = 0; r < p.rows(); ++r) {
     if (p.row_ptr[r + 1] < p.row_ptr[r]) return bad("row_ptr", "must be non-decreasing");
+    if (p.row_ptr[r + 1] > p.row_ptr.back()) return bad("row_ptr", "entries must not exceed nnz");
     for (int64_t e = p.row_ptr[r]; e < p.row_ptr[r + 1]; ++e) {
       if (p.col_idx[e] < 0 || p.col_idx[e] >= p.n_k_blocks)
         return bad("col_idx", "entry " + std::to_string(e) + " out of range [0, n_k_blocks)");
@@ -405,6 +406,10 @@ Status BuildPlan(const Spec& spec, const Shape& shape, const float* q, const flo
   const int32_t block = has_block ? spec.block : options.tile;
   if (block < 1 || block > 4096) return Status::Invalid("tile: expected 1..4096, got " + std::to_string(block));
   const bool dynamic = spec.kind == SpecKind::kBlockTopK || spec.kind == SpecKind::kTopKPerQuery;
+  st = ValidatePlanSize(shape, block, dynamic);
+  if (!st.ok()) return st;
+  st = ValidateThreads(options.num_threads, "num_threads");
+  if (!st.ok()) return st;
   if (dynamic && (q == nullptr || k == nullptr))
     return Status::Invalid(std::string(q == nullptr ? "q" : "k") + ": required by data-dependent specs");
   if (!(std::isfinite(options.scale)))

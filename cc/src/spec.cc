@@ -61,6 +61,40 @@ Status ValidateShape(const Shape& sh) {
   if (sh.Lq < 1 || sh.Lq > sh.Lk)
     return Bad("Lq", "1 <= Lq <= Lk=" + std::to_string(sh.Lk), std::to_string(sh.Lq));
   if (sh.D < 1) return Bad("D", "head_dim >= 1", std::to_string(sh.D));
+  // Each factor is < 2^31, so a product of two is exact in int64; a product of more is checked
+  // step by step against the limit before it can overflow.
+  const int64_t limit = kMaxTensorElements;
+  const int64_t q_heads = int64_t(sh.B) * sh.Hq, kv_heads = int64_t(sh.B) * sh.Hkv;
+  if (q_heads > limit / sh.Lq || q_heads * sh.Lq > limit / sh.D)
+    return Bad("Lq", "B*Hq*Lq*D <= " + std::to_string(limit) + " elements (the q and out limit)",
+               "B=" + std::to_string(sh.B) + ", Hq=" + std::to_string(sh.Hq) + ", Lq=" +
+                   std::to_string(sh.Lq) + ", D=" + std::to_string(sh.D));
+  if (kv_heads > limit / sh.Lk || kv_heads * sh.Lk > limit / sh.D)
+    return Bad("Lk", "B*Hkv*Lk*D <= " + std::to_string(limit) + " elements (the k and v limit)",
+               "B=" + std::to_string(sh.B) + ", Hkv=" + std::to_string(sh.Hkv) + ", Lk=" +
+                   std::to_string(sh.Lk) + ", D=" + std::to_string(sh.D));
+  return Status::Ok();
+}
+
+Status ValidatePlanSize(const Shape& sh, int32_t block, bool per_head) {
+  if (block < 1) return Bad("block", "an integer >= 1", std::to_string(block));
+  const int64_t n_k_blocks = (int64_t(sh.Lk) + block - 1) / block;
+  const int64_t n_q_blocks = n_k_blocks - (int64_t(sh.Lk) - sh.Lq) / block;
+  const int64_t heads = per_head ? int64_t(sh.B) * sh.Hq : 1;  // < 2^62
+  const int64_t limit = kMaxPlanEntries;
+  if (n_q_blocks > limit / n_k_blocks || heads > limit / (n_q_blocks * n_k_blocks))
+    return Bad("Lk",
+               "plan rows x key blocks <= " + std::to_string(limit) + " (" +
+                   (per_head ? "B*Hq*" : std::string()) + "ceil(Lq/block) x ceil(Lk/block) with block " +
+                   std::to_string(block) + "; use a larger block or tile)",
+               "Lq=" + std::to_string(sh.Lq) + ", Lk=" + std::to_string(sh.Lk) +
+                   (per_head ? ", B*Hq=" + std::to_string(heads) : std::string()));
+  return Status::Ok();
+}
+
+Status ValidateThreads(int64_t threads, const std::string& name) {
+  if (threads < 0 || threads > kMaxThreads)
+    return Bad(name, "0 (all cores) .. " + std::to_string(kMaxThreads), std::to_string(threads));
   return Status::Ok();
 }
 

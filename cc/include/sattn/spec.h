@@ -73,10 +73,29 @@ struct Status {
   static Status Invalid(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
 };
 
+// Size limits (docs/contract.md, "Limits"), the one place they are defined. Checked before any
+// allocation or planning work, so an oversized call fails at once naming the dimension.
+// Every tensor (q, k, v, out; lse is smaller) has at most this many elements, so an element index
+// fits int32 in every kernel and a byte offset (x4) fits int64 everywhere.
+constexpr int64_t kMaxTensorElements = 2147483647;  // 2^31 - 1
+// The planner's worst case, plan rows x key blocks, is at most this: row_ptr and col_idx are int32.
+// Bitmap word offsets (mask index x block x words_per_row) are int64: < 2^31 * 4096 * 64.
+constexpr int64_t kMaxPlanEntries = 2147483647;  // 2^31 - 1
+// Worker threads one call may ask for (0 means the hardware's count, capped at this).
+constexpr int32_t kMaxThreads = 1024;
+
 // Validates spec fields and shape (block in [1, 4096], keep in (0, 1], window >= 1, counts >= 0,
-// Hq % Hkv == 0, 1 <= Lq <= Lk, D >= 1, ...). Returns the first problem found.
+// Hq % Hkv == 0, 1 <= Lq <= Lk, D >= 1, element counts <= kMaxTensorElements, ...). Returns the
+// first problem found.
 Status ValidateSpec(const Spec& spec);
 Status ValidateShape(const Shape& shape);
+
+// The plan a shape needs with tile edge `block` stays within kMaxPlanEntries; `per_head`: one plan
+// row set per (batch, query head) (the data-dependent specs) instead of one broadcast set.
+Status ValidatePlanSize(const Shape& shape, int32_t block, bool per_head);
+
+// A thread count argument named `name`: 0 (all cores) .. kMaxThreads.
+Status ValidateThreads(int64_t threads, const std::string& name);
 
 // True iff key position j is visible from query position p under the closed-form token rules
 // (causal, and for SlidingWindow the window/dilation/global rule). Block-level selection

@@ -43,7 +43,10 @@ void sattn_spec_init(sattn_spec* spec, sattn_kind kind);
 
 /* out (B,Hq,Lq,D) = attention of q (B,Hq,Lq,D) over k, v (B,Hkv,Lk,D) restricted to `spec`.
  * All float32, row-major, contiguous. lse (B,Hq,Lq) is optional (NULL). scale <= 0 means
- * 1/sqrt(D). tile: block edge for specs without one (0 means 64). threads: 0 means all cores. */
+ * 1/sqrt(D), otherwise it must be in [2^-126, 2^127] (a normal float32). tile: block edge for specs
+ * without one (0 means 64, else 1..4096). threads: 0 means all cores, at most 1024. Sizes are
+ * limited as docs/contract.md ("Limits") says; every bad argument is SATTN_INVALID_ARGUMENT with a
+ * message naming it, before anything is allocated. */
 int sattn_attention_f32(const sattn_spec* spec, int32_t B, int32_t Hq, int32_t Hkv, int32_t Lq, int32_t Lk,
                         int32_t D, const float* q, const float* k, const float* v, float* out, float* lse,
                         double scale, int32_t tile, int32_t threads);

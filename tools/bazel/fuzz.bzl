@@ -32,7 +32,7 @@ def sattn_cc_fuzz_test(
         deps = [],
         corpus = [],
         max_total_time = 60,
-        replay_mutations = 300,
+        replay_mutations = 2000,
         copts = [],
         tags = [],
         **kwargs):

@@ -22,13 +22,16 @@ set +e
 rc=$?
 set -e
 if [ "$rc" -ne 0 ]; then
+  target="${TEST_TARGET:-//<package>:<target>}"
+  logdir="$(printf '%s' "${target#//}" | tr ':' '/')"
   for a in "$artifacts"crash-* "$artifacts"leak-* "$artifacts"timeout-* "$artifacts"oom-* \
            "$artifacts"slow-unit-*; do
     [ -e "$a" ] || continue
-    echo "[fuzz] FINDING: reproducer $a"
-    echo "[fuzz]   (after the test, in bazel-testlogs/<package>/<target>/test.outputs/outputs.zip)"
-    echo "[fuzz]   replay it: bazel run --config=asan //<package>:<target>_bin -- <file>"
-    echo "[fuzz]   keep it:   copy it into the target's corpus directory (docs/build.md)"
+    name="$(basename "$a")"
+    echo "[fuzz] FINDING: $name"
+    echo "[fuzz]   reproducer: bazel-testlogs/$logdir/test.outputs/outputs.zip (unzip it: $name)"
+    echo "[fuzz]   replay it:  bazel run --config=asan $target""_bin -- \$PWD/$name"
+    echo "[fuzz]   keep it:    copy it into the target's corpus directory (docs/build.md)"
   done
   exit "$rc"
 fi

@@ -18,6 +18,7 @@ DEB_PACKAGES=(
   bazel-bootstrap                     # Bazel 4.2.3, WORKSPACE mode
   "clang-$LLVM_MAJOR" "lld-$LLVM_MAJOR" "llvm-$LLVM_MAJOR" "llvm-$LLVM_MAJOR-dev" "llvm-$LLVM_MAJOR-tools"
   "libmlir-$LLVM_MAJOR-dev" "mlir-$LLVM_MAJOR-tools"
+  "libclang-rt-$LLVM_MAJOR-dev"       # ASan/UBSan/libFuzzer runtimes: bazel test --config=asan
   libc6-dev-riscv64-cross libgcc-12-dev-riscv64-cross   # riscv64 sysroot for clang --target
   libstdc++-12-dev-riscv64-cross      # riscv64 C++ headers/libstdc++.a: the planner (C++17) runs on target
   qemu-user                           # qemu-riscv64 7.2 (RVV 1.0, TCG plugins)
@@ -92,6 +93,7 @@ check_tools() {
   chk mlir-opt "version $LLVM_MAJOR." "mlir-opt-$LLVM_MAJOR" --version
   chk mlir-translate "version $LLVM_MAJOR." "mlir-translate-$LLVM_MAJOR" --version
   chk FileCheck "version $LLVM_MAJOR." "/usr/lib/llvm-$LLVM_MAJOR/bin/FileCheck" --version
+  chk clang-rt "ok" bash -c "ls /usr/lib/llvm-$LLVM_MAJOR/lib/clang/$LLVM_MAJOR/lib/linux/libclang_rt.asan-x86_64.so /usr/lib/llvm-$LLVM_MAJOR/lib/clang/$LLVM_MAJOR/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null && echo ok"
   chk libMLIR "ok" bash -c "ls /usr/lib/llvm-$LLVM_MAJOR/lib/libMLIR.so >/dev/null && echo ok"
   chk venv-python "Python 3.11" "$VENV/bin/python3" --version
   chk venv-packages "ok" "$VENV/bin/python3" -c '

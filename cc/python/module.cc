@@ -4,8 +4,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cc/cpu/attention.h"
@@ -22,18 +24,76 @@ void Throw(const Status& st) {
   if (!st.ok()) throw py::value_error(st.message);
 }
 
+std::string TypeName(py::handle h) { return py::str(py::type::handle_of(h).attr("__name__")); }
+
+// The integer value of `h` (Python or numpy integer, not bool) in [lo, hi]; `what` names it in
+// the TypeError/ValueError (never pybind's "Unable to cast").
+int64_t IntIn(py::handle h, const std::string& what, int64_t lo, int64_t hi) {
+  if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr()))
+    throw py::type_error(what + ": expected an integer, got " + TypeName(h));
+  const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(h.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow != 0 || v < lo || v > hi)
+    throw py::value_error(what + ": expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                          "], got " + std::string(py::str(i)));
+  return v;
+}
+
+int32_t I32(py::handle h, const std::string& what) {
+  return int32_t(IntIn(h, what, INT32_MIN, INT32_MAX));
+}
+
+uint64_t U64(py::handle h, const std::string& what) {
+  if (PyBool_Check(h.ptr()) || !PyIndex_Check(h.ptr()))
+    throw py::type_error(what + ": expected an integer, got " + TypeName(h));
+  const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(h.ptr()));
+  if (!i) throw py::error_already_set();
+  const unsigned long long v = PyLong_AsUnsignedLongLong(i.ptr());
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(what + ": expected an integer in [0, 2^64 - 1], got " + std::string(py::str(i)));
+  }
+  return v;
+}
+
+double F64(py::handle h, const std::string& what) {
+  if (PyBool_Check(h.ptr()) || !(PyFloat_Check(h.ptr()) || PyIndex_Check(h.ptr()) ||
+                                 py::hasattr(h, "__float__")))
+    throw py::type_error(what + ": expected a number, got " + TypeName(h));
+  const double v = PyFloat_AsDouble(h.ptr());
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::type_error(what + ": expected a number, got " + TypeName(h));
+  }
+  return v;
+}
+
+bool Bool(py::handle h, const std::string& what) {
+  if (!PyBool_Check(h.ptr())) throw py::type_error(what + ": expected a bool, got " + TypeName(h));
+  return h.ptr() == Py_True;
+}
+
+// d[key], or a KeyError naming `where`.key when it is absent.
+py::handle Get(const py::dict& d, const char* key, const std::string& where) {
+  PyObject* v = PyDict_GetItemString(d.ptr(), key);
+  if (v == nullptr) throw py::key_error(where + "." + key + ": missing");
+  return v;
+}
+
 Spec SpecFromFields(const py::dict& f) {
   Spec s;
-  s.kind = SpecKind(f["kind"].cast<int32_t>());
-  s.causal = f.contains("causal") && f["causal"].cast<bool>();
+  s.kind = SpecKind(IntIn(Get(f, "kind", "spec"), "spec.kind", 0, 4));
+  s.causal = f.contains("causal") && Bool(f["causal"], "spec.causal");
   // Absent keys keep the C++ defaults (the contract's).
-#define SATTN_GET(name, type) \
-  if (f.contains(#name)) s.name = f[#name].cast<type>();
-#define SATTN_GET_I32(name) SATTN_GET(name, int32_t)
-#define SATTN_GET_F64(name) SATTN_GET(name, double)
-#define SATTN_GET_U64(name) SATTN_GET(name, uint64_t)
+#define SATTN_GET(name, conv) \
+  if (f.contains(#name)) s.name = conv(f[#name], "spec." #name);
+#define SATTN_GET_I32(name) SATTN_GET(name, I32)
+#define SATTN_GET_F64(name) SATTN_GET(name, F64)
+#define SATTN_GET_U64(name) SATTN_GET(name, U64)
 #define SATTN_GET_SCORE(name) \
-  if (f.contains(#name)) s.name = BlockScore(f[#name].cast<int32_t>());
+  if (f.contains(#name)) s.name = BlockScore(IntIn(f[#name], "spec." #name, 0, 1));
   SATTN_SPEC_FIELDS(SATTN_GET_I32, SATTN_GET_F64, SATTN_GET_U64, SATTN_GET_SCORE)
 #undef SATTN_GET_SCORE
 #undef SATTN_GET_U64
@@ -46,17 +106,43 @@ Spec SpecFromFields(const py::dict& f) {
 
 Shape ShapeFromTuple(const py::tuple& t) {
   if (t.size() != 6) throw py::value_error("shape: expected (B, Hq, Hkv, Lq, Lk, D)");
-  Shape sh{t[0].cast<int32_t>(), t[1].cast<int32_t>(), t[2].cast<int32_t>(),
-           t[3].cast<int32_t>(), t[4].cast<int32_t>(), t[5].cast<int32_t>()};
+  Shape sh{I32(t[0], "shape.B"), I32(t[1], "shape.Hq"), I32(t[2], "shape.Hkv"),
+           I32(t[3], "shape.Lq"), I32(t[4], "shape.Lk"), I32(t[5], "shape.D")};
   Throw(ValidateShape(sh));
   return sh;
 }
 
+std::string DTypeName(const py::array& a) { return py::str(a.dtype()); }
+
+// A copy of the array `h` as T. Integer T: only integer arrays, every value in T's range (a float
+// or an out-of-range value is an error naming `name`, never a silent cast); uint64 takes int64
+// words as the bit patterns they are (bitmaps). Float T: any real array.
 template <typename T>
 std::vector<T> ToVector(const py::handle& h, const char* name) {
-  auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(h);
-  if (!a) throw py::type_error(std::string(name) + ": expected an array");
-  return std::vector<T>(a.data(), a.data() + a.size());
+  const py::array any = py::array::ensure(h);
+  if (!any) throw py::type_error(std::string(name) + ": expected an array, got " + TypeName(h));
+  const char kind = any.dtype().kind();
+  const bool integer = kind == 'i' || kind == 'u';
+  if (std::is_integral<T>::value ? !integer : !(integer || kind == 'f'))
+    throw py::type_error(std::string(name) + ": expected " + (std::is_integral<T>::value ? "an integer" : "a real") +
+                         " array, got dtype " + DTypeName(any));
+  if constexpr (std::is_same<T, int32_t>::value) {
+    auto a = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(any);
+    if (!a) throw py::error_already_set();
+    std::vector<T> out(size_t(a.size()));
+    for (py::ssize_t i = 0; i < a.size(); ++i) {
+      const int64_t x = a.data()[i];
+      if (x < INT32_MIN || x > INT32_MAX)
+        throw py::value_error(std::string(name) + ": entry " + std::to_string(i) + " = " + std::to_string(x) +
+                              " does not fit int32");
+      out[size_t(i)] = T(x);
+    }
+    return out;
+  } else {
+    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(any);
+    if (!a) throw py::error_already_set();
+    return std::vector<T>(a.data(), a.data() + a.size());
+  }
 }
 
 template <typename T>
@@ -68,21 +154,15 @@ py::array_t<T> ToArray(const std::vector<T>& v) {
 
 BlockPlan PlanFromDict(const py::dict& d) {
   BlockPlan p;
-  p.block = d["block"].cast<int32_t>();
-  p.B = d["B"].cast<int32_t>();
-  p.Hq = d["Hq"].cast<int32_t>();
-  p.Lq = d["Lq"].cast<int32_t>();
-  p.Lk = d["Lk"].cast<int32_t>();
-  p.plan_b = d["plan_b"].cast<int32_t>();
-  p.plan_h = d["plan_h"].cast<int32_t>();
-  p.q_block_begin = d["q_block_begin"].cast<int32_t>();
-  p.n_q_blocks = d["n_q_blocks"].cast<int32_t>();
-  p.n_k_blocks = d["n_k_blocks"].cast<int32_t>();
-  p.words_per_row = d["words_per_row"].cast<int32_t>();
-  p.row_ptr = ToVector<int32_t>(d["row_ptr"], "plan.row_ptr");
-  p.col_idx = ToVector<int32_t>(d["col_idx"], "plan.col_idx");
-  p.mask_idx = ToVector<int32_t>(d["mask_idx"], "plan.mask_idx");
-  p.bitmaps = ToVector<uint64_t>(d["bitmaps"], "plan.bitmaps");
+#define SATTN_PLAN_I32(name) p.name = I32(Get(d, #name, "plan"), "plan." #name);
+  SATTN_PLAN_I32(block) SATTN_PLAN_I32(B) SATTN_PLAN_I32(Hq) SATTN_PLAN_I32(Lq) SATTN_PLAN_I32(Lk)
+  SATTN_PLAN_I32(plan_b) SATTN_PLAN_I32(plan_h) SATTN_PLAN_I32(q_block_begin) SATTN_PLAN_I32(n_q_blocks)
+  SATTN_PLAN_I32(n_k_blocks) SATTN_PLAN_I32(words_per_row)
+#undef SATTN_PLAN_I32
+  p.row_ptr = ToVector<int32_t>(Get(d, "row_ptr", "plan"), "plan.row_ptr");
+  p.col_idx = ToVector<int32_t>(Get(d, "col_idx", "plan"), "plan.col_idx");
+  p.mask_idx = ToVector<int32_t>(Get(d, "mask_idx", "plan"), "plan.mask_idx");
+  p.bitmaps = ToVector<uint64_t>(Get(d, "bitmaps", "plan"), "plan.bitmaps");
   Throw(ValidatePlan(p));
   return p;
 }
@@ -254,4 +334,11 @@ PYBIND11_MODULE(_cc, m) {
   m.def("serialize_result", &SerializeResultPy);
   m.def("parse_result", &ParseResultPy);
   m.def("bigbird_mix", &BigBirdMix);
+  m.def("limits", [] {  // the size limits of spec.h, mirrored by python/sattn/_limits.py
+    py::dict d;
+    d["max_tensor_elements"] = kMaxTensorElements;
+    d["max_plan_entries"] = kMaxPlanEntries;
+    d["max_threads"] = kMaxThreads;
+    return d;
+  });
 }

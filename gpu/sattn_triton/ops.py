@@ -422,10 +422,9 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
     specialised planless path (used by tests to cross-check the two).
     """
     check_inputs(q, k, v)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    if not (math.isfinite(scale) and scale > 0):
-        # The contract's rule (sattn._inputs.resolve_scale): the kernels' softmax assumes it.
-        raise ValueError(f"scale: expected a finite float > 0, got {scale}")
+    # The contract's rule, in one place: the kernels' float32 softmax assumes it.
+    from sattn._inputs import resolve_scale
+    scale = resolve_scale(scale, q.shape[-1])
     kind = type(spec).__name__
     if force_plan and plan is None and kind in ("Dense", "SlidingWindow"):
         _check_block("tile", tile)

@@ -9,6 +9,7 @@ from sattn.specs import BigBird, BlockTopK, Dense, SlidingWindow, Spec, TopKPerQ
 from sattn.mask import dense_mask
 from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
+from sattn.errors import GradientNotSupported
 from sattn import reference
 
 __version__ = "0.1.0"
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
     "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
+    "GradientNotSupported",
     "__version__",
 ]
 

@@ -6,11 +6,36 @@ and is raised before any work is done.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import inspect
 import math
+import numbers
 
 import numpy as np
 
+from sattn import _limits
+from sattn.errors import GradientNotSupported
+
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16", "float64")
+
+# Keywords of torch's scaled_dot_product_attention, FlexAttention and flash-attn that sattn does
+# not take, with what does the same job here: a call passing them must not silently drop them.
+FOREIGN_KEYWORDS = {
+    "is_causal": "causality is part of the spec: spec=sattn.Dense(causal=True), or causal=True on any spec",
+    "causal": "causality is part of the spec: spec=sattn.Dense(causal=True), or causal=True on any spec",
+    "attn_mask": "the visible set comes from the spec (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery; "
+                 "sattn.dense_mask(spec, q, k) shows it) or from plan=sattn.plan(spec, q, k)",
+    "mask": "the visible set comes from the spec (sattn.dense_mask(spec, q, k) shows it) or from "
+            "plan=sattn.plan(spec, q, k)",
+    "block_mask": "the visible set comes from the spec or from plan=sattn.plan(spec, q, k)",
+    "window_size": "a local window is spec=sattn.SlidingWindow(window=..., causal=...)",
+    "dropout_p": "attention dropout is not supported",
+    "dropout": "attention dropout is not supported",
+    "score_mod": "score modifications are not supported (the contract's scores are scale * q.k)",
+    "softmax_scale": "pass scale=",
+    "enable_gqa": "GQA is automatic: q may have any multiple of k's heads (Hq % Hkv == 0)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +65,7 @@ def _is_torch(x) -> bool:
 def dtype_name(x) -> str:
     if _is_torch(x):
         return str(x.dtype).replace("torch.", "")
-    return str(x.dtype)
+    return x.dtype.name  # '>f4' is float32 too: numpy converts the byte order on the way in
 
 
 def describe(x) -> str:
@@ -50,9 +75,15 @@ def describe(x) -> str:
 
 
 def check_qkv(q, k, v) -> Problem:
+    """The validated Problem of q, k, v; TypeError/ValueError naming the argument otherwise."""
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not (_is_torch(x) or isinstance(x, np.ndarray)):
             raise TypeError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {describe(x)}")
+        if isinstance(x, np.ma.MaskedArray):
+            raise TypeError(f"{name}: expected a plain numpy.ndarray, got a MaskedArray (its mask would be "
+                            "ignored; the visible set comes from the spec)")
+        if _is_torch(x) and str(x.layout) != "torch.strided":
+            raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {x.layout}")
         if x.ndim != 4:
             what = "(B, Hq, Lq, D)" if name == "q" else "(B, Hkv, Lk, D)"
             raise ValueError(f"{name}: expected rank 4 {what}, got rank {x.ndim} with shape {tuple(x.shape)}")
@@ -84,17 +115,97 @@ def check_qkv(q, k, v) -> Problem:
         raise ValueError(f"q: query heads Hq={Hq} must be a multiple of kv heads Hkv={Hkv} (GQA)")
     if Lq > Lk:
         raise ValueError(f"q: Lq={Lq} must be <= Lk={Lk} (queries are the last Lq positions)")
+    _limits.check_sizes(int(B), int(Hq), int(Hkv), int(Lq), int(Lk), int(D))
+    if framework == "torch" and device.startswith("meta"):
+        raise ValueError("q, k, v: expected tensors with data, got device 'meta'")
     return Problem(int(B), int(Hq), int(Hkv), int(Lq), int(Lk), int(D), dtype_name(q), framework, device)
 
 
 def resolve_scale(scale, D: int) -> float:
+    """The call's scale as a float: 1/sqrt(D) for None; any real number (Python, numpy scalar or
+    0-d array, 0-d torch tensor) that float32 represents as a normal number in [2^-126, 2^127]:
+    the kernels compute scale * q.k in float32, so a larger one overflows every score."""
     if scale is None:
         return 1.0 / math.sqrt(D)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise TypeError(f"scale: expected a float or None, got {type(scale).__name__}")
-    if not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale: expected a finite float > 0, got {scale}")
-    return float(scale)
+    if _is_torch(scale):
+        if scale.ndim != 0:
+            raise TypeError(f"scale: expected a number or a 0-d tensor, got a tensor of shape {tuple(scale.shape)}")
+        if scale.requires_grad and _grad_enabled():
+            raise GradientNotSupported("scale: requires_grad=True, but no sattn backend differentiates "
+                                       "with respect to scale; pass scale.detach() or a float")
+        if scale.dtype.is_complex or str(scale.dtype) == "torch.bool":
+            raise TypeError(f"scale: expected a real number, got a tensor of dtype {scale.dtype}")
+        scale = scale.item()
+    elif isinstance(scale, np.ndarray):
+        if scale.ndim != 0:
+            raise TypeError(f"scale: expected a number or a 0-d array, got an array of shape {scale.shape}")
+        scale = scale[()]
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale: expected a real number or None, got {type(scale).__name__} {scale!r}")
+    value = float(scale)
+    if not (math.isfinite(value) and _limits.MIN_SCALE <= value <= _limits.MAX_SCALE):
+        raise ValueError(f"scale: expected a finite float > 0 in float32's normal range [2^-126, 2^127], "
+                         f"got {scale!r}")
+    return value
+
+
+def _grad_enabled() -> bool:
+    import torch
+    return torch.is_grad_enabled()
+
+
+def check_no_grad(backend: str, q, k, v) -> None:
+    """GradientNotSupported when autograd would need a backward `backend` does not have (torch
+    grad mode on and q, k or v requiring grad): the output would come back detached."""
+    if not _is_torch(q) or not _grad_enabled():
+        return
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if _is_torch(x) and x.requires_grad:
+            raise GradientNotSupported(
+                f"{name}: requires_grad=True, but the {backend} backend has no backward (the output would be "
+                f"detached and get no gradient); use backend='triton' on CUDA tensors, or call under "
+                f"torch.no_grad() or with {name}.detach()")
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_int(name: str, value, lo: int, hi: int) -> int:
+    """value as an int; TypeError for non-integers (bools too), ValueError outside [lo, hi]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {value}")
+    return int(value)
+
+
+def check_threads(threads) -> int:
+    return check_int("threads", threads, 0, _limits.MAX_THREADS)
+
+
+@functools.lru_cache(maxsize=None)
+def keyword_options(fn) -> tuple:
+    """The options a backend's attention() takes: its keyword parameters past scale/return_lse."""
+    params = inspect.signature(fn).parameters.values()
+    return tuple(sorted(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+                        and p.name not in ("scale", "return_lse")))
+
+
+def check_options(where: str, options: dict, accepted=()) -> None:
+    """TypeError naming the first keyword of `options` not in `accepted`, listing the accepted
+    ones; torch SDPA / FlexAttention / flash-attn keywords say what does their job in sattn."""
+    for key in sorted(options):
+        if key in accepted:
+            continue
+        if key in FOREIGN_KEYWORDS:
+            raise TypeError(f"{key}: not a sattn keyword ({where}): {FOREIGN_KEYWORDS[key]}")
+        close = difflib.get_close_matches(key, accepted, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        listed = ", ".join(accepted) if accepted else "none"
+        raise TypeError(f"{key}: unknown option for {where}{hint}; accepted options: {listed}")
 
 
 def to_numpy(x, dtype=None) -> np.ndarray:

@@ -35,17 +35,29 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
 
     q (B, Hq, Lq, D); k, v (B, Hkv, Lk, D); torch tensors or numpy arrays. Returns out with q's
     dtype (and framework/device), plus LSE (B, Hq, Lq) float32 when return_lse=True.
+
+    Keywords: backend ('auto', or one of sattn.backends()); scale (a real number in float32's
+    normal range [2^-126, 2^127], default 1/sqrt(D)); return_lse (bool); and the backend's own
+    options, e.g. plan= (a sattn.plan() to reuse, checked against the call: sattn.plan.check_plan),
+    tile= and threads= on cpu (the backend modules list theirs). Any other keyword is a TypeError
+    naming it: torch SDPA's is_causal is the spec's causal=True (e.g. sattn.Dense(causal=True)),
+    attn_mask is the spec (or plan=), enable_gqa is automatic (Hq a multiple of Hkv), dropout_p
+    is not supported. Gradients: only the triton backend has a backward; on any other backend
+    inputs that require grad (with grad mode on) raise sattn.GradientNotSupported.
     """
-    if not isinstance(spec, S.Spec):
-        raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, BlockTopK, BigBird, "
-                        f"TopKPerQuery), got {type(spec).__name__}")
+    S.check_spec(spec)
     if not isinstance(backend, str):
         raise TypeError(f"backend: expected a string, got {type(backend).__name__}")
+    # SDPA keywords get their pointer whatever the backend; then the backend's own list.
+    foreign = {key: val for key, val in options.items() if key in _inputs.FOREIGN_KEYWORDS}
+    _inputs.check_options("sattn.sparse_attention", foreign)
+    return_lse = _inputs.check_bool("return_lse", return_lse)
     prob = _inputs.check_qkv(q, k, v)
     scale = _inputs.resolve_scale(scale, prob.D)
     check_block_fits(spec, prob)
     name = _pick_auto(prob) if backend == "auto" else backend
     mod = _backends.get(name)
+    _inputs.check_options(f"the {name} backend", options, _inputs.keyword_options(mod.attention))
     res = mod.attention(q, k, v, spec, scale=scale, return_lse=return_lse, **options)
     out_dtype = q.dtype
     out = _like(res.out, q, out_dtype)

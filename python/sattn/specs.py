@@ -9,24 +9,40 @@ import dataclasses
 import math
 import numbers
 
-__all__ = ["Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery", "KIND_IDS"]
+__all__ = ["Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery", "KIND_IDS", "check_spec"]
 
 # Numeric kinds shared with C++ (sattn::SpecKind) and the plan file format (docs/bsr.md).
 KIND_IDS = {"Dense": 0, "SlidingWindow": 1, "BlockTopK": 2, "BigBird": 3, "TopKPerQuery": 4}
 MAX_BLOCK = 4096
+# The C++ spec's integer fields are int32 (seed uint64): cc/include/sattn/spec.h.
+INT32_MAX = 2**31 - 1
+UINT64_MAX = 2**64 - 1
 
 
-def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+def _check_int(spec, name: str, lo: int, hi: int = INT32_MAX) -> None:
+    """Field `name` of the frozen `spec` as a Python int in [lo, hi] (numpy integers accepted)."""
+    value = getattr(spec, name)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+    if not lo <= value <= hi:
+        rng = f">= {lo}" if value < lo and hi == INT32_MAX else f"in [{lo}, {hi}]"
         raise ValueError(f"{name}: expected an integer {rng}, got {value}")
+    object.__setattr__(spec, name, int(value))
 
 
-def _check_bool(name: str, value) -> None:
+def _check_bool(spec, name: str) -> None:
+    value = getattr(spec, name)
     if not isinstance(value, bool):
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+
+
+def check_spec(spec) -> None:
+    """TypeError unless `spec` is an instance of one of the five specs."""
+    if isinstance(spec, type) and issubclass(spec, Spec):
+        raise TypeError(f"spec: expected a spec instance such as {spec.__name__}(), got the class {spec.__name__}")
+    if type(spec) not in (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery):
+        raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, BlockTopK, BigBird, "
+                        f"TopKPerQuery), got {type(spec).__name__}")
 
 
 class Spec:
@@ -63,7 +79,7 @@ class Dense(Spec):
     causal: bool = False
 
     def __post_init__(self):
-        _check_bool("causal", self.causal)
+        _check_bool(self, "causal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +93,10 @@ class SlidingWindow(Spec):
     global_tokens: int = 0
 
     def __post_init__(self):
-        _check_int("window", self.window, 1)
-        _check_bool("causal", self.causal)
-        _check_int("dilation", self.dilation, 1)
-        _check_int("global_tokens", self.global_tokens, 0)
+        _check_int(self, "window", 1)
+        _check_bool(self, "causal")
+        _check_int(self, "dilation", 1)
+        _check_int(self, "global_tokens", 0)
 
     def _cc_fields(self):
         return {"window": self.window, "dilation": self.dilation, "global_tokens": self.global_tokens}
@@ -98,14 +114,17 @@ class BlockTopK(Spec):
     score: str = "mean"
 
     def __post_init__(self):
-        _check_int("block", self.block, 1, MAX_BLOCK)
+        _check_int(self, "block", 1, MAX_BLOCK)
         if isinstance(self.keep, bool) or not isinstance(self.keep, numbers.Real):
             raise TypeError(f"keep: expected a float in (0, 1], got {type(self.keep).__name__} {self.keep!r}")
         if not (0.0 < float(self.keep) <= 1.0) or math.isnan(self.keep):
             raise ValueError(f"keep: expected a float in (0, 1], got {self.keep}")
-        _check_int("global_blocks", self.global_blocks, 0)
-        _check_int("local_blocks", self.local_blocks, 0)
-        _check_bool("causal", self.causal)
+        object.__setattr__(self, "keep", float(self.keep))
+        _check_int(self, "global_blocks", 0)
+        _check_int(self, "local_blocks", 0)
+        _check_bool(self, "causal")
+        if not isinstance(self.score, str):
+            raise TypeError(f"score: expected 'mean' or 'max', got {type(self.score).__name__} {self.score!r}")
         if self.score not in ("mean", "max"):
             raise ValueError(f"score: expected 'mean' or 'max', got {self.score!r}")
 
@@ -126,12 +145,12 @@ class BigBird(Spec):
     causal: bool = False
 
     def __post_init__(self):
-        _check_int("block", self.block, 1, MAX_BLOCK)
-        _check_int("window_blocks", self.window_blocks, 0)
-        _check_int("global_blocks", self.global_blocks, 0)
-        _check_int("random_blocks", self.random_blocks, 0)
-        _check_int("seed", self.seed, 0, 2**64 - 1)
-        _check_bool("causal", self.causal)
+        _check_int(self, "block", 1, MAX_BLOCK)
+        _check_int(self, "window_blocks", 0)
+        _check_int(self, "global_blocks", 0)
+        _check_int(self, "random_blocks", 0)
+        _check_int(self, "seed", 0, UINT64_MAX)
+        _check_bool(self, "causal")
 
     def _cc_fields(self):
         return {"block": self.block, "window_blocks": self.window_blocks, "global_blocks": self.global_blocks,
@@ -146,8 +165,8 @@ class TopKPerQuery(Spec):
     causal: bool = False
 
     def __post_init__(self):
-        _check_int("k", self.k, 1)
-        _check_bool("causal", self.causal)
+        _check_int(self, "k", 1)
+        _check_bool(self, "causal")
 
     def _cc_fields(self):
         return {"topk": self.k}

@@ -6,8 +6,9 @@ import time
 import numpy as np
 
 from sattn import _inputs
+from sattn import specs as S
 from sattn.backends.base import BackendResult
-from sattn.plan import BlockPlan, plan as build_plan
+from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
 
 NAME = "cpu"
 DTYPES = ("float32", "bfloat16")
@@ -29,19 +30,27 @@ def _as_kernel_input(x, dtype: str) -> np.ndarray:
     return _inputs.to_numpy(x, np.float32)
 
 
-def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int = 64,
+def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int | None = None,
               threads: int = 0, **options):
+    """Options: plan (a sattn.plan() to reuse, checked against the call), tile (block edge for
+    specs without their own block; default 64, or the plan's), threads (0 = one per core)."""
     from sattn import _cc
+    _inputs.check_options("the cpu backend", options, _inputs.keyword_options(attention))
+    S.check_spec(spec)
     prob = _inputs.check_qkv(q, k, v)
     if prob.device != "cpu":
         raise ValueError(f"q: the cpu backend needs host tensors, got device {prob.device}")
+    _inputs.check_no_grad(NAME, q, k, v)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    tile = None if tile is None else check_tile(tile)
+    threads = _inputs.check_threads(threads)
+    return_lse = _inputs.check_bool("return_lse", return_lse)
     dtype = prob.dtype if prob.dtype in DTYPES else "float32"
     t0 = time.perf_counter()
     if plan is None:
-        plan = build_plan(spec, q, k, tile=tile, scale=scale, threads=threads)
-    elif not plan.matches(prob):
-        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
-                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
+        plan = build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
+    else:
+        plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
     t1 = time.perf_counter()
     out, lse = _cc.attention_cpu(_as_kernel_input(q, dtype), _as_kernel_input(k, dtype), _as_kernel_input(v, dtype),
                                  plan.to_dict(), prob.shape_tuple, scale, dtype, threads, return_lse)
@@ -68,8 +77,6 @@ def bench_peers(q, k, v, spec, *, scale, repeat, tile=64, **options):
     """torch SDPA dense (and causal), SDPA given the equivalent boolean mask, and FlexAttention on CPU."""
     import torch
     import torch.nn.functional as F
-
-    from sattn import specs as S
 
     prob = _inputs.check_qkv(q, k, v)
     scale = float(scale)

@@ -8,13 +8,15 @@ with the float64 reference to the documented int8 tolerance, not to float precis
 """
 from __future__ import annotations
 
+import numbers
 import time
 
 import numpy as np
 
 from sattn import _inputs
+from sattn import specs as S
 from sattn.backends.base import BackendResult
-from sattn.plan import BlockPlan, plan as build_plan
+from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
 
 NAME = "rocc"
 
@@ -69,28 +71,39 @@ def roofline(counters: dict, bytes_per_cycle: float) -> dict:
 
 def _get_plan(spec, q, k, prob, scale, plan, tile, threads):
     if plan is None:
-        return build_plan(spec, q, k, tile=tile, scale=scale, threads=threads)
-    if not isinstance(plan, BlockPlan):
-        raise TypeError(f"plan: expected a sattn BlockPlan, got {type(plan).__name__}")
-    if not plan.matches(prob):
-        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
-                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
-    return plan
+        return build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
+    return check_plan(plan, spec, prob, tile=tile, scale=scale)
 
 
-def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int = 64,
+def _check_sim_options(path, latency, bytes_per_cycle, check_golden) -> None:
+    """Types of the simulator's options (their ranges are the simulator's own checks)."""
+    if not isinstance(path, str) or path not in ("fused", "unfused"):
+        raise ValueError(f"path: expected 'fused' or 'unfused', got {path!r}")
+    _inputs.check_int("latency", latency, 1, 2**31 - 1)
+    if isinstance(bytes_per_cycle, bool) or not isinstance(bytes_per_cycle, numbers.Real):
+        raise TypeError(f"bytes_per_cycle: expected a number, got {type(bytes_per_cycle).__name__} {bytes_per_cycle!r}")
+    _inputs.check_bool("check_golden", check_golden)
+
+
+def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int | None = None,
               threads: int = 0, path: str = "fused", latency: int = 40, bytes_per_cycle: float = 16.0,
               check_golden: bool = False, **options):
     """Runs on the simulated accelerator. Options: `path` "fused" (SOFTMAX_FUSED) or "unfused"
     (SPDOT_BSR then SPMM_BSR, scores through memory); the memory model's `latency` (cycles) and
     `bytes_per_cycle`; `check_golden` also runs the bit-exact golden model and reports whether the
     RTL matched it (counter golden_match)."""
-    if options:
-        raise TypeError(f"rocc backend: unknown option(s) {', '.join(sorted(options))}")
+    _inputs.check_options("the rocc backend", options, _inputs.keyword_options(attention))
+    S.check_spec(spec)
     prob = _inputs.check_qkv(q, k, v)
     if prob.device != "cpu":
         raise ValueError(f"q: the rocc backend simulates on the host, got device {prob.device}")
-    if tile % 16 != 0 or tile > _consts().MAX_BLK:
+    _inputs.check_no_grad(NAME, q, k, v)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    threads = _inputs.check_threads(threads)
+    return_lse = _inputs.check_bool("return_lse", return_lse)
+    _check_sim_options(path, latency, bytes_per_cycle, check_golden)
+    tile = None if tile is None else check_tile(tile)
+    if tile is not None and (tile % 16 != 0 or tile > _consts().MAX_BLK):
         raise ValueError(f"tile: the rocc accelerator needs a multiple of 16 up to {_consts().MAX_BLK}, got {tile}")
     t0 = time.perf_counter()
     pl = _get_plan(spec, q, k, prob, scale, plan, tile, threads)

@@ -16,6 +16,8 @@ timeout_s.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import pathlib
 import shutil
@@ -27,7 +29,8 @@ import numpy as np
 
 from sattn import _inputs
 from sattn.backends.base import BackendResult
-from sattn.plan import BlockPlan, plan as build_plan
+from sattn import specs as S
+from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
 from sattn.specs import BlockTopK
 
 NAME = "rvv"
@@ -137,11 +140,11 @@ def available():
 
 
 def _check_options(vlen, variant, dtype):
-    if isinstance(vlen, bool) or not isinstance(vlen, int) or vlen not in VLENS:
+    if isinstance(vlen, bool) or not isinstance(vlen, numbers.Integral) or vlen not in VLENS:
         raise ValueError(f"vlen: expected one of {VLENS}, got {vlen!r}")
-    if variant not in VARIANTS:
+    if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {tuple(VARIANTS)}, got {variant!r}")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
 
 
@@ -196,26 +199,37 @@ def _default_dtype(prob) -> str:
 
 
 def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str = "rvv", dtype: str | None = None,
-              plan: BlockPlan | None = None, tile: int = 64, plan_on_target: bool = False,
+              plan: BlockPlan | None = None, tile: int | None = None, plan_on_target: bool = False,
               check_selection: bool = False, chunk_keys: int = 512, timeout_s: float | None = None,
               threads: int = 0, region: str = "attention", **options):
     from sattn import _cc
+    _inputs.check_options("the rvv backend", options, _inputs.keyword_options(attention))
+    S.check_spec(spec)
     prob = _inputs.check_qkv(q, k, v)
     if prob.device != "cpu":
         raise ValueError(f"q: the rvv backend needs host tensors, got device {prob.device}")
-    dtype = dtype or _default_dtype(prob)
+    _inputs.check_no_grad(NAME, q, k, v)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    tile = None if tile is None else check_tile(tile)
+    threads = _inputs.check_threads(threads)
+    return_lse = _inputs.check_bool("return_lse", return_lse)
+    plan_on_target = _inputs.check_bool("plan_on_target", plan_on_target)
+    check_selection = _inputs.check_bool("check_selection", check_selection)
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real)
+                                  or not math.isfinite(timeout_s) or timeout_s <= 0):
+        raise ValueError(f"timeout_s: expected None or a finite number of seconds > 0, got {timeout_s!r}")
+    dtype = _default_dtype(prob) if dtype is None else dtype
     _check_options(vlen, variant, dtype)
-    if region not in REGIONS:
+    if not isinstance(region, str) or region not in REGIONS:
         raise ValueError(f"region: expected one of {REGIONS}, got {region!r}")
     if region == "selection" and not isinstance(spec, BlockTopK):
         raise ValueError(f"region: 'selection' counts the BlockTopK block selection, got spec {spec}")
     if isinstance(chunk_keys, bool) or not isinstance(chunk_keys, int) or not 1 <= chunk_keys <= 1 << 20:
         raise ValueError(f"chunk_keys: expected an integer in [1, 1048576], got {chunk_keys!r}")
     if plan is None:
-        plan = build_plan(spec, q, k, tile=tile, scale=scale, threads=threads)
-    elif not plan.matches(prob):
-        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
-                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
+        plan = build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
+    else:
+        plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
     qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
     problem = _cc.serialize_problem(spec.to_fields(), prob.shape_tuple, float(scale), qa, ka, va, plan.to_dict())
     extra = ["--chunk-keys", str(chunk_keys)]

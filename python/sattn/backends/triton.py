@@ -15,7 +15,10 @@ import os
 import sys
 import time
 
+from sattn import _inputs
+from sattn import specs as S
 from sattn.backends.base import BackendResult
+from sattn.plan import BlockPlan, check_plan, check_tile
 
 NAME = "triton"
 TAKES_TORCH = True
@@ -50,22 +53,36 @@ def available():
     return True, ""
 
 
-def attention(q, k, v, spec, *, scale, return_lse, plan=None, tile: int = 64,
-              force_plan: bool = False, **options):
+def _check_call(where, q, k, v, spec, scale, plan, tile, force_plan, options):
+    """The shared argument checks; returns (scale, tile, plan) resolved."""
     import torch
-    if options:
-        raise TypeError(f"triton backend: unknown option(s) {sorted(options)}")
-    ops = _import_kernels()
+    _inputs.check_options(where, options, _inputs.keyword_options(attention))
+    S.check_spec(spec)
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: the triton backend takes torch tensors, got {type(x).__name__}")
-    out, lse = ops.attention(q, k, v, spec, scale=scale, plan=plan, tile=tile, force_plan=force_plan)
+    prob = _inputs.check_qkv(q, k, v)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    checked_tile = None if tile is None else check_tile(tile)
+    _inputs.check_bool("force_plan", force_plan)
+    if isinstance(plan, BlockPlan):
+        plan = check_plan(plan, spec, prob, tile=checked_tile, scale=scale)
+    return scale, 64 if checked_tile is None else checked_tile, plan
+
+
+def attention(q, k, v, spec, *, scale, return_lse, plan=None, tile: int | None = None,
+              force_plan: bool = False, **options):
+    scale, tile, plan = _check_call("the triton backend", q, k, v, spec, scale, plan, tile, force_plan, options)
+    return_lse = _inputs.check_bool("return_lse", return_lse)
+    out, lse = _import_kernels().attention(q, k, v, spec, scale=scale, plan=plan, tile=tile, force_plan=force_plan)
     return BackendResult(out=out, lse=lse if return_lse else None)
 
 
-def visible_pairs(q, k, spec, *, scale, plan=None, tile: int = 64, force_plan: bool = False, **options):
+def visible_pairs(q, k, spec, *, scale, plan=None, tile: int | None = None, force_plan: bool = False, **options):
     """Visible pairs this backend attends, counted on the device (`bench` uses it for FLOPs where
     the host planner cannot load, e.g. a GPU machine whose Python differs from this build's)."""
+    scale, tile, plan = _check_call("the triton backend's visible_pairs", q, k, k, spec, scale, plan, tile,
+                                    force_plan, options)
     return _import_kernels().visible_pairs(q, k, spec, scale=scale, plan=plan, tile=tile,
                                            force_plan=force_plan)
 

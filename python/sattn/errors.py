@@ -1,0 +1,8 @@
+"""Typed errors of the sattn API beyond TypeError/ValueError."""
+from __future__ import annotations
+
+
+class GradientNotSupported(NotImplementedError):
+    """A call asked for gradients (torch grad mode on and q, k or v requiring grad) from a backend
+    that has no backward: its output would come back detached and the loss would get no gradient
+    through it. The message names the backend and the input."""

@@ -268,7 +268,8 @@ Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const 
     if (use_max) {
       // S[a, c] = scale * max over the block's (query, key) pairs of the float64 dot product.
       const int32_t nk = int32_t(std::min<int64_t>((last + 1) * blk, sh.Lk));
-      std::fill(bmax.begin(), bmax.end(), -INFINITY);
+      // NaN is the identity of the maximum under the selection order (NaN below every number).
+      std::fill(bmax.begin(), bmax.end(), NAN);
       sattn_block_max_dots_f64(q + (p0 - qf) * D, D, int32_t(p1 - p0 + 1), kt.data(), sh.Lk, D, nk, blk,
                                dots.data(), bmax.data());
       for (int64_t c = 0; c <= last; ++c) score[c] = scale * bmax[c];

@@ -272,6 +272,44 @@ void TestSelectionMatchesPlanner() {
   std::printf("  block top-k selection (score mean and max): %d plan rows identical to the C++ planner\n", rows);
 }
 
+// NaN and +/-Inf in q and k: the kernels' selection ranks NaN scores below every number, ties
+// (NaN with NaN too) to the lower block, and score="max" ignores NaN products, as the planner does
+// (docs/contract.md, "Non-finite inputs").
+void TestSelectionWithNonFiniteMatchesPlanner() {
+  const float specials[3] = {NAN, INFINITY, -INFINITY};
+  int rows = 0;
+  for (int t = 0; t < 8; ++t) {
+    Spec s = MakeSpec(SpecKind::kBlockTopK, t % 2 == 0);
+    s.score = t >= 4 ? BlockScore::kMax : BlockScore::kMean;
+    s.block = t % 3 == 0 ? 4 : 8;
+    s.keep = 0.5 + 0.05 * t;
+    s.global_blocks = t % 2;
+    s.local_blocks = t % 3 == 0 ? 0 : 1;
+    Shape sh;
+    sh.B = 1, sh.Hq = 2, sh.Hkv = 1 + t % 2, sh.D = 4;
+    sh.Lk = 37 + 5 * t, sh.Lq = t % 4 == 3 ? sh.Lk / 2 : sh.Lk;
+    Problem pb = MakeProblem(s, sh, 200 + t);
+    // A few specials in q and k, a whole block of NaN keys, and one all-NaN query row.
+    std::mt19937 rng(300 + t);
+    for (int n = 0; n < 6; ++n) {
+      std::vector<float>& x = n % 2 ? pb.k : pb.q;
+      x[rng() % x.size()] = specials[n % 3];
+    }
+    for (int i = 0; i < s.block * sh.D && i < int(pb.k.size()); ++i) pb.k[s.block * sh.D + i] = NAN;
+    for (int d = 0; d < sh.D; ++d) pb.q[d] = NAN;
+    PlanOptions po;
+    po.num_threads = 1;
+    po.scale = pb.scale;
+    Status st = BuildPlan(s, sh, pb.q.data(), pb.k.data(), po, &pb.plan);
+    CHECK_MSG(st.ok(), "non-finite selection case %d: planning failed (%s)", t, st.message.c_str());
+    const int64_t bad = CountSelectionMismatches(pb, &st);
+    CHECK_MSG(st.ok() && bad == 0, "non-finite selection case %d: %lld rows differ from the planner (%s)", t,
+              (long long)bad, st.message.c_str());
+    rows += pb.plan.rows();
+  }
+  std::printf("  block top-k selection with NaN/Inf inputs: %d plan rows identical to the C++ planner\n", rows);
+}
+
 void TestQuantize() {
   // The kernels' quantiser must equal the driver's scalar one bit for bit (tests dequantise with
   // QuantizeRowsI8 to build the reference inputs). Ties (x/scale = k + 0.5) included.
@@ -322,6 +360,7 @@ int main() {
   timed("exp", TestExp);
   timed("quantize", TestQuantize);
   timed("selection", TestSelectionMatchesPlanner);
+  timed("selection, non-finite", TestSelectionWithNonFiniteMatchesPlanner);
   timed("attention", TestAttentionAllSpecs);
   timed("empty rows", TestEmptyRows);
   timed("bad input", TestBadInput);

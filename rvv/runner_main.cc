@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "cc/src/nonfinite.h"
 #include "rvv/driver.h"
 #include "rvv/kernels/kernels.h"
 #include "sattn/plan.h"
@@ -103,11 +104,24 @@ int RunnerMain(int argc, char** argv) {
     res.counters.emplace_back("selection_mismatched_rows", bad);
   }
 
+  // The contract's non-finite policy (cc/src/nonfinite.h), outside the counted region so normal
+  // runs count the same instructions: the plan (and the selection check above) saw the original
+  // values; the kernels see NaN/Inf replaced by 0; the rows that saw one are set to NaN after.
+  NonFiniteScan scan;
+  st = ScanNonFinite(pb.shape, ElemType::kF32, pb.q.data(), pb.k.data(), pb.v.data(), 1, &scan);
+  if (st.ok()) st = CheckFloat32Range(pb.shape, pb.scale, scan);
+  if (!st.ok()) return Fail("problem", st);
+  if (scan.any())
+    for (std::vector<float>* x : {&pb.q, &pb.k, &pb.v}) SanitizeCopy(ElemType::kF32, x->data(), int64_t(x->size()), x->data());
+
   RunStats stats;
   stats.visible_pairs = pb.plan.VisiblePairs();
   opt.mark_region = !count_selection;
   st = RunAttention(pb, opt, &res.out, &res.lse, &stats);
   if (!st.ok()) return Fail("attention", st);
+  if (scan.any())
+    res.counters.emplace_back("poisoned_rows",
+                              PoisonRows(pb.plan, pb.shape, scan, ElemType::kF32, res.out.data(), res.lse.data()));
 
   res.counters.emplace_back("visible_pairs", stats.visible_pairs);
   res.counters.emplace_back("computed_slots", stats.computed_slots);

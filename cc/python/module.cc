@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cc/cpu/attention.h"
+#include "cc/src/nonfinite.h"
 #include "sattn/plan.h"
 #include "sattn/plan_io.h"
 #include "sattn/spec.h"
@@ -263,6 +264,62 @@ py::tuple AttentionCpu(const py::array& q, const py::array& k, const py::array& 
   return py::make_tuple(out, want_lse ? py::object(lse) : py::object(py::none()));
 }
 
+using F32In = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using U8In = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+// The contract's non-finite policy (cc/src/nonfinite.h) for backends whose kernel runs outside
+// cpu::Attention (RoCC): raises ValueError when float32 scores could overflow; returns None when
+// every value is finite, else (q, k, v with NaN/Inf -> 0, bad_q rows, bad_kv keys) as uint8 flags.
+py::object NonFinitePreparePy(const F32In& q, const F32In& k, const F32In& v, const py::tuple& shape, double scale,
+                              int32_t threads) {
+  const Shape sh = ShapeFromTuple(shape);
+  const int64_t nq = int64_t(sh.B) * sh.Hq * sh.Lq * sh.D, nk = int64_t(sh.B) * sh.Hkv * sh.Lk * sh.D;
+  if (q.size() != nq) throw py::value_error("q: size does not match the shape");
+  if (k.size() != nk) throw py::value_error("k: size does not match the shape");
+  if (v.size() != nk) throw py::value_error("v: size does not match the shape");
+  NonFiniteScan scan;
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = ScanNonFinite(sh, ElemType::kF32, q.data(), k.data(), v.data(), threads, &scan);
+  }
+  Throw(st);
+  Throw(CheckFloat32Range(sh, scale, scan));
+  if (!scan.any()) return py::none();
+  auto clean = [](const F32In& x) {
+    F32Array c(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    SanitizeCopy(ElemType::kF32, x.data(), x.size(), c.mutable_data());
+    return c;
+  };
+  return py::make_tuple(clean(q), clean(k), clean(v), ToArray(scan.bad_q), ToArray(scan.bad_kv));
+}
+
+// Sets out = NaN and lse = NaN (in place) on the rows the policy poisons; returns their number.
+int64_t NonFinitePoisonPy(py::array_t<float, py::array::c_style> out, const py::object& lse, const py::dict& plan_d,
+                          const py::tuple& shape, const U8In& bad_q, const U8In& bad_kv) {
+  const Shape sh = ShapeFromTuple(shape);
+  const BlockPlan plan = PlanFromDict(plan_d);
+  if (plan.B != sh.B || plan.Hq != sh.Hq || plan.Lq != sh.Lq || plan.Lk != sh.Lk)
+    throw py::value_error("plan: built for another (B, Hq, Lq, Lk) than shape");
+  const int64_t nq = int64_t(sh.B) * sh.Hq * sh.Lq;
+  if (out.size() != nq * sh.D) throw py::value_error("out: size does not match the shape");
+  if (bad_q.size() != nq) throw py::value_error("bad_q: expected one flag per q row");
+  if (bad_kv.size() != int64_t(sh.B) * sh.Hkv * sh.Lk) throw py::value_error("bad_kv: expected one flag per key");
+  float* lse_p = nullptr;
+  py::array_t<float, py::array::c_style> lse_a;
+  if (!lse.is_none()) {
+    lse_a = lse.cast<py::array_t<float, py::array::c_style>>();
+    if (lse_a.size() != nq) throw py::value_error("lse: size does not match the shape");
+    lse_p = lse_a.mutable_data();
+  }
+  NonFiniteScan scan;
+  scan.bad_q.assign(bad_q.data(), bad_q.data() + bad_q.size());
+  scan.bad_kv.assign(bad_kv.data(), bad_kv.data() + bad_kv.size());
+  for (uint8_t f : scan.bad_q) scan.bad_q_rows += f != 0;
+  for (uint8_t f : scan.bad_kv) scan.bad_kv_rows += f != 0;
+  return PoisonRows(plan, sh, scan, ElemType::kF32, out.mutable_data(), lse_p);
+}
+
 py::bytes SerializeProblemPy(const py::dict& fields, const py::tuple& shape, double scale, const py::handle& q,
                              const py::handle& k, const py::handle& v, const py::dict& plan) {
   Problem pr;
@@ -341,4 +398,8 @@ PYBIND11_MODULE(_cc, m) {
     d["max_threads"] = kMaxThreads;
     return d;
   });
+  m.def("nonfinite_prepare", &NonFinitePreparePy, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("shape"),
+        py::arg("scale"), py::arg("threads") = 0);
+  m.def("nonfinite_poison", &NonFinitePoisonPy, py::arg("out"), py::arg("lse"), py::arg("plan"), py::arg("shape"),
+        py::arg("bad_q"), py::arg("bad_kv"));
 }

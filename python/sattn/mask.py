@@ -55,6 +55,13 @@ def _bigbird_blocks(spec: S.BigBird, a: int, nkb: int) -> np.ndarray:
     return kept
 
 
+def _selection_order(idx: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """idx ordered by the contract's selection rule: higher score first, NaN below every number
+    (-inf included), equal scores (NaN with NaN too) to the lower index."""
+    nan = np.isnan(scores)
+    return idx[np.lexsort((idx, np.where(nan, 0.0, -scores), nan))]
+
+
 def _blocktopk_blocks(spec: S.BlockTopK, qh: np.ndarray, kh: np.ndarray, a: int, Lq: int, Lk: int,
                       scale: float) -> np.ndarray:
     blk = spec.block
@@ -67,15 +74,17 @@ def _blocktopk_blocks(spec: S.BlockTopK, qh: np.ndarray, kh: np.ndarray, a: int,
     rows = slice(max(a * blk, q_first) - q_first, min((a + 1) * blk, Lk) - q_first)
     qa = qh[rows].astype(np.float64)
     scores = np.empty(last + 1)
-    for c in range(last + 1):
-        kc = kh[c * blk:min((c + 1) * blk, Lk)].astype(np.float64)
-        if spec.score == "mean":
-            scores[c] = scale * float(qa.mean(axis=0) @ kc.mean(axis=0))
-        else:
-            scores[c] = scale * float((qa @ kc.T).max())
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN / Inf inputs: IEEE arithmetic
+        for c in range(last + 1):
+            kc = kh[c * blk:min((c + 1) * blk, Lk)].astype(np.float64)
+            if spec.score == "mean":
+                scores[c] = scale * float(qa.mean(axis=0) @ kc.mean(axis=0))
+            else:
+                # The maximum under the selection order: NaN only if every product is NaN.
+                scores[c] = scale * float(np.fmax.reduce((qa @ kc.T).ravel()))
     n = min(last + 1, max(int(forced.sum()), math.ceil(spec.keep * nkb)))
     rest = b[~forced]
-    order = rest[np.lexsort((rest, -scores[rest]))]  # score descending, ties to the lower block
+    order = _selection_order(rest, scores[rest])
     kept = np.zeros(nkb, dtype=bool)
     kept[b[forced]] = True
     kept[order[: n - int(forced.sum())]] = True
@@ -126,10 +135,11 @@ def dense_mask_numpy(spec: S.Spec, q, k, *, rows=None, scale=None) -> np.ndarray
                 sel = np.stack([blocks[a][j // spec.block] for a in p // spec.block])
                 out[b, h] = token & sel
             elif isinstance(spec, S.TopKPerQuery):
-                scores = qh[rows] @ kh.T
+                with np.errstate(invalid="ignore", over="ignore"):
+                    scores = qh[rows] @ kh.T
                 for r, pos in enumerate(p):
                     elig = j[: pos + 1] if spec.causal else j
-                    order = elig[np.lexsort((elig, -scores[r, elig]))]
+                    order = _selection_order(elig, scores[r, elig])
                     out[b, h, r, order[: spec.k]] = True
             else:
                 raise TypeError(f"spec: unsupported spec type {type(spec).__name__}")

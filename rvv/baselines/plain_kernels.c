@@ -184,8 +184,9 @@ void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const fl
     }
     for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
       const int32_t j1 = j0 + blk < nk ? j0 + blk : nk;
+      /* maximumNumber: a NaN maximum so far gives way to any value (kernels.h). */
       for (int32_t j = j0; j < j1; ++j)
-        if (tmp[j] > bmax[c]) bmax[c] = tmp[j];
+        if (bmax[c] != bmax[c] || tmp[j] > bmax[c]) bmax[c] = tmp[j];
     }
   }
 }
@@ -212,7 +213,8 @@ void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int3
     int32_t best = -1;
     for (int32_t b = 0; b < n; ++b) {
       if (!cand[b] || chosen[b]) continue;
-      if (best < 0 || score[b] > score[best]) best = b;
+      /* NaN ranks below every number; equal scores keep the lower b. */
+      if (best < 0 || (score[b] == score[b] && (score[best] != score[best] || score[b] > score[best]))) best = b;
     }
     if (best < 0) return;
     chosen[best] = 1;

@@ -78,13 +78,16 @@ void sattn_block_scores_f64(const double* qm, const double* kmt, int64_t kmt_ld,
                             int32_t n, double scale, double* score);
 /* score="max": for each key block c (keys [c * blk, min((c + 1) * blk, nk))),
  * bmax[c] = max(bmax[c], max_{i < nq, j} sum_d double(q[i * q_ld + d]) * double(kt[d * kt_ld + j]))
+ * where max is IEEE maximumNumber (NaN dot products are ignored; NaN only if all are NaN, the
+ * contract's order with NaN below every number)
  * over nq query rows: every product exact in float64, sums in d order, bit-identical to the
  * planner's float64 dot products. tmp: 2 * nk doubles of scratch (dot products of up to two rows;
  * the RVV build takes query rows in pairs, so each key vector it loads serves two rows). */
 void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const float* kt, int64_t kt_ld,
                               int32_t D, int32_t nk, int32_t blk, double* tmp, double* bmax);
-/* Marks in chosen[] the `extra` highest score[b] among b < n with cand[b] != 0, ties to the lower
- * b (the planner's order). chosen[] must be zero on entry. */
+/* Marks in chosen[] the `extra` highest score[b] among b < n with cand[b] != 0, NaN below every
+ * number, ties (NaN with NaN too) to the lower b (the planner's order). chosen[] must be zero on
+ * entry. */
 void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int32_t extra,
                        uint8_t* chosen);
 

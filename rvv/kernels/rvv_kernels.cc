@@ -394,7 +394,8 @@ void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int3
     }
     if (!any) return;
     const double best = __riscv_vfmv_f_s_f64m1_f64(vmax);
-    for (int32_t b = 0; b < n;) {
+    int32_t b = 0;
+    for (; b < n;) {
       const size_t vl = __riscv_vsetvl_e64m8(size_t(n - b));
       const vbool8_t live = __riscv_vmand_mm_b8(
           __riscv_vmsne_vx_u8m1_b8(__riscv_vle8_v_u8m1(cand + b, vl), 0, vl),
@@ -408,6 +409,14 @@ void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int3
       }
       b += int32_t(vl);
     }
+    if (b < n) continue;
+    // No live score equals the maximum: vfredmax skips NaNs, so every live score is NaN (they
+    // rank below -inf) and the lowest live block is next.
+    for (b = 0; b < n; ++b)
+      if (cand[b] != 0 && chosen[b] == 0) {
+        chosen[b] = 1;
+        break;
+      }
   }
 }
 

@@ -105,12 +105,20 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     tile = None if tile is None else check_tile(tile)
     if tile is not None and (tile % 16 != 0 or tile > _consts().MAX_BLK):
         raise ValueError(f"tile: the rocc accelerator needs a multiple of 16 up to {_consts().MAX_BLK}, got {tile}")
+    from sattn import _cc
+    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    # The int8 datapath has no NaN: the contract's non-finite policy runs here, on the host
+    # (docs/backends/rocc.md): zeroed copies in, poisoned rows set to NaN after.
+    nonfinite = _cc.nonfinite_prepare(qa, ka, va, prob.shape_tuple, float(scale), threads)
     t0 = time.perf_counter()
     pl = _get_plan(spec, q, k, prob, scale, plan, tile, threads)
     t1 = time.perf_counter()
-    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    if nonfinite is not None:
+        qa, ka, va = nonfinite[:3]
     res = _sim().run(qa, ka, va, pl.to_dict(), float(scale), path=path, latency=int(latency),
                      bytes_per_cycle=float(bytes_per_cycle), check_golden=bool(check_golden))
+    if nonfinite is not None:
+        _cc.nonfinite_poison(res["out"], res["lse"], pl.to_dict(), prob.shape_tuple, *nonfinite[3:])
     t2 = time.perf_counter()
     counters = {k: int(v) for k, v in res["counters"].items()}
     counters.update(roofline(counters, float(bytes_per_cycle)))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sattn_triton.topk_select import MAX_KEY_BLOCKS, select_block_topk
+from sattn_triton.topk_select import FORCED_KEY, INELIGIBLE_KEY, MAX_KEY_BLOCKS, rank_keys, select_block_topk
 
 
 @dataclasses.dataclass
@@ -170,8 +170,9 @@ def block_max_scores(q, k, block: int, scale: float, max_elems: int = 1 << 26) -
     """scale * max_{i in a, j in c} q_i . k_j per (b, query head, query block a, key block c),
     float64 (the contract's score="max"), from fp32 products. The score matrix is made for a few
     query blocks at a time (at most ~max_elems fp32 values, never Lq x Lk at once) and reduced to
-    block maxima; positions that are not queries or keys count as -inf. The loop count depends on
-    shapes only: no host sync."""
+    block maxima under the selection order (IEEE maximumNumber: NaN products are ignored, a block
+    of NaN products scores NaN); positions that are not queries or keys count as NaN, the
+    maximum's identity. The loop count depends on shapes only: no host sync."""
     B, Hq, Lq, D = q.shape
     Hkv, Lk = k.shape[1], k.shape[2]
     g = Hq // Hkv
@@ -188,9 +189,12 @@ def block_max_scores(q, k, block: int, scale: float, max_elems: int = 1 << 26) -
         rows = q[:, :, p0 - q_first:p1 - q_first].float().reshape(B, Hkv, g * (p1 - p0), D)
         s = torch.matmul(rows, kf).view(B, Hq, p1 - p0, Lk)
         lead = p0 - (qbb + r0) * block                   # only the first block can start late
-        s = F.pad(s, (0, col_pad, lead, (qbb + r1) * block - p1), value=-torch.inf)
-        s = s.view(B, Hq, r1 - r0, block, nkb, block).amax(dim=(3, 5))
-        out[:, :, r0:r1] = s.double() * scale
+        s = F.pad(s, (0, col_pad, lead, (qbb + r1) * block - p1), value=torch.nan)
+        s = s.view(B, Hq, r1 - r0, block, nkb, block)
+        nan = torch.isnan(s)
+        m = s.masked_fill(nan, -torch.inf).amax(dim=(3, 5))
+        m = torch.where(nan.all(dim=5).all(dim=3), torch.nan, m)
+        out[:, :, r0:r1] = m.double() * scale
     return out
 
 
@@ -230,11 +234,12 @@ def selection_kernel(n_k_blocks: int) -> bool:
 
 def _select_with_torch(scores, st, causal: bool):
     """(col_idx, mask_idx) of a BlockTopK plan from raw float64 scores with torch ops: the first
-    n of a stable descending sort of each row (ties to the lower block id), forced blocks first."""
+    n of a stable descending sort of each row's rank keys (NaN below every number, ties to the
+    lower block id), forced blocks first."""
     dev = scores.device
     B, Hq, nqb, nkb = scores.shape
-    scores = torch.where(st["forced"], torch.inf, torch.where(st["elig"], scores, -torch.inf))
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    keys = torch.where(st["forced"], FORCED_KEY, torch.where(st["elig"], rank_keys(scores), INELIGIBLE_KEY))
+    order = torch.sort(keys, dim=-1, descending=True, stable=True).indices
     max_n = st["max_n"]
     # Kept block ids of each row, ascending, padded with nkb beyond n: the first max_n ranks.
     top = order[..., :max_n]
@@ -278,11 +283,18 @@ def build_block_topk(q, k, *, block: int, keep: float, global_blocks: int, local
                    bitmap_masks=False)
 
 
+_NAN_RANK = -3.4028234663852886e38       # -FLT_MAX
+_NEG_INF_RANK = -3.4028232635611926e38   # the next float32 above it
+
+
 def topk_per_query_indices(q, k, *, topk: int, causal: bool, chunk_rows: int = 1024):
     """Per query row: the top-k key indices by q.k (B,Hq,Lq,kk) and a validity mask.
 
     Scores are computed in fp32 for `chunk_rows` query rows at a time, so memory stays
-    O(chunk_rows * Lk) per head (never Lq x Lk). The loop count depends only on shapes.
+    O(chunk_rows * Lk) per head (never Lq x Lk). The loop count depends only on shapes. For the
+    selection order (docs/contract.md, NaN below every number) NaN is ranked as -FLT_MAX and -inf
+    one step above it, so causally hidden keys (-inf) rank below both; only a finite score within
+    one ulp of -FLT_MAX (far outside the float32 range the host backends accept) could tie them.
     """
     B, Hq, Lq, D = q.shape
     Hkv, Lk = k.shape[1], k.shape[2]
@@ -296,6 +308,7 @@ def topk_per_query_indices(q, k, *, topk: int, causal: bool, chunk_rows: int = 1
     for i0 in range(0, Lq, chunk_rows):
         i1 = min(Lq, i0 + chunk_rows)
         s = torch.matmul(q[:, :, i0:i1].float(), kf.transpose(-1, -2))
+        s = torch.nan_to_num(s, nan=_NAN_RANK, posinf=torch.inf, neginf=_NEG_INF_RANK)
         if causal:
             p = torch.arange(i0, i1, device=q.device) + (Lk - Lq)
             s = s.masked_fill(j[None, :] > p[:, None], -torch.inf)

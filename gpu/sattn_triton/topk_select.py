@@ -16,6 +16,11 @@ full/partial test) and the planner is launch-bound: its call took 0.55-0.57 ms o
      it is full (-1) or needs the causal token rule (-2).
 Rows are held in registers (NKB_P = next power of two of the key-block count), so the launch is
 for n_k_blocks <= MAX_KEY_BLOCKS; longer rows take the torch path.
+
+Scores are ranked as int64 keys (`rank_keys`): an order-preserving map of the float64 bits (+0 and
+-0 equal) with NaN just below -inf (docs/contract.md, "Non-finite inputs"), and room above and
+below every score for forced (FORCED_KEY), ineligible (INELIGIBLE_KEY) and already taken
+(TAKEN_KEY) blocks, so +/-inf and NaN scores never collide with the rules.
 """
 from __future__ import annotations
 
@@ -27,6 +32,27 @@ from sattn_triton.common import next_pow2
 
 MAX_KEY_BLOCKS = 4096
 
+FORCED_KEY = (1 << 63) - 1
+NAN_KEY = -0x7FF0000000000001           # one below -inf's key
+INELIGIBLE_KEY = NAN_KEY - 1
+TAKEN_KEY = -(1 << 63)
+_MAGNITUDE = 0x7FFFFFFFFFFFFFFF
+
+
+def rank_keys(scores: torch.Tensor) -> torch.Tensor:
+    """int64 keys of float64 scores in the selection order: higher score, higher key; NaN below
+    every number; equal scores (either zero) equal keys."""
+    bits = scores.contiguous().view(torch.int64)
+    key = torch.where(bits < 0, -(bits & _MAGNITUDE), bits)
+    return torch.where(torch.isnan(scores), NAN_KEY, key)
+
+
+@triton.jit
+def _rank_key(s):
+    bits = s.to(tl.int64, bitcast=True)
+    key = tl.where(bits < 0, -(bits & 0x7FFFFFFFFFFFFFFF), bits)
+    return tl.where(s != s, -0x7FF0000000000001, key)
+
 
 @triton.jit
 def _block_topk_select_kernel(SCORES, FORCED, ELIG, N_ROW, ROW_PTR, ROW_P0, J1, COL, MASK, n_q_blocks,
@@ -35,19 +61,19 @@ def _block_topk_select_kernel(SCORES, FORCED, ELIG, N_ROW, ROW_PTR, ROW_P0, J1, 
     row = tl.program_id(1).to(tl.int64) * n_q_blocks + r        # (batch*head, query block) row
     c = tl.arange(0, NKB_P)
     c_ok = c < n_k_blocks
-    s = tl.load(SCORES + row * n_k_blocks + c, mask=c_ok, other=float("-inf"))
+    s = _rank_key(tl.load(SCORES + row * n_k_blocks + c, mask=c_ok, other=0.0))
     # The spec's rules, as tables of the shape (plans._block_topk_static): forced blocks always
     # count, blocks that are not eligible (past the causal diagonal) never.
     forced = tl.load(FORCED + r * n_k_blocks + c, mask=c_ok, other=0) != 0
     elig = tl.load(ELIG + r * n_k_blocks + c, mask=c_ok, other=0) != 0
-    s = tl.where(forced, float("inf"), tl.where(elig, s, float("-inf")))
+    s = tl.where(forced, 0x7FFFFFFFFFFFFFFF, tl.where(elig, s, -0x7FF0000000000002))   # FORCED / INELIGIBLE
     kept = c < 0
     n = tl.load(N_ROW + r)
     for _ in range(n):
         top = tl.max(s, 0)
         pick = tl.min(tl.where(s == top, c, NKB_P), 0)          # ties: the lowest block id
         kept = kept | (c == pick)
-        s = tl.where(c == pick, float("-inf"), s)
+        s = tl.where(c == pick, -0x7FFFFFFFFFFFFFFF - 1, s)     # TAKEN_KEY
     # Ascending block ids at the row's CSR offset.
     slot = tl.cumsum(kept.to(tl.int32), 0) - 1
     e = tl.load(ROW_PTR + row).to(tl.int64) + slot

@@ -313,3 +313,59 @@ def test_block_max_scores_equal_float64_maxima(shape, block, max_elems):
     got = P.block_max_scores(q, k, block, 0.3, max_elems=max_elems).cpu().numpy()
     want = block_scores64(q, k, block, 0.3, "max")
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _with_non_finite(q, k, seed):
+    """Integer-valued q, k (fp32 pooling and products exact, many exact ties) with NaN, +inf and
+    -inf at a few places, a whole key block of NaN and one NaN query row."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(-3, 4, q.shape, generator=g).float()
+    k = torch.randint(-3, 4, k.shape, generator=g).float()
+    for n, val in enumerate([float("nan"), float("inf"), -float("inf")] * 2):
+        x = k if n % 2 else q
+        x.view(-1)[int(torch.randint(0, x.numel(), (1,), generator=g))] = val
+    k[:, :, 16:32] = float("nan")
+    q[:, :, -1] = float("nan")
+    return q.to(H.DEVICE), k.to(H.DEVICE)
+
+
+@pytest.mark.skipif(not H.has_host_planner(), reason="sattn._cc (host planner) not built")
+@pytest.mark.parametrize("how", ["kernel", "torch"])
+@pytest.mark.parametrize("spec,shape", [
+    (sattn.BlockTopK(block=16, keep=0.5, global_blocks=0, local_blocks=0, causal=False), (1, 2, 1, 64, 96, 8)),
+    (sattn.BlockTopK(block=16, keep=0.6, global_blocks=1, local_blocks=1, causal=True), (2, 2, 2, 96, 96, 8)),
+    (sattn.BlockTopK(block=16, keep=0.5, global_blocks=0, local_blocks=0, causal=False, score="max"),
+     (1, 2, 1, 64, 96, 8)),
+    (sattn.BlockTopK(block=16, keep=0.6, global_blocks=1, local_blocks=0, causal=True, score="max"),
+     (1, 2, 2, 40, 96, 8)),
+], ids=str)
+def test_block_topk_non_finite_scores_rank_below_every_number(spec, shape, how, monkeypatch):
+    """NaN / +-inf in q and k (docs/contract.md, "Non-finite inputs"): both device selections keep
+    exactly the host planner's and the contract mask's blocks (NaN below -inf, ties to the lower
+    block, score="max" ignoring NaN products)."""
+    B, Hq, Hkv, Lq, Lk, D = shape
+    q, k = _with_non_finite(*H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=9)[:2], seed=10)
+    monkeypatch.setenv("SATTN_TOPK_SELECT", how)
+    dev = P.build_block_topk(q, k, block=spec.block, keep=spec.keep, global_blocks=spec.global_blocks,
+                             local_blocks=spec.local_blocks, causal=spec.causal, scale=0.5, score=spec.score)
+    host = P.from_host(sattn.plan(spec, q.cpu(), k.cpu(), scale=0.5), H.DEVICE, bitmap_masks=False)
+    assert torch.equal(P.to_block_table(dev).cpu(), P.to_block_table(host).cpu())
+    assert np.array_equal(expand(dev, spec.causal), np.asarray(dense_mask(spec, q.cpu(), k.cpu(), scale=0.5)))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_topk_per_query_non_finite_scores_rank_below_every_number(causal):
+    """NaN-scored keys are picked only after every numbered one (-inf included), and causally hidden
+    keys never: per row the same keys with a numeric score as the contract, and as many keys."""
+    q, k, _ = H.make_qkv(1, 2, 1, 40, 40, 16, torch.float32, seed=11)
+    k[:, :, 3:30] = float("nan")          # most keys NaN: rows need NaN keys to reach k
+    k[:, :, 31, 0] = float("inf")
+    k[:, :, 33, 0] = -float("inf")
+    spec = sattn.TopKPerQuery(k=6, causal=causal)
+    plan = P.build_topk_per_query(q, k, topk=6, causal=causal, block=16)
+    got = expand(plan, causal)
+    want = np.asarray(dense_mask(spec, q.cpu(), k.cpu()))
+    s = np.einsum("bhid,bhjd->bhij", q.double().cpu().numpy(), k.double().cpu().numpy().repeat(2, axis=1))
+    numeric = ~np.isnan(s)
+    assert np.array_equal(got & numeric, want & numeric)
+    assert np.array_equal(got.sum(-1), want.sum(-1))

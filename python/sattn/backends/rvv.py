@@ -226,11 +226,14 @@ def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str
         raise ValueError(f"region: 'selection' counts the BlockTopK block selection, got spec {spec}")
     if isinstance(chunk_keys, bool) or not isinstance(chunk_keys, int) or not 1 <= chunk_keys <= 1 << 20:
         raise ValueError(f"chunk_keys: expected an integer in [1, 1048576], got {chunk_keys!r}")
+    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    # The runner applies the non-finite policy on target; this raises a score overflow (ValueError
+    # naming scale) before any planning or QEMU start.
+    _cc.nonfinite_prepare(qa, ka, va, prob.shape_tuple, float(scale), threads)
     if plan is None:
         plan = build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
     else:
         plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
-    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
     problem = _cc.serialize_problem(spec.to_fields(), prob.shape_tuple, float(scale), qa, ka, va, plan.to_dict())
     extra = ["--chunk-keys", str(chunk_keys)]
     if plan_on_target:

@@ -28,7 +28,7 @@ uint64_t sattn_rocc_issue(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
     SATTN_ROCC_CASE(SOFTMAX_FUSED)
     SATTN_ROCC_CASE(SPMM_BSR)
     default:
-      return SATTN_ROCC_ERR_UNSUPPORTED;
+      return SATTN_ROCC_ERR_BAD_FUNCT;
   }
 }
 #else
@@ -41,6 +41,7 @@ void sattn_rocc_set_host_transport(sattn_rocc_transport_fn fn, void* ctx) {
 }
 
 uint64_t sattn_rocc_issue(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
+  if (funct7 > 127) return SATTN_ROCC_ERR_BAD_FUNCT; /* no 7-bit encoding: never a truncated command */
   if (g_fn == NULL) return SATTN_ROCC_ERR_UNSUPPORTED;
   return g_fn(g_ctx, funct7, rs1, rs2);
 }
@@ -67,6 +68,17 @@ int sattn_rocc_copy2d(const sattn_rocc_copy_desc_t* desc, uint32_t funct7) {
 
 uint64_t sattn_rocc_status(sattn_rocc_stat_t reg) {
   return sattn_rocc_issue(SATTN_ROCC_FUNCT_STATUS, (uint64_t)reg, 0);
+}
+
+int sattn_rocc_read_status(uint64_t index, uint64_t* value) {
+  const uint64_t rd = sattn_rocc_issue(SATTN_ROCC_FUNCT_STATUS, index, 0);
+  if (rd & SATTN_ROCC_STATUS_ERROR_BIT) return (int)(rd & 0xff);
+  if (value != NULL) *value = rd;
+  return SATTN_ROCC_ERR_OK;
+}
+
+int sattn_rocc_set_watchdog(uint64_t cycles) {
+  return (int)sattn_rocc_issue(SATTN_ROCC_FUNCT_CONFIGURE, 2, cycles);
 }
 
 void sattn_rocc_clear_counters(void) { (void)sattn_rocc_issue(SATTN_ROCC_FUNCT_CONFIGURE, 1, 0); }

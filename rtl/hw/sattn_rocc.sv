@@ -47,7 +47,11 @@ module sattn_rocc
     output logic [127:0] mem_req_wdata,
     output logic [15:0] mem_req_wstrb,
     input  logic        mem_resp_valid,
-    input  logic [127:0] mem_resp_rdata
+    input  logic [127:0] mem_resp_rdata,
+    // Bus errors: the read answered this cycle was refused (no memory there; the data is junk),
+    // and the write accepted this cycle (with mem_req_ready) was refused.
+    input  logic        mem_resp_err,
+    input  logic        mem_wr_err
 );
   localparam int NE = MAX_ROW_ENTRIES;
   localparam logic signed [31:0] NEG = 32'sh80000000;  // masked score / empty row maximum
@@ -70,6 +74,7 @@ module sattn_rocc
   logic [31:0] cfg_nnz, cfg_nbm, cfg_Lk;
   logic [5:0]  cfg_shift;
   logic [31:0] cfg_head_rows;
+  logic [63:0] cfg_prows;          // plan rows: plan_b * plan_h * n_q_blocks
   logic        cfg_pb1, cfg_ph1;
 
   // ---------------------------------------------------------------- scratchpads
@@ -116,8 +121,13 @@ module sattn_rocc
   assign rd_fire = mem_req_valid && mem_req_ready && !sel_w;
   assign wr_fire = mem_req_valid && mem_req_ready && sel_w;
 
+  // [a, a+16) inside [base, base+bytes), without forming a sum that could wrap past 2^64.
   function automatic logic beat_in(input logic [63:0] a, input logic [63:0] base, input logic [63:0] bytes);
-    return a >= base && a + 64'd16 <= base + bytes && base != 64'd0;
+    return base != 64'd0 && bytes >= 64'd16 && a >= base && a - base <= bytes - 64'd16;
+  endfunction
+  // A buffer of `ext` bytes at `ptr` runs past the top of the address space (ptr + ext > 2^64).
+  function automatic logic wraps(input logic [63:0] ptr, input logic [63:0] ext);
+    return ptr != 64'd0 && ext > 64'd0 - ptr;
   endfunction
   always_comb begin
     wr_in_range = 1'b0;
@@ -139,10 +149,15 @@ module sattn_rocc
   logic [1:0]  job_sel;
   logic [15:0] job_row, job_col;
   logic signed [31:0] scalar;
+  logic        job_err;           // a beat of the current job came back with mem_resp_err
+  logic [15:0] stale;             // reads of jobs killed by the watchdog still to come back (discarded)
+  logic        resp_stale, resp_take;
   logic        job_slot;          // destination Q slot / ring slot
   logic [31:0] job_e;             // destination entry (score tiles)
 
   assign ld_rd_valid = job_busy && job_issue != 16'd0;
+  assign resp_stale = mem_resp_valid && stale != 16'd0;
+  assign resp_take = mem_resp_valid && stale == 16'd0 && job_busy;
   assign ld_rd_addr  = job_addr;
 
   // ---------------------------------------------------------------- main FSM
@@ -152,6 +167,13 @@ module sattn_rocc
   logic        abort;
   logic [63:0] resp_data_r;
   logic [4:0]  resp_rd_r;
+  // Watchdog: cycles since the command was accepted; at wd_limit the command is aborted with
+  // ERR_WATCHDOG and the job engine stops waiting for its reads.
+  logic [63:0] wd_cnt, wd_limit;
+  logic        wd_fire, wd_kill;
+  logic        wr_fault;          // a write of this command was refused (reported if nothing else failed)
+  assign wd_fire = (m_state == M_FETCH || m_state == M_CHECK || m_state == M_RUN || m_state == M_DRAIN) &&
+                   wd_cnt >= wd_limit;
 
   assign cmd_ready  = (m_state == M_IDLE);
   assign busy       = (m_state != M_IDLE);
@@ -163,7 +185,7 @@ module sattn_rocc
   logic [7:0] chk_err;
   always_comb begin
     logic need_q, need_v, need_out, need_scores;
-    logic [63:0] B, Hq, Hkv, D, blk, nkb, nqb, qbb, nnz, nbm, Lk, reps;
+    logic [63:0] B, Hq, Hkv, D, blk, nkb, nqb, qbb, nnz, nbm, Lk, reps, prows;
     B = desc[DESC_B]; Hq = desc[DESC_HQ]; Hkv = desc[DESC_HKV]; D = desc[DESC_D];
     blk = desc[DESC_BLOCK]; nkb = desc[DESC_N_K_BLOCKS]; nqb = desc[DESC_N_Q_BLOCKS];
     qbb = desc[DESC_Q_BLOCK_BEGIN]; nnz = desc[DESC_NNZ]; nbm = desc[DESC_N_BITMAPS]; Lk = desc[DESC_LK];
@@ -172,6 +194,7 @@ module sattn_rocc
     need_out = (mode != MODE_SPDOT);
     need_scores = (mode != MODE_FUSED);
     reps = (desc[DESC_PLAN_B] == 64'd1 ? B : 64'd1) * (desc[DESC_PLAN_H] == 64'd1 ? Hq : 64'd1);
+    prows = desc[DESC_PLAN_B] * desc[DESC_PLAN_H] * nqb;  // plan rows (plan_b, plan_h already 1 or B, Hq)
     chk_err = ERR_OK;
     if (desc[DESC_ROW_PTR_PTR] == 0 || desc[DESC_COL_IDX_PTR] == 0 || desc[DESC_MASK_IDX_PTR] == 0 ||
         (need_q && (desc[DESC_Q_PTR] == 0 || desc[DESC_K_PTR] == 0 || desc[DESC_QMUL_PTR] == 0 ||
@@ -195,22 +218,31 @@ module sattn_rocc
       chk_err = ERR_OVERSIZE_DIM;
     else if (D % 16 != 0 || D % C != 0 || blk % 16 != 0 || blk % R != 0 || blk % C != 0 ||
              Hq % Hkv != 0 || (desc[DESC_PLAN_B] != 1 && desc[DESC_PLAN_B] != B) ||
-             (desc[DESC_PLAN_H] != 1 && desc[DESC_PLAN_H] != Hq) || qbb + nqb != nkb ||
+             (desc[DESC_PLAN_H] != 1 && desc[DESC_PLAN_H] != Hq) || qbb >= nkb || nqb > nkb || qbb + nqb != nkb ||
              Lk > nkb * blk || Lk <= (nkb - 1) * blk)
       chk_err = ERR_BAD_SHAPE;
     else if ((need_out && (desc[DESC_OUT_BYTES] < B * Hq * nkb * blk * D * 2 ||
                            desc[DESC_STATS_BYTES] < B * Hq * nkb * blk * 8)) ||
              (need_scores && desc[DESC_SCORES_BYTES] < reps * nnz * blk * blk * 4))
       chk_err = ERR_BUFFER_SIZE;
+    else if ((need_q && (wraps(desc[DESC_Q_PTR], B * Hq * nkb * blk * D) || wraps(desc[DESC_K_PTR], B * Hkv * nkb * blk * D) ||
+                         wraps(desc[DESC_QMUL_PTR], B * Hq * nkb * 4) || wraps(desc[DESC_KMUL_PTR], B * Hkv * nkb * 4))) ||
+             (need_v && wraps(desc[DESC_V_PTR], B * Hkv * nkb * blk * D)) ||
+             (need_out && (wraps(desc[DESC_OUT_PTR], desc[DESC_OUT_BYTES]) || wraps(desc[DESC_STATS_PTR], desc[DESC_STATS_BYTES]))) ||
+             (need_scores && wraps(desc[DESC_SCORES_PTR], desc[DESC_SCORES_BYTES])) ||
+             wraps(desc[DESC_ROW_PTR_PTR], (prows + 64'd1) * 4) || wraps(desc[DESC_COL_IDX_PTR], nnz * 4) ||
+             wraps(desc[DESC_MASK_IDX_PTR], nnz * 4) || (nbm != 0 && wraps(desc[DESC_BITMAPS_PTR], nbm * blk * 8)))
+      chk_err = ERR_ADDR_RANGE;
   end
 
   // Copy-descriptor checks (GATH2D / SCAT2D).
   logic [7:0] chk_copy_err;
   always_comb begin
-    logic [63:0] n, rb, ss, ds, last;
+    logic [63:0] n, rb, ss, ds, last, src_last;
     n = desc[CDESC_N_ROWS]; rb = desc[CDESC_ROW_BYTES];
     ss = desc[CDESC_SRC_STRIDE]; ds = desc[CDESC_DST_STRIDE];
     last = (mode == MODE_GATHER) ? n : desc[CDESC_DST_ROWS];  // destination rows that can be written
+    src_last = (mode == MODE_GATHER) ? desc[CDESC_SRC_ROWS] : n;  // source rows that can be read
     chk_copy_err = ERR_OK;
     if (desc[CDESC_SRC_PTR] == 0 || desc[CDESC_DST_PTR] == 0 || desc[CDESC_IDX_PTR] == 0)
       chk_copy_err = ERR_NULL_PTR;
@@ -226,6 +258,9 @@ module sattn_rocc
       chk_copy_err = ERR_BAD_SHAPE;
     else if (last != 0 && (last - 64'd1) * ds + rb > desc[CDESC_DST_BYTES])
       chk_copy_err = ERR_BUFFER_SIZE;
+    else if (wraps(desc[CDESC_IDX_PTR], n * 4) || wraps(desc[CDESC_DST_PTR], desc[CDESC_DST_BYTES]) ||
+             (src_last != 0 && wraps(desc[CDESC_SRC_PTR], (src_last - 64'd1) * ss + rb)))
+      chk_copy_err = ERR_ADDR_RANGE;
   end
 
   // ---------------------------------------------------------------- copy engine state
@@ -395,8 +430,9 @@ module sattn_rocc
 
   // ---------------------------------------------------------------- sequential logic
   `define JOB(kind, addr, nb) begin job_kind <= kind; job_addr <= (addr); job_issue <= 16'(nb); \
-      job_recv <= 16'(nb); job_busy <= 1'b1; job_row <= 16'd0; job_col <= 16'd0; end
+      job_recv <= 16'(nb); job_busy <= 1'b1; job_err <= 1'b0; job_row <= 16'd0; job_col <= 16'd0; end
   `define SCALAR(addr) begin `JOB(J_SCALAR, {addr[63:4], 4'b0}, 1) job_sel <= addr[3:2]; end
+  `define FAIL(code) begin resp_data_r <= 64'(code); last_error <= (code); m_state <= M_RESP; end
 
   always_ff @(posedge clk) begin
     logic [63:0] a;
@@ -409,6 +445,12 @@ module sattn_rocc
       w_state <= W_IDLE;
       x_err <= ERR_OK;
       job_busy <= 1'b0;
+      job_err <= 1'b0;
+      stale <= 16'd0;
+      wd_cnt <= 64'd0;
+      wd_limit <= 64'(WATCHDOG_DEFAULT);
+      wd_kill <= 1'b0;
+      wr_fault <= 1'b0;
       lock <= 1'b0;
       abort <= 1'b0;
       wb_v <= 1'b0;
@@ -427,7 +469,11 @@ module sattn_rocc
         job_addr <= job_addr + 64'd16;
         job_issue <= job_issue - 16'd1;
       end
-      if (mem_resp_valid && job_busy) begin
+      if (resp_stale) stale <= stale - 16'd1;
+      if (resp_take && mem_resp_err) job_err <= 1'b1;
+      if (wr_fire && mem_wr_err) wr_fault <= 1'b1;
+      wd_cnt <= (m_state == M_IDLE || m_state == M_RESP) ? 64'd0 : wd_cnt + 64'd1;
+      if (resp_take) begin
         case (job_kind)
           J_DESC: begin
             if (32'(job_row) * 2 < DESC_WORDS) desc[job_row * 2] = mem_resp_rdata[63:0];
@@ -482,32 +528,47 @@ module sattn_rocc
       case (m_state)
         M_IDLE: if (cmd_valid) begin
           resp_rd_r <= cmd_rd;
+          wr_fault <= 1'b0;
+          wd_kill <= 1'b0;
           case (cmd_funct7)
             FUNCT_CONFIGURE: begin
-              if (cmd_rs1[0]) for (int i = 0; i < N_STATUS_REGS; i++) cnt[i] = 64'd0;
-              resp_data_r <= 64'd0;
-              m_state <= M_RESP;
+              if (cmd_rs1[63:2] != 62'd0) begin
+                `FAIL(ERR_BAD_ARG)
+              end else begin
+                if (cmd_rs1[0]) for (int i = 0; i < N_STATUS_REGS; i++) cnt[i] = 64'd0;
+                if (cmd_rs1[1]) wd_limit <= (cmd_rs2 == 64'd0) ? 64'(WATCHDOG_DEFAULT) : cmd_rs2;
+                resp_data_r <= 64'(ERR_OK);
+                m_state <= M_RESP;
+              end
             end
             FUNCT_STATUS: begin
-              case (32'(cmd_rs1))
-                STAT_LAST_ERROR: resp_data_r <= 64'(last_error);
-                STAT_PARAM_MAC_ROWS: resp_data_r <= 64'(R);
-                STAT_PARAM_MAC_COLS: resp_data_r <= 64'(C);
-                STAT_PARAM_BUS_BYTES: resp_data_r <= 64'(BUS_BYTES);
-                STAT_PARAM_MAX_D: resp_data_r <= 64'(MAX_D);
-                STAT_PARAM_MAX_BLK: resp_data_r <= 64'(MAX_BLK);
-                STAT_PARAM_MAX_ROW_ENTRIES: resp_data_r <= 64'(NE);
-                default: resp_data_r <= (cmd_rs1 < 64'(N_STATUS_REGS)) ? cnt[cmd_rs1[4:0]] : 64'd0;
-              endcase
+              // All 64 bits of the index count: an index that only matches after truncation is bad.
+              if (cmd_rs1 >= 64'(N_STATUS_REGS)) begin
+                resp_data_r <= (64'd1 << STATUS_ERROR_BIT) | 64'(ERR_BAD_STATUS_INDEX);
+                last_error <= ERR_BAD_STATUS_INDEX;
+              end else begin
+                case (cmd_rs1[4:0])
+                  5'(STAT_LAST_ERROR): resp_data_r <= 64'(last_error);
+                  5'(STAT_PARAM_MAC_ROWS): resp_data_r <= 64'(R);
+                  5'(STAT_PARAM_MAC_COLS): resp_data_r <= 64'(C);
+                  5'(STAT_PARAM_BUS_BYTES): resp_data_r <= 64'(BUS_BYTES);
+                  5'(STAT_PARAM_MAX_D): resp_data_r <= 64'(MAX_D);
+                  5'(STAT_PARAM_MAX_BLK): resp_data_r <= 64'(MAX_BLK);
+                  5'(STAT_PARAM_MAX_ROW_ENTRIES): resp_data_r <= 64'(NE);
+                  default: resp_data_r <= cnt[cmd_rs1[4:0]];
+                endcase
+              end
               m_state <= M_RESP;
             end
             FUNCT_SPDOT_BSR, FUNCT_SOFTMAX_FUSED, FUNCT_SPMM_BSR: begin
               mode <= (cmd_funct7 == FUNCT_SPDOT_BSR) ? MODE_SPDOT :
                       (cmd_funct7 == FUNCT_SPMM_BSR) ? MODE_SPMM : MODE_FUSED;
               if (cmd_rs1 == 64'd0) begin
-                resp_data_r <= 64'(ERR_NULL_PTR); last_error <= ERR_NULL_PTR; m_state <= M_RESP;
+                `FAIL(ERR_NULL_PTR)
               end else if (cmd_rs1[3:0] != 4'd0) begin
-                resp_data_r <= 64'(ERR_MISALIGNED); last_error <= ERR_MISALIGNED; m_state <= M_RESP;
+                `FAIL(ERR_MISALIGNED)
+              end else if (wraps(cmd_rs1, 64'((DESC_WORDS + 1) / 2 * 16))) begin
+                `FAIL(ERR_ADDR_RANGE)
               end else begin
                 for (int i = 0; i < DESC_WORDS; i++) desc[i] = 64'd0;
                 `JOB(J_DESC, cmd_rs1, (DESC_WORDS + 1) / 2)
@@ -517,24 +578,33 @@ module sattn_rocc
             FUNCT_GATH2D, FUNCT_SCAT2D: begin
               mode <= (cmd_funct7 == FUNCT_GATH2D) ? MODE_GATHER : MODE_SCATTER;
               if (cmd_rs1 == 64'd0) begin
-                resp_data_r <= 64'(ERR_NULL_PTR); last_error <= ERR_NULL_PTR; m_state <= M_RESP;
+                `FAIL(ERR_NULL_PTR)
               end else if (cmd_rs1[3:0] != 4'd0) begin
-                resp_data_r <= 64'(ERR_MISALIGNED); last_error <= ERR_MISALIGNED; m_state <= M_RESP;
+                `FAIL(ERR_MISALIGNED)
+              end else if (wraps(cmd_rs1, 64'((CDESC_WORDS + 1) / 2 * 16))) begin
+                `FAIL(ERR_ADDR_RANGE)
               end else begin
                 for (int i = 0; i < DESC_WORDS; i++) desc[i] = 64'd0;
                 `JOB(J_DESC, cmd_rs1, (CDESC_WORDS + 1) / 2)
                 m_state <= M_FETCH;
               end
             end
+            FUNCT_BLK_REDUCE, FUNCT_TOPK_IDX: begin
+              `FAIL(ERR_UNSUPPORTED)
+            end
             default: begin
-              resp_data_r <= 64'(ERR_UNSUPPORTED); last_error <= ERR_UNSUPPORTED; m_state <= M_RESP;
+              `FAIL(ERR_BAD_FUNCT)
             end
           endcase
         end
-        M_FETCH: if (!job_busy) m_state <= M_CHECK;
+        M_FETCH: if (!job_busy) begin
+          if (job_err) begin
+            `FAIL(ERR_DMA_READ_FAULT)
+          end else m_state <= M_CHECK;
+        end
         M_CHECK: if (mode == MODE_GATHER || mode == MODE_SCATTER) begin
           if (chk_copy_err != ERR_OK) begin
-            resp_data_r <= 64'(chk_copy_err); last_error <= chk_copy_err; m_state <= M_RESP;
+            `FAIL(chk_copy_err)
           end else begin
             cfg_D <= 8'd128;  // the staging row fills ring slot 0 linearly, 128 bytes per row
             x_r <= 32'd0;
@@ -544,7 +614,7 @@ module sattn_rocc
           end
         end else begin
           if (chk_err != ERR_OK) begin
-            resp_data_r <= 64'(chk_err); last_error <= chk_err; m_state <= M_RESP;
+            `FAIL(chk_err)
           end else begin
             cfg_B <= 16'(desc[DESC_B]); cfg_Hq <= 16'(desc[DESC_HQ]); cfg_Hkv <= 16'(desc[DESC_HKV]);
             cfg_group <= 16'(desc[DESC_HQ] / desc[DESC_HKV]);
@@ -554,6 +624,7 @@ module sattn_rocc
             cfg_nnz <= 32'(desc[DESC_NNZ]); cfg_nbm <= 32'(desc[DESC_N_BITMAPS]); cfg_Lk <= 32'(desc[DESC_LK]);
             cfg_shift <= 6'(desc[DESC_SCORE_SHIFT]);
             cfg_head_rows <= 32'(desc[DESC_N_K_BLOCKS] * desc[DESC_BLOCK]);
+            cfg_prows <= desc[DESC_PLAN_B] * desc[DESC_PLAN_H] * desc[DESC_N_Q_BLOCKS];
             cfg_pb1 <= (desc[DESC_PLAN_B] == 64'd1); cfg_ph1 <= (desc[DESC_PLAN_H] == 64'd1);
             qfull <= 2'b00; ring_full <= 2'b00; sbuf_full <= 1'b0;
             l_b <= 0; l_h <= 0; l_r <= 0; l_qs <= 0; l_rs <= 0; l_err <= ERR_OK;
@@ -569,7 +640,10 @@ module sattn_rocc
           end else if (x_err != ERR_OK) begin
             abort <= 1'b1; m_err <= x_err; m_state <= M_DRAIN;
           end else if (c_state == C_DONE || x_state == X_DONE) begin
-            resp_data_r <= 64'(ERR_OK); last_error <= ERR_OK;
+            // Read-side faults stopped the command above; a refused write is reported once the
+            // command has otherwise completed (it never changes which reads happen).
+            resp_data_r <= 64'(wr_fault ? ERR_DMA_WRITE_FAULT : ERR_OK);
+            last_error <= wr_fault ? ERR_DMA_WRITE_FAULT : ERR_OK;
             l_state <= L_IDLE; c_state <= C_IDLE; x_state <= X_IDLE; m_state <= M_RESP;
           end
         end
@@ -580,6 +654,21 @@ module sattn_rocc
         M_RESP: if (resp_ready) m_state <= M_IDLE;
         default: m_state <= M_IDLE;
       endcase
+      // Watchdog: abort whatever runs (an earlier fault being drained keeps its code) and stop
+      // waiting for the job's reads; they are counted as stale and discarded when they arrive.
+      if (wd_fire) begin
+        wd_kill <= 1'b1;
+        if (m_state != M_DRAIN) begin
+          m_err <= ERR_WATCHDOG; abort <= 1'b1; m_state <= M_DRAIN;
+        end
+      end
+      if ((wd_fire || wd_kill) && job_busy && !(mem_req_valid && !mem_req_ready && !sel_w)) begin
+        // Reads issued (this cycle's included) and not yet answered (this cycle's excluded).
+        stale <= stale - (resp_stale ? 16'd1 : 16'd0) +
+                 (job_recv - (resp_take ? 16'd1 : 16'd0)) - (job_issue - (rd_fire ? 16'd1 : 16'd0));
+        job_busy <= 1'b0;
+        job_issue <= 16'd0;
+      end
 
       // ---------------- loader FSM
       case (l_state)
@@ -595,7 +684,9 @@ module sattn_rocc
           l_state <= L_RP1W;
         end
         L_RP1W: if (!job_busy) begin
-          if (l_rp0 < 0 || scalar < l_rp0 || 32'(scalar) > cfg_nnz) begin
+          // CSR consistency: starts at 0, never decreases, ends exactly at nnz.
+          if (l_rp0 < 0 || scalar < l_rp0 || 32'(scalar) > cfg_nnz || (l_row == 64'd0 && l_rp0 != 0) ||
+              (l_row + 64'd1 == cfg_prows && 32'(scalar) != cfg_nnz)) begin
             l_err <= ERR_PLAN_RANGE; l_state <= L_ERR;
           end else if (32'(scalar - l_rp0) > 32'(NE)) begin
             l_err <= ERR_ROW_TOO_LONG; l_state <= L_ERR;
@@ -631,7 +722,7 @@ module sattn_rocc
         end
         L_ECOLW: if (!job_busy) begin
           if (scalar < 0 || 32'(scalar) >= 32'(cfg_nkb)) begin
-            l_err <= ERR_PLAN_RANGE; l_state <= L_ERR;
+            l_err <= ERR_COL_RANGE; l_state <= L_ERR;
           end else begin
             l_col <= scalar;
             ent_col[l_e[5:0]] <= 16'(scalar);
@@ -642,7 +733,7 @@ module sattn_rocc
         end
         L_EMASKW: if (!job_busy) begin
           if (scalar < -1 || (scalar >= 0 && 32'(scalar) >= cfg_nbm)) begin
-            l_err <= ERR_PLAN_RANGE; l_state <= L_ERR;
+            l_err <= ERR_MASK_RANGE; l_state <= L_ERR;
           end else begin
             l_mask <= scalar;
             a = desc[DESC_KMUL_PTR] + 64'd4 * (l_bkv * 64'(cfg_nkb) + 64'(l_col));
@@ -714,7 +805,7 @@ module sattn_rocc
         end
         L_SCOLW: if (!job_busy) begin
           if (scalar < 0 || 32'(scalar) >= 32'(cfg_nkb)) begin
-            l_err <= ERR_PLAN_RANGE; l_state <= L_ERR;
+            l_err <= ERR_COL_RANGE; l_state <= L_ERR;
           end else begin
             ent_col[l_e[5:0]] <= 16'(scalar);
             job_e <= l_e;
@@ -752,6 +843,10 @@ module sattn_rocc
         end
         default: ;
       endcase
+      // A refused read ends the walk when its job completes, before its (junk) data is used.
+      if (!job_busy && job_err && l_state != L_IDLE && l_state != L_ERR) begin
+        l_err <= ERR_DMA_READ_FAULT; l_state <= L_ERR;
+      end
       if (abort && l_state != L_IDLE && l_state != L_ERR) l_state <= L_ERR;
 
       // ---------------- copy engine (GATH2D / SCAT2D): one row at a time through ring slot 0
@@ -787,6 +882,9 @@ module sattn_rocc
         end
         default: ;
       endcase
+      if (!job_busy && job_err && (x_state == X_IDXW || x_state == X_RDW)) begin
+        x_err <= ERR_DMA_READ_FAULT; x_state <= X_IDLE;
+      end
 
       // ---------------- MAC write-back (the cycle after a tile's last step)
       wb_v <= 1'b0;
@@ -978,6 +1076,7 @@ module sattn_rocc
   end
   `undef JOB
   `undef SCALAR
+  `undef FAIL
 
 `ifndef SYNTHESIS
   // ---------------------------------------------------------------- protocol assertions (--assert)
@@ -1008,7 +1107,7 @@ module sattn_rocc
       if (mem_req_valid && mem_req_write)
         assert (wr_in_range) else $error("sattn_rocc: write outside the output buffers at %h", mem_req_addr);
       if (mem_resp_valid)
-        assert (job_busy && job_recv > job_issue) else $error("sattn_rocc: memory response with no read in flight");
+        assert (stale != 16'd0 || (job_busy && job_recv > job_issue)) else $error("sattn_rocc: memory response with no read in flight");
       if (cmd_valid && cmd_ready)
         assert (m_state == M_IDLE) else $error("sattn_rocc: command accepted while busy");
       if (c_state == C_QK && mac_en)

@@ -1,7 +1,10 @@
 #include "sim.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
+
+#include "sattn_rocc_cmds.h"
 
 #include "Vsattn_rocc.h"
 #include "verilated.h"
@@ -26,9 +29,17 @@ Sim::Sim(const MemConfig& cfg) : impl_(new Impl), cfg_(cfg) {
   t->resp_ready = 0;
   t->mem_req_ready = 0;
   t->mem_resp_valid = 0;
+  t->mem_resp_err = 0;
+  t->mem_wr_err = 0;
   for (int i = 0; i < 4; ++i) Tick();
   t->rst = 0;
   Tick();
+  ConfigureWatchdog(this, cfg_.watchdog_cycles);
+}
+
+void Sim::set_config(const MemConfig& cfg) {
+  cfg_ = cfg;
+  ConfigureWatchdog(this, cfg_.watchdog_cycles);
 }
 
 Sim::~Sim() {
@@ -42,17 +53,9 @@ Sim::~Sim() {
 
 uint64_t Sim::assertion_failures() const { return impl_->ctx.errorCount(); }
 
-void Sim::Map(const void* base, size_t bytes) {
-  regions_.push_back({uint64_t(reinterpret_cast<uintptr_t>(base)), bytes});
-}
-
-void Sim::UnmapAll() { regions_.clear(); }
-
-bool Sim::InRegion(uint64_t addr, size_t n, bool) const {
-  for (const Region& r : regions_)
-    if (addr >= r.base && addr + n <= r.base + r.bytes) return true;
-  return false;
-}
+void Sim::Map(const void* base, size_t bytes) { mem_.Map(base, bytes); }
+void Sim::MapDead(const void* base, size_t bytes) { mem_.MapDead(base, bytes); }
+void Sim::UnmapAll() { mem_.Clear(); }
 
 // One clock cycle: drive inputs from the memory model, sample the design's outputs as they stand
 // at the rising edge, clock it, then update the memory model with what was transferred.
@@ -61,18 +64,25 @@ void Sim::Tick() {
   // Bandwidth: a token bucket refilled at bytes_per_cycle, one 16-byte beat per accepted request.
   tokens_ = std::min(tokens_ + cfg_.bytes_per_cycle, 32.0);
   t->mem_req_ready = tokens_ >= 16.0;
-  const bool resp = !reads_.empty() && reads_.front().ready <= cycle_;
+  // In-order responses: a read of a dead region is never answered and holds back every later one.
+  const bool resp = !reads_.empty() && reads_.front().ready <= cycle_ && reads_.front().access != Access::kDead;
   t->mem_resp_valid = resp || inject_resp_;
+  t->mem_resp_err = 0;
   if (inject_resp_ && !resp)
     for (int i = 0; i < 4; ++i) t->mem_resp_rdata[i] = 0;
   inject_resp_ = false;
   if (resp) {
-    const uint64_t a = reads_.front().addr;
+    const Pending& r = reads_.front();
     uint32_t w[4] = {0, 0, 0, 0};
-    if (InRegion(a, 16, false)) std::memcpy(w, reinterpret_cast<const void*>(uintptr_t(a)), 16);
-    else ++faults_;
+    if (r.access == Access::kOk) {
+      std::memcpy(w, reinterpret_cast<const void*>(uintptr_t(r.addr)), 16);
+    } else {
+      ++faults_;
+      t->mem_resp_err = 1;
+    }
     for (int i = 0; i < 4; ++i) t->mem_resp_rdata[i] = w[i];
   }
+  t->mem_wr_err = 0;
   t->clk = 0;
   t->eval();
   const bool fire = t->mem_req_valid && t->mem_req_ready;
@@ -81,6 +91,12 @@ void Sim::Tick() {
   uint32_t wdata[4];
   for (int i = 0; i < 4; ++i) wdata[i] = t->mem_req_wdata[i];
   const uint32_t strb = t->mem_req_wstrb;
+  // A write is refused in the cycle it is accepted (the design samples mem_wr_err at this edge).
+  const bool wr_refused = fire && write && strb != 0 && mem_.Classify(addr, 16) == Access::kFault;
+  if (wr_refused) {
+    t->mem_wr_err = 1;
+    t->eval();
+  }
   t->clk = 1;
   t->eval();
   impl_->ctx.timeInc(1);
@@ -88,18 +104,16 @@ void Sim::Tick() {
   if (fire) {
     tokens_ -= 16.0;
     if (write) {
-      if (strb != 0) {
-        if (InRegion(addr, 16, true)) {
-          uint8_t* dst = reinterpret_cast<uint8_t*>(uintptr_t(addr));
-          const uint8_t* src = reinterpret_cast<const uint8_t*>(wdata);
-          for (int i = 0; i < 16; ++i)
-            if (strb & (1u << i)) dst[i] = src[i];
-        } else {
-          ++faults_;
-        }
+      if (wr_refused) {
+        ++faults_;
+      } else if (strb != 0) {
+        uint8_t* dst = reinterpret_cast<uint8_t*>(uintptr_t(addr));
+        const uint8_t* src = reinterpret_cast<const uint8_t*>(wdata);
+        for (int i = 0; i < 16; ++i)
+          if (strb & (1u << i)) dst[i] = src[i];
       }
     } else {
-      reads_.push_back({cycle_ + uint64_t(cfg_.latency), addr});
+      reads_.push_back({cycle_ + uint64_t(cfg_.latency), addr, mem_.Classify(addr, 16)});
     }
   }
   ++cycle_;
@@ -111,7 +125,10 @@ void Sim::InjectSpuriousResponse() {
   Tick();
 }
 
-uint64_t Sim::Command(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
+uint64_t Sim::Command(uint64_t funct7, uint64_t rs1, uint64_t rs2) {
+  // The instruction has 7 bits of funct7: a wider value is no instruction at all, never a
+  // truncated one (149 is not command 21).
+  if (funct7 > 127) return SATTN_ROCC_ERR_BAD_FUNCT;
   // Assertion failures are counted in the thread's current context (Verilator 5.006): make that
   // this model's, since several simulators may live in one process.
   Verilated::threadContextp(&impl_->ctx);
@@ -125,10 +142,12 @@ uint64_t Sim::Command(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
   t->cmd_rd = 10;
   t->resp_ready = 1;
   bool sent = false;
+  const uint64_t backstop =
+      cfg_.watchdog_cycles > (uint64_t(1) << 61) ? ~uint64_t(0) : 2 * cfg_.watchdog_cycles + 10000;
   for (;;) {
-    if (cycle_ - start > cfg_.watchdog_cycles)
-      throw std::runtime_error("sattn rocc sim: watchdog: no response to funct7 " + std::to_string(funct7) +
-                               " after " + std::to_string(cfg_.watchdog_cycles) + " cycles");
+    if (cycle_ - start > backstop)
+      throw std::runtime_error("sattn rocc sim: backstop: the unit's watchdog did not answer funct7 " +
+                               std::to_string(funct7) + " within " + std::to_string(backstop) + " cycles");
     t->clk = 0;
     t->eval();
     const bool accepted = t->cmd_valid && t->cmd_ready;
@@ -150,6 +169,11 @@ uint64_t Sim::Command(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
 
 uint64_t SimTransport(void* sim, uint32_t funct7, uint64_t rs1, uint64_t rs2) {
   return static_cast<Sim*>(sim)->Command(funct7, rs1, rs2);
+}
+
+void ConfigureWatchdog(Sim* sim, uint64_t cycles) {
+  const uint64_t rd = sim->Command(SATTN_ROCC_FUNCT_CONFIGURE, 2, cycles);
+  if (rd != SATTN_ROCC_ERR_OK) throw std::runtime_error("sattn rocc sim: CONFIGURE of the watchdog answered " + std::to_string(rd));
 }
 
 }  // namespace rocc

@@ -1,6 +1,8 @@
 // Cycle-level harness around the Verilated accelerator: a RoCC command port driven one command at
 // a time, and a memory model with configurable latency and bandwidth in front of host memory
-// regions the caller maps. A watchdog turns a hung design into an error instead of a hang.
+// regions the caller maps. The memory answers accesses outside every mapped region with a bus error
+// (the unit turns it into DMA_READ_FAULT / DMA_WRITE_FAULT); the unit's own watchdog is set to
+// watchdog_cycles at reset, and a harness backstop turns a hung design into an exception.
 #ifndef SATTN_RTL_SIM_SIM_H_
 #define SATTN_RTL_SIM_SIM_H_
 
@@ -11,13 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "mem_map.h"
+
 namespace sattn {
 namespace rocc {
 
 struct MemConfig {
   int latency = 40;                 // cycles from an accepted read to its response
   double bytes_per_cycle = 16.0;    // sustained bandwidth shared by reads and writes (<= 16)
-  uint64_t watchdog_cycles = 200000000;  // per command
+  // The unit's watchdog bound (CONFIGURE at reset): a command busy longer answers WATCHDOG.
+  uint64_t watchdog_cycles = 200000000;
 };
 
 class Sim {
@@ -28,13 +33,18 @@ class Sim {
   Sim& operator=(const Sim&) = delete;
 
   // Host memory the accelerator may touch. Accesses outside every mapped region are counted as
-  // faults: reads return zeros and writes are dropped.
+  // faults and answered with a bus error: reads return zeros with mem_resp_err, writes are dropped
+  // with mem_wr_err. MapDead maps memory whose reads are never answered (a hung device).
   void Map(const void* base, size_t bytes);
+  void MapDead(const void* base, size_t bytes);
   void UnmapAll();
+  const MemoryMap& memory() const { return mem_; }
 
-  // Issues one RoCC command and clocks the design until its response. Throws std::runtime_error
-  // on a watchdog timeout.
-  uint64_t Command(uint32_t funct7, uint64_t rs1, uint64_t rs2);
+  // Issues one RoCC command and clocks the design until its response. A funct7 that does not fit
+  // the instruction's 7 bits answers BAD_FUNCT without reaching the design. Throws
+  // std::runtime_error when the design does not answer within the backstop (twice the unit's
+  // watchdog plus slack: the unit's own watchdog failed) or an RTL assertion fails.
+  uint64_t Command(uint64_t funct7, uint64_t rs1, uint64_t rs2);
 
   // Test hook: drive one memory response nobody asked for (the design's input-protocol assertion
   // must catch it; see e2e_test).
@@ -44,17 +54,15 @@ class Sim {
   uint64_t faults() const { return faults_; }
   uint64_t assertion_failures() const;
   const MemConfig& config() const { return cfg_; }
-  void set_config(const MemConfig& cfg) { cfg_ = cfg; }
+  void set_config(const MemConfig& cfg);
 
  private:
   struct Impl;
-  bool InRegion(uint64_t addr, size_t n, bool write) const;
   void Tick();
   std::unique_ptr<Impl> impl_;
   MemConfig cfg_;
-  struct Region { uint64_t base, bytes; };
-  std::vector<Region> regions_;
-  struct Pending { uint64_t ready; uint64_t addr; };
+  MemoryMap mem_;
+  struct Pending { uint64_t ready; uint64_t addr; Access access; };
   std::deque<Pending> reads_;
   double tokens_ = 0;
   uint64_t cycle_ = 0;
@@ -64,6 +72,9 @@ class Sim {
 
 // The C driver's host transport (sattn_rocc_set_host_transport) for a Sim.
 uint64_t SimTransport(void* sim, uint32_t funct7, uint64_t rs1, uint64_t rs2);
+
+// The unit's watchdog for a harness watchdog setting (CONFIGURE rs1 = 2, rs2 = cycles).
+void ConfigureWatchdog(Sim* sim, uint64_t cycles);
 
 }  // namespace rocc
 }  // namespace sattn

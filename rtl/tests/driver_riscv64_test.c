@@ -32,7 +32,7 @@ static void on_sigill(int sig, siginfo_t* info, void* ctx) {
   g_rs2 = rs2 ? x[rs2] : 0;
   uint64_t result = 0;
   if (g_funct7 == SATTN_ROCC_FUNCT_STATUS) {
-    result = 1000 + g_rs1;
+    result = g_rs1 < SATTN_ROCC_N_STATUS_REGS ? 1000 + g_rs1 : SATTN_ROCC_STATUS_ERROR_BIT | SATTN_ROCC_ERR_BAD_STATUS_INDEX;
   } else if (g_funct7 == SATTN_ROCC_FUNCT_SOFTMAX_FUSED) {
     /* The accelerator reads the descriptor from memory: answer from its contents. */
     const sattn_rocc_desc_t* d = (const sattn_rocc_desc_t*)(uintptr_t)g_rs1;
@@ -66,6 +66,9 @@ int main(void) {
 
   sattn_rocc_clear_counters();
   CHECK(g_funct7 == SATTN_ROCC_FUNCT_CONFIGURE && g_rs1 == 1);
+  uint64_t value = 0;
+  CHECK(sattn_rocc_read_status(SATTN_ROCC_STAT_CYCLES, &value) == SATTN_ROCC_ERR_OK && value == 1000 + SATTN_ROCC_STAT_CYCLES);
+  CHECK(sattn_rocc_read_status(1ULL << 63, &value) == SATTN_ROCC_ERR_BAD_STATUS_INDEX && g_rs1 == 1ULL << 63);
 
   static sattn_rocc_desc_t desc __attribute__((aligned(16)));
   desc.D = 64;
@@ -88,7 +91,8 @@ int main(void) {
 
   /* Not a command: answered by the driver without an instruction. */
   const int traps = g_traps;
-  CHECK(sattn_rocc_issue(0x55, 0, 0) == SATTN_ROCC_ERR_UNSUPPORTED);
+  CHECK(sattn_rocc_issue(0x55, 0, 0) == SATTN_ROCC_ERR_BAD_FUNCT);
+  CHECK(sattn_rocc_issue(149, 0, 0) == SATTN_ROCC_ERR_BAD_FUNCT);
   CHECK(sattn_rocc_run(&desc, SATTN_ROCC_FUNCT_STATUS) == SATTN_ROCC_ERR_UNSUPPORTED);
   CHECK(sattn_rocc_copy2d(&cdesc, SATTN_ROCC_FUNCT_SOFTMAX_FUSED) == SATTN_ROCC_ERR_UNSUPPORTED);
   CHECK(g_traps == traps);

@@ -206,9 +206,14 @@ def _fwd_kernel(
                                        lo_t, Lk, qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_N, MODE,
                                        CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
 
-    has = l_i > 0.0
-    out = acc / tl.where(has, l_i, 1.0)[:, None]
-    lse = tl.where(has, (m_i + tl.log2(tl.where(has, l_i, 1.0))) * K_LN2, float("-inf"))
+    # docs/contract.md, "Non-finite inputs": a row that saw a NaN/Inf (l_i or acc non-finite)
+    # is NaN, out and lse; only a row that saw no key (l_i == 0) is 0 / -inf.
+    has = l_i != 0.0
+    # (one reduction: the row sum is NaN or +-inf iff an element of acc, or l_i, is not finite)
+    poisoned = ~(tl.abs(tl.sum(acc, 1) + l_i) < float("inf"))
+    out = tl.where(poisoned[:, None], float("nan"), acc / tl.where(has, l_i, 1.0)[:, None])
+    lse = tl.where(poisoned, float("nan"),
+                   tl.where(has, (m_i + tl.log2(tl.where(has, l_i, 1.0))) * K_LN2, float("-inf")))
     if PACK > 1:
         o_ptr = O + pid_s.to(tl.int64) * sos + b.to(tl.int64) * sob + row_h[:, None] * soh
         tl.store(o_ptr + (pos - q_first)[:, None].to(tl.int64) * som + offs_d[None, :],
@@ -382,10 +387,13 @@ def _combine_kernel(OUT_S, LSE_S, OUT, LSE, split_stride_o, split_stride_l, NUM_
         o = tl.load(OUT_S + s[:, None].to(tl.int64) * split_stride_o + row * D + offs_d[None, :],
                     mask=s_ok[:, None] & d_ok[None, :], other=0.0)
         acc += tl.sum(o * w[:, None], 0)
+    # A split whose row was poisoned (NaN lse) poisons the combined row; no split saw a key: 0 / -inf.
+    poisoned = tl.sum((ls != ls).to(tl.int32), 0) > 0
     seen = total > 0.0
     safe = tl.where(seen, total, 1.0)
-    tl.store(OUT + row * D + offs_d, (acc / safe).to(OUT.dtype.element_ty), mask=d_ok)
-    tl.store(LSE + row, tl.where(seen, m_use + tl.log(safe), float("-inf")))
+    tl.store(OUT + row * D + offs_d, tl.where(poisoned, float("nan"), acc / safe).to(OUT.dtype.element_ty),
+             mask=d_ok)
+    tl.store(LSE + row, tl.where(poisoned, float("nan"), tl.where(seen, m_use + tl.log(safe), float("-inf"))))
 
 
 def combine_splits(out_s, lse_s, dtype):

@@ -6,6 +6,8 @@ multiple of the block, L = 1, rows with no visible key, causal and not.
 """
 import math
 
+import numpy as np
+
 import helpers as H  # noqa: I001  (sets TRITON_INTERPRET before Triton is imported)
 import pytest
 import torch
@@ -14,6 +16,7 @@ import sattn
 from sattn_triton import common as C
 from sattn_triton import forward as F
 from sattn_triton import ops
+from sattn.mask import dense_mask
 
 SPECS = [
     sattn.Dense(causal=False),
@@ -419,3 +422,68 @@ def test_walk_loop_structures_agree(spec, fused, monkeypatch):
     for a, b, c in zip(runs["1"], runs["2"], runs["3"]):
         assert torch.equal(a, c) if C.INTERPRETED else H.rel_err(a, c) < 1e-5
         assert H.rel_err(b, c) < 1e-5
+
+
+def _poisoned_rows(mask, q, k, v):
+    """Rows the contract makes NaN ("Non-finite inputs"): a non-empty row whose q, or whose visible
+    keys' k or v, holds a NaN/Inf. mask (B, Hq, Lq, Lk) bool; q, k, v CPU tensors."""
+    g = q.shape[1] // k.shape[1]
+    bad_q = ~torch.isfinite(q).all(-1)
+    bad_kv = (~torch.isfinite(k).all(-1) | ~torch.isfinite(v).all(-1)).repeat_interleave(g, 1)
+    m = torch.from_numpy(np.ascontiguousarray(mask))
+    sees_bad = (m & bad_kv[:, :, None, :]).any(-1)
+    return m.any(-1) & (bad_q | sees_bad)
+
+
+@pytest.mark.parametrize("where", ["q", "k", "v_inf", "k_masked_tile"])
+@pytest.mark.parametrize("spec", [sattn.Dense(causal=False), sattn.Dense(causal=True),
+                                  sattn.SlidingWindow(window=4, causal=True)], ids=str)
+def test_non_finite_inputs_poison_the_rows_that_see_them(spec, where):
+    """docs/contract.md, "Non-finite inputs": the rows that see a NaN/Inf are NaN (out and lse),
+    every other row equals the run with that value replaced by 0, bit for bit. The Triton
+    exception (docs/backends/gpu.md): a non-finite v in a masked tile also reaches the rows of
+    that tile that do not see it (0 * inf in p.v), so there the NaN rows are a superset."""
+    B, Hq, Hkv, L, D = 1, 4, 2, 40, 16
+    q, k, v = H.make_qkv(B, Hq, Hkv, L, L, D, torch.float32, seed=31)
+    bad = {"q": (q, (0, 1, 21, 3), float("nan")), "k": (k, (0, 0, 20, 0), float("nan")),
+           "v_inf": (v, (0, 1, 20, 2), float("inf")),
+           # j = 17 sits in a masked tile of rows that do not see it.
+           "k_masked_tile": (k, (0, 0, 17, 5), float("nan"))}[where]
+    t, idx, val = bad
+    clean = [x.clone() for x in (q, k, v)]
+    t[idx] = val
+    out, lse = ops.attention(q, k, v, spec, tile=16)
+    ref_out, ref_lse = ops.attention(*clean, spec, tile=16)
+    mask = dense_mask(spec, clean[0].cpu(), clean[1].cpu())
+    want = _poisoned_rows(mask, q.cpu(), k.cpu(), v.cpu())
+    assert want.any()
+    got = torch.isnan(lse).cpu()
+    assert torch.equal(torch.isnan(out.cpu()).all(-1), got) and not torch.isnan(out.cpu()[~got]).any()
+    if where == "v_inf" and spec != sattn.Dense(causal=False):
+        assert not (want & ~got).any(), "a row that sees the Inf is not NaN"
+    else:
+        assert torch.equal(got, want), f"poisoned rows {got.nonzero().tolist()} != {want.nonzero().tolist()}"
+    keep = ~got
+    assert torch.equal(out.cpu()[keep], ref_out.cpu()[keep]) and torch.equal(lse.cpu()[keep], ref_lse.cpu()[keep])
+
+
+def test_split_k_decode_keeps_a_poisoned_split_poisoned():
+    """Decode splits the keys over programs: a split that saw a NaN makes the merged row NaN."""
+    q, k, v = H.make_qkv(1, 2, 2, 2, 300, 32, torch.float32, seed=7)
+    v[0, 0, 250, 0] = float("nan")
+    out, lse = F.forward(q, k, v, scale=1 / math.sqrt(32), mode=C.MODE_DENSE, causal=True, num_splits=4)
+    assert torch.isnan(lse[0, 0]).all() and torch.isnan(out[0, 0]).all()
+    assert torch.isfinite(lse[0, 1]).all() and torch.isfinite(out[0, 1]).all()
+
+
+def test_minus_inf_score_weighs_zero_on_triton():
+    """The other documented Triton exception: a seen score of exactly -inf (here k_j = -inf on one
+    dimension, q_i > 0 there) weighs 0 instead of poisoning the row; a +inf score poisons it."""
+    q, k, v = H.make_qkv(1, 1, 1, 8, 8, 16, torch.float32, seed=3)
+    q[..., 0] = q[..., 0].abs() + 0.5
+    k[0, 0, 2, 0] = float("-inf")
+    out, lse = ops.attention(q, k, v, sattn.Dense(), tile=16)
+    assert torch.isfinite(lse).all() and torch.isfinite(out).all()
+    k[0, 0, 2, 0] = float("inf")
+    out, lse = ops.attention(q, k, v, sattn.Dense(), tile=16)
+    assert torch.isnan(lse).all() and torch.isnan(out).all()

@@ -23,26 +23,37 @@ float Bf16ToF32(uint16_t h) {
   return f;
 }
 
-// Sum of squares of a row in float64. Squares of float32 values cannot overflow float64 (and
-// neither can D of them), so the sum is finite iff every element is: one pass gives both the
-// finiteness and the norm. Eight partial sums let the compiler vectorise without reassociating.
 template <typename T>
-double RowSumSquares(const T* x, int64_t D) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t d = 0;
-  for (; d + 8 <= D; d += 8)
-    for (int u = 0; u < 8; ++u) {
-      const double e = std::is_same<T, uint16_t>::value ? double(Bf16ToF32(uint16_t(x[d + u]))) : double(x[d + u]);
-      acc[u] += e * e;
-    }
-  for (; d < D; ++d) {
-    const double e = std::is_same<T, uint16_t>::value ? double(Bf16ToF32(uint16_t(x[d]))) : double(x[d]);
-    acc[0] += e * e;
-  }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+float ToF32(T x) {
+  if constexpr (std::is_same<T, uint16_t>::value) return Bf16ToF32(x);
+  else return x;
 }
 
-double RowSumSquares(ElemType t, const void* base, int64_t row, int64_t D) {
+// Sum of squares of a row in float64. Squares of float32 values cannot overflow float64 (and
+// neither can D of them), so the sum is finite iff every element is: one pass gives both the
+// finiteness and the norm.
+template <typename T>
+double RowSumSquares64(const T* x, int64_t D) {
+  double acc = 0.0;
+  for (int64_t d = 0; d < D; ++d) acc += double(ToF32(x[d])) * double(ToF32(x[d]));
+  return acc;
+}
+
+// The same, fast: float32 partial sums in 16 lanes (vectorised without reassociation), redone in
+// float64 only when they come out non-finite (a NaN/Inf element, or squares beyond float32).
+template <typename T>
+double RowSumSquares(const T* x, int64_t D) {
+  float acc[16] = {};
+  int64_t d = 0;
+  for (; d + 16 <= D; d += 16)
+    for (int u = 0; u < 16; ++u) acc[u] += ToF32(x[d + u]) * ToF32(x[d + u]);
+  for (; d < D; ++d) acc[0] += ToF32(x[d]) * ToF32(x[d]);
+  float sum = 0.0f;
+  for (int u = 0; u < 16; ++u) sum += acc[u];
+  return std::isfinite(sum) ? double(sum) : RowSumSquares64(x, D);
+}
+
+inline double RowSumSquares(ElemType t, const void* base, int64_t row, int64_t D) {
   if (t == ElemType::kBF16) return RowSumSquares(static_cast<const uint16_t*>(base) + row * D, D);
   return RowSumSquares(static_cast<const float*>(base) + row * D, D);
 }
@@ -55,6 +66,30 @@ struct ChunkStats {
 
 constexpr int64_t kRowsPerChunk = 512;
 
+// x86-64 builds are baseline SSE2; the scan is a bandwidth-bound pass run on every call, so it
+// also gets an AVX2 clone picked at load time (measured 1.8 -> 1.1 ms for 12 MB on one core).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SATTN_SCAN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SATTN_SCAN_CLONES
+#endif
+
+SATTN_SCAN_CLONES
+void ScanChunk(ElemType t, const void* x, const void* x2, int64_t r0, int64_t r1, int64_t D, uint8_t* bad,
+               ChunkStats* cs) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const double s = RowSumSquares(t, x, r, D);
+    const double s2 = x2 ? RowSumSquares(t, x2, r, D) : 0.0;
+    if (!std::isfinite(s) || !std::isfinite(s2)) {
+      bad[r] = 1;
+      ++cs->bad;
+    } else {
+      cs->max_sq = std::max(cs->max_sq, s);
+      cs->max_sq2 = std::max(cs->max_sq2, s2);
+    }
+  }
+}
+
 // Scans `rows` rows of x (and of x2 when non-null, flagging a row if either is non-finite).
 void ScanRows(ElemType t, const void* x, const void* x2, int64_t rows, int64_t D, int threads,
               std::vector<uint8_t>* bad, int64_t* n_bad, double* max_sq, double* max_sq2) {
@@ -64,19 +99,8 @@ void ScanRows(ElemType t, const void* x, const void* x2, int64_t rows, int64_t D
   // Small inputs are not worth a thread start.
   const int th = rows * D < (int64_t(1) << 16) ? 1 : threads;
   ParallelFor(chunks, th, [&](int64_t c) {
-    ChunkStats& cs = stats[size_t(c)];
-    const int64_t r1 = std::min(rows, (c + 1) * kRowsPerChunk);
-    for (int64_t r = c * kRowsPerChunk; r < r1; ++r) {
-      const double s = RowSumSquares(t, x, r, D);
-      const double s2 = x2 ? RowSumSquares(t, x2, r, D) : 0.0;
-      if (!std::isfinite(s) || !std::isfinite(s2)) {
-        (*bad)[size_t(r)] = 1;
-        ++cs.bad;
-      } else {
-        cs.max_sq = std::max(cs.max_sq, s);
-        cs.max_sq2 = std::max(cs.max_sq2, s2);
-      }
-    }
+    ScanChunk(t, x, x2, c * kRowsPerChunk, std::min(rows, (c + 1) * kRowsPerChunk), D, bad->data(),
+              &stats[size_t(c)]);
   });
   *n_bad = 0;
   *max_sq = *max_sq2 = 0.0;

@@ -35,6 +35,8 @@ class CommandModel {
                         uint64_t max_steps = ~uint64_t(0));
 
   uint8_t last_error() const { return last_error_; }
+  // After an answer the model cannot predict (a watchdog on a live memory), take the unit's.
+  void set_last_error(uint8_t code) { last_error_ = code; }
   uint64_t watchdog() const { return watchdog_; }
 
  private:

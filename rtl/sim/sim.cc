@@ -65,7 +65,10 @@ void Sim::Tick() {
   tokens_ = std::min(tokens_ + cfg_.bytes_per_cycle, 32.0);
   t->mem_req_ready = tokens_ >= 16.0;
   // In-order responses: a read of a dead region is never answered and holds back every later one.
-  const bool resp = !reads_.empty() && reads_.front().ready <= cycle_ && reads_.front().access != Access::kDead;
+  // The map is consulted when the data is taken, so a read still in flight when its region is
+  // unmapped (a watchdog-aborted command's buffers freed) faults instead of touching freed memory.
+  const Access front = reads_.empty() ? Access::kFault : mem_.Classify(reads_.front().addr, 16);
+  const bool resp = !reads_.empty() && reads_.front().ready <= cycle_ && front != Access::kDead;
   t->mem_resp_valid = resp || inject_resp_;
   t->mem_resp_err = 0;
   if (inject_resp_ && !resp)
@@ -74,7 +77,7 @@ void Sim::Tick() {
   if (resp) {
     const Pending& r = reads_.front();
     uint32_t w[4] = {0, 0, 0, 0};
-    if (r.access == Access::kOk) {
+    if (front == Access::kOk) {
       std::memcpy(w, reinterpret_cast<const void*>(uintptr_t(r.addr)), 16);
     } else {
       ++faults_;
@@ -113,7 +116,7 @@ void Sim::Tick() {
           if (strb & (1u << i)) dst[i] = src[i];
       }
     } else {
-      reads_.push_back({cycle_ + uint64_t(cfg_.latency), addr, mem_.Classify(addr, 16)});
+      reads_.push_back({cycle_ + uint64_t(cfg_.latency), addr});
     }
   }
   ++cycle_;

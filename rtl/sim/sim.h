@@ -62,7 +62,7 @@ class Sim {
   std::unique_ptr<Impl> impl_;
   MemConfig cfg_;
   MemoryMap mem_;
-  struct Pending { uint64_t ready; uint64_t addr; Access access; };
+  struct Pending { uint64_t ready; uint64_t addr; };
   std::deque<Pending> reads_;
   double tokens_ = 0;
   uint64_t cycle_ = 0;

@@ -97,3 +97,30 @@ def test_bench_peers_include_cpu():
     assert names == ["cpu", "rocc_unfused"]
     np.testing.assert_allclose(peers[0].out, sattn.reference.attention(q, k, v, S.Dense(causal=True), scale=0.25),
                                atol=1e-5)
+
+
+def test_every_error_code_raises_a_typed_fault_naming_it():
+    consts = rocc._consts()
+    for code, name in consts.ERRORS.items():
+        if code == 0:
+            assert rocc.raise_for_fault({"error": 0}) == {"error": 0}
+            continue
+        with pytest.raises(rocc.RoccFault, match=name) as e:
+            rocc.raise_for_fault({"error": code})
+        assert e.value.code == code and e.value.fault == name and e.value.doc == consts.ERROR_DOCS[name]
+
+
+def test_row_too_long_through_the_api():
+    # Dense over 65 key blocks of 64: every plan row has 65 entries, one more than the score SRAM holds.
+    q, k, v = _qkv(1, 1, 1, 64 * 65, 64 * 65, 16)
+    with pytest.raises(rocc.RoccFault, match="ROW_TOO_LONG") as e:
+        sattn.sparse_attention(q, k, v, S.Dense(causal=False), backend="rocc", tile=64)
+    assert e.value.fault == "ROW_TOO_LONG"
+
+
+def test_watchdog_answers_a_code_not_a_hang():
+    q, k, v = _qkv(1, 1, 1, 64, 64, 16)
+    pl = sattn.plan(S.Dense(causal=True), q, k, tile=16)
+    res = rocc._sim().run(q, k, v, pl.to_dict(), 0.25, watchdog_cycles=100)
+    with pytest.raises(rocc.RoccFault, match="WATCHDOG"):
+        rocc.raise_for_fault(res)

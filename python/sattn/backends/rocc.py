@@ -36,6 +36,25 @@ def _consts():
     return sattn_rocc_consts
 
 
+class RoccFault(RuntimeError):
+    """The accelerator answered an error code of rtl/spec/commands.json: `code`, `fault` (its
+    name, e.g. "ROW_TOO_LONG") and `doc` (what it means)."""
+
+    def __init__(self, code: int):
+        errors = _consts().ERRORS
+        self.code = int(code)
+        self.fault = errors.get(self.code, "UNKNOWN")
+        self.doc = _consts().ERROR_DOCS.get(self.fault, "not an error code of rtl/spec/commands.json")
+        super().__init__(f"rocc accelerator answered {self.fault} ({self.code}): {self.doc}")
+
+
+def raise_for_fault(res: dict) -> dict:
+    """`res` from sattn_rocc_sim.run, or RoccFault when the accelerator answered an error code."""
+    if res.get("error", 0):
+        raise RoccFault(res["error"])
+    return res
+
+
 def available():
     try:
         _sim()
@@ -117,6 +136,7 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
         qa, ka, va = nonfinite[:3]
     res = _sim().run(qa, ka, va, pl.to_dict(), float(scale), path=path, latency=int(latency),
                      bytes_per_cycle=float(bytes_per_cycle), check_golden=bool(check_golden))
+    raise_for_fault(res)
     if nonfinite is not None:
         _cc.nonfinite_poison(res["out"], res["lse"], pl.to_dict(), prob.shape_tuple, *nonfinite[3:])
     t2 = time.perf_counter()

@@ -48,7 +48,8 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     S.check_spec(spec)
     if not isinstance(backend, str):
         raise TypeError(f"backend: expected a string, got {type(backend).__name__}")
-    # SDPA keywords get their pointer whatever the backend; then the backend's own list.
+    # SDPA keywords get their pointer before anything else; each backend's attention() checks
+    # the rest against its own options.
     foreign = {key: val for key, val in options.items() if key in _inputs.FOREIGN_KEYWORDS}
     _inputs.check_options("sattn.sparse_attention", foreign)
     return_lse = _inputs.check_bool("return_lse", return_lse)
@@ -57,7 +58,6 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     check_block_fits(spec, prob)
     name = _pick_auto(prob) if backend == "auto" else backend
     mod = _backends.get(name)
-    _inputs.check_options(f"the {name} backend", options, _inputs.keyword_options(mod.attention))
     res = mod.attention(q, k, v, spec, scale=scale, return_lse=return_lse, **options)
     out_dtype = q.dtype
     out = _like(res.out, q, out_dtype)

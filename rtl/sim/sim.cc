@@ -55,7 +55,10 @@ uint64_t Sim::assertion_failures() const { return impl_->ctx.errorCount(); }
 
 void Sim::Map(const void* base, size_t bytes) { mem_.Map(base, bytes); }
 void Sim::MapDead(const void* base, size_t bytes) { mem_.MapDead(base, bytes); }
-void Sim::UnmapAll() { mem_.Clear(); }
+void Sim::UnmapAll() {
+  mem_.Clear();
+  ++map_epoch_;
+}
 
 // One clock cycle: drive inputs from the memory model, sample the design's outputs as they stand
 // at the rising edge, clock it, then update the memory model with what was transferred.
@@ -65,9 +68,11 @@ void Sim::Tick() {
   tokens_ = std::min(tokens_ + cfg_.bytes_per_cycle, 32.0);
   t->mem_req_ready = tokens_ >= 16.0;
   // In-order responses: a read of a dead region is never answered and holds back every later one.
-  // The map is consulted when the data is taken, so a read still in flight when its region is
-  // unmapped (a watchdog-aborted command's buffers freed) faults instead of touching freed memory.
-  const Access front = reads_.empty() ? Access::kFault : mem_.Classify(reads_.front().addr, 16);
+  // A read issued under an earlier map (a watchdog-aborted command's, its buffers since freed) is
+  // a bus error whatever the current map holds at that address.
+  const bool stale = !reads_.empty() && reads_.front().map_epoch != map_epoch_;
+  const Access front = reads_.empty() || stale ? Access::kFault
+                                               : mem_.Classify(reads_.front().addr, 16);
   const bool resp = !reads_.empty() && reads_.front().ready <= cycle_ && front != Access::kDead;
   t->mem_resp_valid = resp || inject_resp_;
   t->mem_resp_err = 0;
@@ -80,7 +85,7 @@ void Sim::Tick() {
     if (front == Access::kOk) {
       std::memcpy(w, reinterpret_cast<const void*>(uintptr_t(r.addr)), 16);
     } else {
-      ++faults_;
+      ++(stale ? stale_reads_ : faults_);
       t->mem_resp_err = 1;
     }
     for (int i = 0; i < 4; ++i) t->mem_resp_rdata[i] = w[i];
@@ -116,7 +121,7 @@ void Sim::Tick() {
           if (strb & (1u << i)) dst[i] = src[i];
       }
     } else {
-      reads_.push_back({cycle_ + uint64_t(cfg_.latency), addr});
+      reads_.push_back({cycle_ + uint64_t(cfg_.latency), addr, map_epoch_});
     }
   }
   ++cycle_;

@@ -35,6 +35,10 @@ class Sim {
   // Host memory the accelerator may touch. Accesses outside every mapped region are counted as
   // faults and answered with a bus error: reads return zeros with mem_resp_err, writes are dropped
   // with mem_wr_err. MapDead maps memory whose reads are never answered (a hung device).
+  // UnmapAll ends a map: reads still in flight from it (a watchdog-aborted command's) are answered
+  // with a bus error without touching memory, and count as stale_reads, not as faults, so the
+  // next command's fault count depends neither on the old command nor on where the allocator
+  // puts the new buffers.
   void Map(const void* base, size_t bytes);
   void MapDead(const void* base, size_t bytes);
   void UnmapAll();
@@ -52,6 +56,7 @@ class Sim {
 
   uint64_t cycles() const { return cycle_; }   // since construction
   uint64_t faults() const { return faults_; }
+  uint64_t stale_reads() const { return stale_reads_; }
   uint64_t assertion_failures() const;
   const MemConfig& config() const { return cfg_; }
   void set_config(const MemConfig& cfg);
@@ -62,11 +67,13 @@ class Sim {
   std::unique_ptr<Impl> impl_;
   MemConfig cfg_;
   MemoryMap mem_;
-  struct Pending { uint64_t ready; uint64_t addr; };
+  struct Pending { uint64_t ready; uint64_t addr; uint64_t map_epoch; };
   std::deque<Pending> reads_;
   double tokens_ = 0;
   uint64_t cycle_ = 0;
   uint64_t faults_ = 0;
+  uint64_t stale_reads_ = 0;
+  uint64_t map_epoch_ = 0;
   bool inject_resp_ = false;
 };
 

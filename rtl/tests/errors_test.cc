@@ -302,6 +302,7 @@ void RunWatchdogRecovery(const Problem& p, Tally* t) {
   SATTN_CHECK(ok.output.out == Golden(p).out);
   SATTN_CHECK(ok.output.stats == Golden(p).stats);
   SATTN_CHECK_EQ(ok.sim_faults, 0u);
+  SATTN_CHECK(sim.stale_reads() > 0);  // the aborted command's reads did arrive, and were dropped
   SATTN_CHECK_EQ(sim.assertion_failures(), 0u);
 }
 

@@ -225,6 +225,136 @@ Status RunAttention(const Problem& pb, const RunOptions& opt, std::vector<float>
   return Status::Ok();
 }
 
+Status RunAttentionBackward(const Problem& pb, const BackwardInputs& in, const RunOptions& opt,
+                            std::vector<float>* dq, std::vector<float>* dk, std::vector<float>* dv,
+                            std::vector<float>* delta, RunStats* stats) {
+  Status st = CheckShapes(pb);
+  if (!st.ok()) return st;
+  if (opt.chunk_keys < 1) return Status::Invalid("chunk_keys: expected >= 1");
+  if (opt.dtype == DType::kI8)
+    return Status::Invalid("dtype: the backward runs on fp32 or bf16 storage (int8 quantisation has no gradient)");
+  const Shape& sh = pb.shape;
+  const size_t n_q = size_t(sh.B) * sh.Hq * sh.Lq * sh.D, n_kv = size_t(sh.B) * sh.Hkv * sh.Lk * sh.D;
+  const size_t n_rows = size_t(sh.B) * sh.Hq * sh.Lq;
+  if (in.out == nullptr || in.out->size() != n_q) return Status::Invalid("out: expected B*Hq*Lq*D floats");
+  if (in.dout == nullptr || in.dout->size() != n_q) return Status::Invalid("dout: expected B*Hq*Lq*D floats");
+  if (in.lse == nullptr || in.lse->size() != n_rows) return Status::Invalid("lse: expected B*Hq*Lq floats");
+  if (in.dlse != nullptr && in.dlse->size() != n_rows) return Status::Invalid("dlse: expected B*Hq*Lq floats");
+  const BlockPlan& plan = pb.plan;
+  const int32_t blk = plan.block, D = sh.D, group = sh.Hq / sh.Hkv, Lk = sh.Lk;
+  const int64_t qf = int64_t(sh.Lk) - sh.Lq;
+  const float scale = float(pb.scale);
+  const bool bf16 = opt.dtype == DType::kBF16;
+  RunStats local;
+  RunStats& rs = stats ? *stats : local;
+
+  dq->assign(n_q, 0.0f);
+  dk->assign(n_kv, 0.0f);
+  dv->assign(n_kv, 0.0f);
+  delta->assign(n_rows, 0.0f);
+  std::vector<uint16_t> q16, k16, v16;
+  if (bf16) {
+    q16.resize(pb.q.size());
+    k16.resize(pb.k.size());
+    v16.resize(pb.v.size());
+    for (size_t i = 0; i < pb.q.size(); ++i) q16[i] = FloatToBF16(pb.q[i]);
+    for (size_t i = 0; i < pb.k.size(); ++i) k16[i] = FloatToBF16(pb.k[i]), v16[i] = FloatToBF16(pb.v[i]);
+  }
+  const int32_t per_chunk = std::max(1, opt.chunk_keys / blk);
+  const int64_t nk_max = int64_t(per_chunk) * blk;
+  // dK and dV accumulate transposed, (D, Lk) per (batch, kv head), so adding a chunk's
+  // contribution is unit-stride; one transposing pass at the end gives (Lk, D).
+  std::vector<float> dkt_all(n_kv, 0.0f), dvt_all(n_kv, 0.0f);
+  std::vector<float> kt(size_t(D) * nk_max), vt(size_t(D) * nk_max), s(nk_max), ds(nk_max), qbuf(D);
+  std::vector<float> dkt(size_t(D) * nk_max, 0.0f), dvt(size_t(D) * nk_max, 0.0f);  // zero between chunks
+  std::vector<uint64_t> mask(size_t(nk_max / 64 + 2));
+  std::vector<uint64_t> ones(size_t(plan.words_per_row), ~uint64_t(0));
+  const float* out = in.out->data();
+  const float* dout = in.dout->data();
+  const float* lse = in.lse->data();
+
+  if (opt.mark_region) RegionBegin();
+  for (int32_t b = 0; b < sh.B; ++b) {
+    for (int32_t h = 0; h < sh.Hq; ++h) {
+      const int32_t hk = h / group;
+      const int64_t qoff = (int64_t(b) * sh.Hq + h) * sh.Lq;
+      const int64_t koff = (int64_t(b) * sh.Hkv + hk) * sh.Lk;
+      float* dkt_head = dkt_all.data() + koff * D;  // (D, Lk) block of this (batch, kv head)
+      float* dvt_head = dvt_all.data() + koff * D;
+      for (int32_t r = 0; r < plan.n_q_blocks; ++r) {
+        const int64_t a = int64_t(r) + plan.q_block_begin;
+        const int64_t p0 = std::max(a * blk, qf), p1 = std::min((a + 1) * blk, int64_t(sh.Lk)) - 1;
+        if (p0 > p1) continue;
+        const int64_t prow = plan.row_of(b, h, r);
+        const int32_t e_begin = plan.row_ptr[prow], e_end = plan.row_ptr[prow + 1];
+        for (int64_t p = p0; p <= p1; ++p) {
+          const int64_t i = qoff + p - qf;
+          const float dl = in.dlse ? (*in.dlse)[i] : 0.0f;
+          (*delta)[i] = sattn_dot_f32(dout + i * D, out + i * D, D) - dl;
+          rs.empty_rows += lse[i] == kNegInf;
+        }
+        for (int32_t ec = e_begin; ec < e_end; ec += per_chunk) {
+          const int32_t ne = std::min(per_chunk, e_end - ec);
+          const int32_t nk = ne * blk;
+          for (int32_t t = 0; t < ne; ++t) {
+            const int32_t c = plan.col_idx[ec + t];
+            const int64_t j0 = int64_t(c) * blk;
+            const int32_t cols = int32_t(std::min<int64_t>(blk, sh.Lk - j0));
+            const int64_t src = (koff + j0) * D;
+            if (bf16) {
+              sattn_gather_t_bf16(k16.data() + src, D, cols, blk, D, kt.data() + t * blk, nk);
+              sattn_gather_t_bf16(v16.data() + src, D, cols, blk, D, vt.data() + t * blk, nk);
+              rs.gathered_bytes += 2 * int64_t(cols) * D * 2;
+            } else {
+              sattn_gather_t_f32(pb.k.data() + src, D, cols, blk, D, kt.data() + t * blk, nk);
+              sattn_gather_t_f32(pb.v.data() + src, D, cols, blk, D, vt.data() + t * blk, nk);
+              rs.gathered_bytes += 2 * int64_t(cols) * D * 4;
+            }
+          }
+          ++rs.chunks;
+          for (int64_t p = p0; p <= p1; ++p) {
+            const int64_t rr = p - a * blk, i = qoff + p - qf;
+            if (lse[i] == kNegInf) continue;  // the forward saw no key: no gradient flows
+            std::fill(mask.begin(), mask.begin() + (nk + 63) / 64 + 1, 0);
+            for (int32_t t = 0; t < ne; ++t) {
+              const int32_t c = plan.col_idx[ec + t], mi = plan.mask_idx[ec + t];
+              const int32_t cols = int32_t(std::min<int64_t>(blk, sh.Lk - int64_t(c) * blk));
+              const uint64_t* src = mi < 0 ? ones.data() : plan.bitmap(mi) + rr * plan.words_per_row;
+              AppendBits(mask.data(), int64_t(t) * blk, src, cols);
+            }
+            const uint8_t* mbytes = reinterpret_cast<const uint8_t*>(mask.data());
+            const float* qrow = pb.q.data() + i * D;
+            if (bf16) {
+              sattn_bf16_to_f32(q16.data() + i * D, D, qbuf.data());
+              qrow = qbuf.data();
+            }
+            const float smax = sattn_row_scores_f32(qrow, kt.data(), nk, D, nk, scale, mbytes, s.data());
+            rs.computed_slots += nk;
+            if (smax == kNegInf) continue;  // nothing visible in this chunk
+            sattn_row_probs(s.data(), nk, lse[i]);
+            sattn_row_dscores_dv(s.data(), dout + i * D, vt.data(), nk, D, nk, (*delta)[i], scale, ds.data(),
+                                 dvt.data(), nk);
+            sattn_row_dq_dk(ds.data(), qrow, kt.data(), nk, D, nk, dq->data() + i * D, dkt.data(), nk);
+          }
+          for (int32_t t = 0; t < ne; ++t) {
+            const int64_t j0 = int64_t(plan.col_idx[ec + t]) * blk;
+            const int32_t cols = int32_t(std::min<int64_t>(blk, sh.Lk - j0));
+            sattn_drain_f32(dkt.data() + t * blk, nk, cols, blk, D, dkt_head + j0, Lk);
+            sattn_drain_f32(dvt.data() + t * blk, nk, cols, blk, D, dvt_head + j0, Lk);
+          }
+        }
+      }
+    }
+  }
+  for (int64_t bh = 0; bh < int64_t(sh.B) * sh.Hkv; ++bh) {
+    const int64_t off = bh * Lk * D;
+    sattn_gather_t_f32(dkt_all.data() + off, Lk, D, D, Lk, dk->data() + off, D);
+    sattn_gather_t_f32(dvt_all.data() + off, Lk, D, D, Lk, dv->data() + off, D);
+  }
+  if (opt.mark_region) RegionEnd();
+  return Status::Ok();
+}
+
 Status SelectBlockTopK(const Spec& spec, const Shape& sh, const float* q, const float* k,
                        double scale, int32_t q_block_begin, int32_t n_q_blocks,
                        std::vector<std::vector<int32_t>>* kept_per_row) {

@@ -48,6 +48,28 @@ struct RunStats {
 Status RunAttention(const Problem& problem, const RunOptions& options, std::vector<float>* out,
                     std::vector<float>* lse, RunStats* stats);
 
+// The backward of RunAttention over the same plan (docs/backends/rvv.md, "Backward"): with
+// P_ij = exp(S_ij - lse_i) on the visible pairs and delta_i = dout_i . out_i - dlse_i,
+//   dv_j = sum_i P_ij dout_i,  dS_ij = P_ij (dout_i . v_j - delta_i),
+//   dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,
+// dk, dv summed over each query group (GQA). Query blocks are walked as in the forward (chunks of
+// kept key blocks, gathered transposed once per chunk); each chunk's dK/dV contributions collect
+// in transposed scratch and are added to per-(batch, kv head) transposed accumulators in a fixed
+// order, so the result is deterministic. Rows with lse = -inf (no visible key) contribute nothing.
+struct BackwardInputs {
+  const std::vector<float>* out = nullptr;   // (B,Hq,Lq,D), the forward's output
+  const std::vector<float>* lse = nullptr;   // (B,Hq,Lq), the forward's lse
+  const std::vector<float>* dout = nullptr;  // (B,Hq,Lq,D)
+  const std::vector<float>* dlse = nullptr;  // (B,Hq,Lq), or null: no gradient through lse
+};
+
+// dq (B,Hq,Lq,D), dk and dv (B,Hkv,Lk,D) and delta (B,Hq,Lq) are resized. options.dtype: kF32 or
+// kBF16 (q, k, v rounded with FloatToBF16 as in the forward; out, dout, dlse stay float32);
+// options.mark_region puts the region markers around the backward compute only.
+Status RunAttentionBackward(const Problem& problem, const BackwardInputs& in, const RunOptions& options,
+                            std::vector<float>* dq, std::vector<float>* dk, std::vector<float>* dv,
+                            std::vector<float>* delta, RunStats* stats);
+
 // bfloat16 storage: round-to-nearest-even of the upper 16 bits (NaN kept quiet).
 uint16_t FloatToBF16(float x);
 float BF16ToFloat(uint16_t h);

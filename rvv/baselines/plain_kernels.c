@@ -220,3 +220,66 @@ void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int3
     chosen[best] = 1;
   }
 }
+
+/* ---- Backward: the same loops as the RVV kernels, along keys. ---- */
+float sattn_dot_f32(const float* a, const float* b, int32_t n) {
+  float s = 0.0f;
+  for (int32_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+/* The kernels' exp on x clamped to [-87, 0]; 0 below -87 and for NaN (as rvv_kernels.cc's
+ * ExpProb). */
+static inline float kexp_prob(float x) {
+  const float xc = x < -87.0f ? -87.0f : (x > 0.0f ? 0.0f : x);
+  const float p = kexp(xc == xc ? xc : -87.0f);
+  return x >= -87.0f ? p : 0.0f;
+}
+
+void sattn_row_probs(float* s, int32_t nk, float lse) {
+  for (int32_t j = 0; j < nk; ++j) s[j] = kexp_prob(s[j] - lse);
+}
+
+void sattn_row_dscores_dv(const float* p, const float* g, const float* vt, int64_t vt_ld, int32_t D,
+                          int32_t nk, float delta, float scale, float* ds, float* dvt, int64_t dvt_ld) {
+  /* ds accumulates the dot products dout . v_j along keys, one feature at a time. */
+  for (int32_t j = 0; j < nk; ++j) ds[j] = 0.0f;
+  for (int32_t d = 0; d < D; ++d) {
+    const float gd = g[d];
+    const float* vr = vt + d * vt_ld;
+    float* dr = dvt + d * dvt_ld;
+    for (int32_t j = 0; j < nk; ++j) {
+      ds[j] += gd * vr[j];
+      dr[j] += gd * p[j];
+    }
+  }
+  for (int32_t j = 0; j < nk; ++j) ds[j] = ((ds[j] - delta) * p[j]) * scale;
+}
+
+void sattn_row_dq_dk(const float* ds, const float* q, const float* kt, int64_t kt_ld, int32_t D,
+                     int32_t nk, float* dq, float* dkt, int64_t dkt_ld) {
+  for (int32_t d = 0; d < D; ++d) {
+    const float qd = q[d];
+    const float* kr = kt + d * kt_ld;
+    float* dr = dkt + d * dkt_ld;
+    float sum = 0.0f;
+    for (int32_t j = 0; j < nk; ++j) {
+      sum += ds[j] * kr[j];
+      dr[j] += qd * ds[j];
+    }
+    dq[d] += sum;
+  }
+}
+
+void sattn_drain_f32(float* src, int64_t src_ld, int32_t n, int32_t n_pad, int32_t D, float* dst,
+                     int64_t dst_ld) {
+  for (int32_t d = 0; d < D; ++d) {
+    float* s = src + d * src_ld;
+    float* o = dst + d * dst_ld;
+    for (int32_t j = 0; j < n; ++j) {
+      o[j] += s[j];
+      s[j] = 0.0f;
+    }
+    for (int32_t j = n; j < n_pad; ++j) s[j] = 0.0f;
+  }
+}

@@ -91,6 +91,33 @@ void sattn_block_max_dots_f64(const float* q, int64_t q_ld, int32_t nq, const fl
 void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int32_t extra,
                        uint8_t* chosen);
 
+/* ---- Backward (docs/backends/rvv.md, "Backward"). With P = exp(S - lse) over the visible
+ * slots of one query row i against a chunk of gathered key slots (kt, vt as above, nk slots) and
+ * delta_i = dout_i . out_i - dlse_i:
+ *   ds_j = scale * P_j * (dout_i . v_j - delta_i),  dq_i += sum_j ds_j k_j,
+ *   dvt[:, j] += P_j dout_i,  dkt[:, j] += ds_j q_i   (chunk accumulators, transposed like kt). */
+
+/* sum_{i<n} a[i] * b[i] in float32 (order unspecified). */
+float sattn_dot_f32(const float* a, const float* b, int32_t n);
+
+/* In place over scores from sattn_row_scores_f32: s[j] = exp(min(s[j] - lse, 0)), and 0 where
+ * s[j] - lse < -87 or is NaN (masked slots, s = -inf, give 0). lse must be finite. */
+void sattn_row_probs(float* s, int32_t nk, float lse);
+
+/* ds[j] = scale * p[j] * (sum_d g[d] * vt[d * vt_ld + j] - delta) and
+ * dvt[d * dvt_ld + j] += g[d] * p[j] for j < nk, d < D (g: the row's dout). */
+void sattn_row_dscores_dv(const float* p, const float* g, const float* vt, int64_t vt_ld, int32_t D,
+                          int32_t nk, float delta, float scale, float* ds, float* dvt, int64_t dvt_ld);
+
+/* dq[d] += sum_j ds[j] * kt[d * kt_ld + j] and dkt[d * dkt_ld + j] += q[d] * ds[j]. */
+void sattn_row_dq_dk(const float* ds, const float* q, const float* kt, int64_t kt_ld, int32_t D,
+                     int32_t nk, float* dq, float* dkt, int64_t dkt_ld);
+
+/* Empties a chunk accumulator into a transposed gradient: for d < D,
+ * dst[d * dst_ld + j] += src[d * src_ld + j] for j < n, then src[d * src_ld + j] = 0 for j < n_pad. */
+void sattn_drain_f32(float* src, int64_t src_ld, int32_t n, int32_t n_pad, int32_t D, float* dst,
+                     int64_t dst_ld);
+
 #ifdef __cplusplus
 }
 #endif

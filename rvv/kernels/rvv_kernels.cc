@@ -39,6 +39,30 @@ inline vfloat32m8_t ExpNonPositive(vfloat32m8_t x, size_t vl) {
   return __riscv_vmerge_vvm_f32m8(__riscv_vfmv_v_f_f32m8(0.0f, vl), e, live, vl);
 }
 
+// The backward's probabilities exp(x) for x = s - lse: the forward's polynomial on x clamped to
+// [-87, 0] (x <= 0 up to the rounding of lse), 0 where x < -87 or x is NaN (vfmax returns -87 for
+// a NaN and the vmfge mask is false), so a masked slot (s = -inf) and a NaN score both give 0 and
+// the result is never above 1.
+inline vfloat32m8_t ExpProb(vfloat32m8_t x, size_t vl) {
+  const vfloat32m8_t xc = __riscv_vfmin_vf_f32m8(__riscv_vfmax_vf_f32m8(x, -87.0f, vl), 0.0f, vl);
+  const vint32m8_t n = __riscv_vfcvt_x_f_v_i32m8(__riscv_vfmul_vf_f32m8(xc, 1.44269504088896341f, vl), vl);
+  const vfloat32m8_t nf = __riscv_vfcvt_f_x_v_f32m8(n, vl);
+  vfloat32m8_t r = __riscv_vfnmsac_vf_f32m8(xc, 0.693359375f, nf, vl);
+  r = __riscv_vfnmsac_vf_f32m8(r, -2.12194440e-4f, nf, vl);
+  vfloat32m8_t p = __riscv_vfmv_v_f_f32m8(1.0f / 5040.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 720.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 120.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 24.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f / 6.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 0.5f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f, vl);
+  p = __riscv_vfadd_vf_f32m8(__riscv_vfmul_vv_f32m8(p, r, vl), 1.0f, vl);
+  const vint32m8_t bits = __riscv_vadd_vv_i32m8(__riscv_vreinterpret_v_f32m8_i32m8(p),
+                                                __riscv_vsll_vx_i32m8(n, 23, vl), vl);
+  const vbool4_t live = __riscv_vmfge_vf_f32m8_b4(x, -87.0f, vl);
+  return __riscv_vmerge_vvm_f32m8(__riscv_vfmv_v_f_f32m8(0.0f, vl), __riscv_vreinterpret_v_i32m8_f32m8(bits), live, vl);
+}
+
 // Folds rows of dot products (nrows rows of nk, row stride nk) into the key blocks' maxima.
 void FoldBlockMaxima(const double* tmp, int32_t nrows, int32_t nk, int32_t blk, double* bmax) {
   for (int32_t c = 0, j0 = 0; j0 < nk; ++c, j0 += blk) {
@@ -417,6 +441,111 @@ void sattn_topk_select(const double* score, const uint8_t* cand, int32_t n, int3
         chosen[b] = 1;
         break;
       }
+  }
+}
+
+float sattn_dot_f32(const float* a, const float* b, int32_t n) {
+  const size_t vlmax = __riscv_vsetvlmax_e32m8();
+  vfloat32m8_t acc = __riscv_vfmv_v_f_f32m8(0.0f, vlmax);
+  for (int32_t i = 0; i < n;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(n - i));
+    acc = __riscv_vfmacc_vv_f32m8_tu(acc, __riscv_vle32_v_f32m8(a + i, vl), __riscv_vle32_v_f32m8(b + i, vl), vl);
+    i += int32_t(vl);
+  }
+  const vfloat32m1_t zero = __riscv_vfmv_v_f_f32m1(0.0f, __riscv_vsetvlmax_e32m1());
+  return __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(acc, zero, vlmax));
+}
+
+void sattn_row_probs(float* s, int32_t nk, float lse) {
+  for (int32_t j = 0; j < nk;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
+    const vfloat32m8_t x = __riscv_vfsub_vf_f32m8(__riscv_vle32_v_f32m8(s + j, vl), lse, vl);
+    __riscv_vse32_v_f32m8(s + j, ExpProb(x, vl), vl);
+    j += int32_t(vl);
+  }
+}
+
+void sattn_row_dscores_dv(const float* p, const float* g, const float* vt, int64_t vt_ld, int32_t D,
+                          int32_t nk, float delta, float scale, float* ds, float* dvt, int64_t dvt_ld) {
+  // One pass over a key strip serves both products with v: the strip of P stays in registers for
+  // the rank-1 update of dV, the dot products dout . v_j accumulate in a second group, and each
+  // feature's dout[d] is loaded once for both. Two features per trip halve the loop overhead.
+  for (int32_t j = 0; j < nk;) {
+    const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
+    const vfloat32m8_t pv = __riscv_vle32_v_f32m8(p + j, vl);
+    vfloat32m8_t acc = __riscv_vfmv_v_f_f32m8(0.0f, vl);
+    const float* vc = vt + j;
+    float* dc = dvt + j;
+    int32_t d = 0;
+    for (; d + 2 <= D; d += 2) {
+      const float g0 = g[d], g1 = g[d + 1];
+      acc = __riscv_vfmacc_vf_f32m8(acc, g0, __riscv_vle32_v_f32m8(vc + d * vt_ld, vl), vl);
+      __riscv_vse32_v_f32m8(dc + d * dvt_ld, __riscv_vfmacc_vf_f32m8(__riscv_vle32_v_f32m8(dc + d * dvt_ld, vl), g0, pv, vl), vl);
+      acc = __riscv_vfmacc_vf_f32m8(acc, g1, __riscv_vle32_v_f32m8(vc + (d + 1) * vt_ld, vl), vl);
+      __riscv_vse32_v_f32m8(dc + (d + 1) * dvt_ld,
+                            __riscv_vfmacc_vf_f32m8(__riscv_vle32_v_f32m8(dc + (d + 1) * dvt_ld, vl), g1, pv, vl), vl);
+    }
+    for (; d < D; ++d) {
+      acc = __riscv_vfmacc_vf_f32m8(acc, g[d], __riscv_vle32_v_f32m8(vc + d * vt_ld, vl), vl);
+      __riscv_vse32_v_f32m8(dc + d * dvt_ld, __riscv_vfmacc_vf_f32m8(__riscv_vle32_v_f32m8(dc + d * dvt_ld, vl), g[d], pv, vl), vl);
+    }
+    const vfloat32m8_t t = __riscv_vfmul_vv_f32m8(__riscv_vfsub_vf_f32m8(acc, delta, vl), pv, vl);
+    __riscv_vse32_v_f32m8(ds + j, __riscv_vfmul_vf_f32m8(t, scale, vl), vl);
+    j += int32_t(vl);
+  }
+}
+
+void sattn_row_dq_dk(const float* ds, const float* q, const float* kt, int64_t kt_ld, int32_t D,
+                     int32_t nk, float* dq, float* dkt, int64_t dkt_ld) {
+  // Per feature d: the products ds * kt[d] accumulate along keys in one register group and one
+  // reduction (started from dq[d]) folds them; the same loaded strip of ds feeds the rank-1 update
+  // of dK. When ds fits one group (nk <= VLMAX) it is loaded once for all features.
+  const size_t vlmax = __riscv_vsetvlmax_e32m8();
+  const size_t n = size_t(nk);
+  if (n <= vlmax) {
+    const vfloat32m8_t dsv = __riscv_vle32_v_f32m8(ds, n);
+    for (int32_t d = 0; d < D; ++d) {
+      const vfloat32m8_t prod = __riscv_vfmul_vv_f32m8(dsv, __riscv_vle32_v_f32m8(kt + d * kt_ld, n), n);
+      const vfloat32m1_t start = __riscv_vfmv_s_f_f32m1(dq[d], 1);
+      dq[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(prod, start, n));
+      float* dk = dkt + d * dkt_ld;
+      __riscv_vse32_v_f32m8(dk, __riscv_vfmacc_vf_f32m8(__riscv_vle32_v_f32m8(dk, n), q[d], dsv, n), n);
+    }
+    return;
+  }
+  for (int32_t d = 0; d < D; ++d) {
+    const float qd = q[d];
+    const float* kr = kt + d * kt_ld;
+    float* dk = dkt + d * dkt_ld;
+    vfloat32m8_t part = __riscv_vfmv_v_f_f32m8(0.0f, vlmax);
+    for (size_t j = 0; j < n;) {
+      const size_t vl = __riscv_vsetvl_e32m8(n - j);
+      const vfloat32m8_t dsv = __riscv_vle32_v_f32m8(ds + j, vl);
+      part = __riscv_vfmacc_vv_f32m8_tu(part, dsv, __riscv_vle32_v_f32m8(kr + j, vl), vl);
+      __riscv_vse32_v_f32m8(dk + j, __riscv_vfmacc_vf_f32m8(__riscv_vle32_v_f32m8(dk + j, vl), qd, dsv, vl), vl);
+      j += vl;
+    }
+    const vfloat32m1_t start = __riscv_vfmv_s_f_f32m1(dq[d], 1);
+    dq[d] = __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m8_f32m1(part, start, vlmax));
+  }
+}
+
+void sattn_drain_f32(float* src, int64_t src_ld, int32_t n, int32_t n_pad, int32_t D, float* dst,
+                     int64_t dst_ld) {
+  for (int32_t d = 0; d < D; ++d) {
+    float* s = src + d * src_ld;
+    float* o = dst + d * dst_ld;
+    for (int32_t j = 0; j < n;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(n - j));
+      __riscv_vse32_v_f32m8(o + j, __riscv_vfadd_vv_f32m8(__riscv_vle32_v_f32m8(o + j, vl), __riscv_vle32_v_f32m8(s + j, vl), vl), vl);
+      __riscv_vse32_v_f32m8(s + j, __riscv_vfmv_v_f_f32m8(0.0f, vl), vl);
+      j += int32_t(vl);
+    }
+    for (int32_t j = n; j < n_pad;) {
+      const size_t vl = __riscv_vsetvl_e32m8(size_t(n_pad - j));
+      __riscv_vse32_v_f32m8(s + j, __riscv_vfmv_v_f_f32m8(0.0f, vl), vl);
+      j += int32_t(vl);
+    }
   }
 }
 

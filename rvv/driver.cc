@@ -314,7 +314,9 @@ Status RunAttentionBackward(const Problem& pb, const BackwardInputs& in, const R
           ++rs.chunks;
           for (int64_t p = p0; p <= p1; ++p) {
             const int64_t rr = p - a * blk, i = qoff + p - qf;
-            if (lse[i] == kNegInf) continue;  // the forward saw no key: no gradient flows
+            // -inf: the forward saw no key, no gradient flows. NaN/+inf (a poisoned forward row)
+            // cannot give probabilities: the row contributes nothing, as in the CPU backend.
+            if (!std::isfinite(lse[i])) continue;
             std::fill(mask.begin(), mask.begin() + (nk + 63) / 64 + 1, 0);
             for (int32_t t = 0; t < ne; ++t) {
               const int32_t c = plan.col_idx[ec + t], mi = plan.mask_idx[ec + t];

@@ -55,7 +55,8 @@ Status RunAttention(const Problem& problem, const RunOptions& options, std::vect
 // dk, dv summed over each query group (GQA). Query blocks are walked as in the forward (chunks of
 // kept key blocks, gathered transposed once per chunk); each chunk's dK/dV contributions collect
 // in transposed scratch and are added to per-(batch, kv head) transposed accumulators in a fixed
-// order, so the result is deterministic. Rows with lse = -inf (no visible key) contribute nothing.
+// order, so the result is deterministic. Rows whose lse is not finite (-inf: no visible key; NaN:
+// a poisoned forward row) contribute nothing.
 struct BackwardInputs {
   const std::vector<float>* out = nullptr;   // (B,Hq,Lq,D), the forward's output
   const std::vector<float>* lse = nullptr;   // (B,Hq,Lq), the forward's lse

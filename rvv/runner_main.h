@@ -6,7 +6,9 @@ namespace sattn {
 namespace rvv {
 
 // runner --problem FILE --result FILE [--dtype fp32|bf16|int8] [--plan-on-target]
-//        [--check-selection] [--chunk-keys N]
+//        [--check-selection] [--chunk-keys N] [--region attention|selection]
+// runner --mode backward --problem FILE --forward FILE --upstream FILE --result FILE
+//        --result-dk FILE --result-dv FILE [--dtype fp32|bf16] [--chunk-keys N]
 // Exit codes: 0 ok, 1 bad input (file or arguments; the message names what), 2 usage.
 int RunnerMain(int argc, char** argv);
 

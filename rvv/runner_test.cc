@@ -98,6 +98,44 @@ int main() {
   for (const char* dt : {"bf16", "int8"})
     EXPECT(Run({"--problem", prob, "--result", res, "--dtype", dt}) == 0, "runner --dtype %s failed", dt);
 
+  // --mode backward: the forward's Result file and an upstream Result file (dout in `out`, dlse
+  // in `lse`) in, dq/dk/dv Result files out, equal to the in-process driver's.
+  {
+    Result up;
+    up.shape = pb.shape;
+    up.out.resize(pb.q.size());
+    up.lse.resize(size_t(70) * 2);
+    for (auto& f : up.out) f = nd(rng);
+    for (auto& f : up.lse) f = nd(rng);
+    const std::string fwd = dir + "/fwd.bin", ups = dir + "/up.bin", gq = dir + "/dq.bin", gk = dir + "/dk.bin",
+                      gv = dir + "/dv.bin";
+    EXPECT(Run({"--problem", prob, "--result", fwd}) == 0, "forward run failed");
+    st = WriteResult(ups, up);
+    EXPECT(st.ok(), "WriteResult: %s", st.message.c_str());
+    const std::vector<std::string> bwd = {"--mode", "backward", "--problem", prob, "--forward", fwd, "--upstream", ups,
+                                          "--result", gq, "--result-dk", gk, "--result-dv", gv};
+    EXPECT(Run(bwd) == 0, "backward run failed");
+    Result rq, rk, rv;
+    EXPECT(ReadResult(gq, &rq).ok() && ReadResult(gk, &rk).ok() && ReadResult(gv, &rv).ok(), "reading gradients");
+    rvv::BackwardInputs in;
+    in.out = &out, in.lse = &lse, in.dout = &up.out, in.dlse = &up.lse;
+    std::vector<float> dq, dk, dv, delta;
+    st = rvv::RunAttentionBackward(pb, in, rvv::RunOptions{}, &dq, &dk, &dv, &delta, nullptr);
+    EXPECT(st.ok() && rq.out == dq && rq.lse == delta && rk.out == dk && rv.out == dv,
+           "runner gradients differ from the in-process driver");
+    EXPECT(rk.shape.Hq == 1 && rk.shape.Lq == 70 && rk.out.size() == pb.k.size(), "dk result shape");
+    EXPECT(Counter(rq, "visible_pairs") == pb.plan.VisiblePairs(), "backward visible_pairs counter wrong");
+    EXPECT(Run({"--mode", "backward", "--problem", prob, "--result", gq}) == 2, "backward without --forward accepted");
+    EXPECT(Run({"--problem", prob, "--result", gq, "--forward", fwd}) == 2, "--forward without --mode backward accepted");
+    std::vector<std::string> i8 = bwd;
+    i8.insert(i8.end(), {"--dtype", "int8"});
+    EXPECT(Run(i8) == 1, "int8 backward accepted");
+    std::vector<std::string> swapped = bwd;
+    swapped[5] = gk;  // a Result of another shape as --forward
+    EXPECT(Run(swapped) == 1, "--forward of another shape accepted");
+    EXPECT(Run({"--mode", "sideways", "--problem", prob, "--result", gq}) == 2, "bad --mode accepted");
+  }
+
   // Damaged inputs: every truncation point class and a flipped byte must be rejected cleanly.
   const std::vector<char> good = ReadAll(prob);
   const std::string bad = dir + "/bad.bin";

@@ -27,6 +27,7 @@ uint64_t sattn_rocc_issue(uint32_t funct7, uint64_t rs1, uint64_t rs2) {
     SATTN_ROCC_CASE(SPDOT_BSR)
     SATTN_ROCC_CASE(SOFTMAX_FUSED)
     SATTN_ROCC_CASE(SPMM_BSR)
+    SATTN_ROCC_CASE(ATTN_BWD)
     default:
       return SATTN_ROCC_ERR_BAD_FUNCT;
   }
@@ -56,6 +57,13 @@ int sattn_rocc_run(const sattn_rocc_desc_t* desc, uint32_t funct7) {
   __asm__ volatile("fence rw, rw" ::: "memory");
 #endif
   return (int)sattn_rocc_issue(funct7, (uint64_t)(uintptr_t)desc, 0);
+}
+
+int sattn_rocc_run_bwd(const sattn_rocc_bwd_desc_t* desc) {
+#if defined(__riscv)
+  __asm__ volatile("fence rw, rw" ::: "memory");
+#endif
+  return (int)sattn_rocc_issue(SATTN_ROCC_FUNCT_ATTN_BWD, (uint64_t)(uintptr_t)desc, 0);
 }
 
 int sattn_rocc_copy2d(const sattn_rocc_copy_desc_t* desc, uint32_t funct7) {

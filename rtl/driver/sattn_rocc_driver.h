@@ -26,6 +26,11 @@ uint64_t sattn_rocc_issue(uint32_t funct7, uint64_t rs1, uint64_t rs2);
  * Blocks until the accelerator answers; the accelerator's watchdog bounds the wait. */
 int sattn_rocc_run(const sattn_rocc_desc_t* desc, uint32_t funct7);
 
+/* ATTN_BWD on a backward descriptor (16-byte aligned): the gradients of the attention whose plan,
+ * quantised Q/K/V and row statistics it names (docs/backends/rocc.md, "Backward"); returns a
+ * sattn_rocc_err_t. */
+int sattn_rocc_run_bwd(const sattn_rocc_bwd_desc_t* desc);
+
 /* GATH2D (dst row r <- src row idx[r]) or SCAT2D (dst row idx[r] <- src row r) on a copy
  * descriptor; returns a sattn_rocc_err_t. */
 int sattn_rocc_copy2d(const sattn_rocc_copy_desc_t* desc, uint32_t funct7);

@@ -63,10 +63,12 @@ module sattn_rocc
     if (16 % R != 0 || 16 % C != 0) $fatal(1, "sattn_rocc: MAC array rows and columns must divide 16");
   end
 
-  typedef enum logic [2:0] {MODE_SPDOT, MODE_FUSED, MODE_SPMM, MODE_GATHER, MODE_SCATTER} mode_e;
+  typedef enum logic [2:0] {MODE_SPDOT, MODE_FUSED, MODE_SPMM, MODE_GATHER, MODE_SCATTER, MODE_BWD} mode_e;
+  // The descriptor register holds the longest descriptor of the table.
+  localparam int NDESC = BDESC_WORDS > DESC_WORDS ? BDESC_WORDS : DESC_WORDS;
 
   // ---------------------------------------------------------------- descriptor and configuration
-  logic [63:0] desc [DESC_WORDS];
+  logic [63:0] desc [NDESC];
   mode_e       mode;
   logic [15:0] cfg_B, cfg_Hq, cfg_Hkv, cfg_group, cfg_nkb, cfg_nqb, cfg_qbb;
   logic [7:0]  cfg_D;
@@ -76,6 +78,8 @@ module sattn_rocc
   logic [31:0] cfg_head_rows;
   logic [63:0] cfg_prows;          // plan rows: plan_b * plan_h * n_q_blocks
   logic        cfg_pb1, cfg_ph1;
+  logic [31:0] cfg_tnnz;          // ATTN_BWD: transposed plan entries
+  logic [63:0] cfg_ncols, cfg_ntiles;  // ATTN_BWD: key blocks walked (B*Hkv*n_k_blocks), dS tiles
 
   // ---------------------------------------------------------------- scratchpads
   logic signed [7:0]  qbuf     [2][MAX_BLK][MAX_D];   // Q blocks (double-buffered)
@@ -133,6 +137,11 @@ module sattn_rocc
     wr_in_range = 1'b0;
     if (mode == MODE_GATHER || mode == MODE_SCATTER)
       wr_in_range = beat_in(cw_addr, desc[CDESC_DST_PTR], desc[CDESC_DST_BYTES]);
+    else if (mode == MODE_BWD)
+      wr_in_range = beat_in(cw_addr, desc[BDESC_DS_PTR], desc[BDESC_DS_BYTES]) ||
+                    beat_in(cw_addr, desc[BDESC_DQ_PTR], desc[BDESC_DQ_BYTES]) ||
+                    beat_in(cw_addr, desc[BDESC_DK_PTR], desc[BDESC_DK_BYTES]) ||
+                    beat_in(cw_addr, desc[BDESC_DV_PTR], desc[BDESC_DV_BYTES]);
     else if (mode == MODE_SPDOT) wr_in_range = beat_in(cw_addr, desc[DESC_SCORES_PTR], desc[DESC_SCORES_BYTES]);
     else wr_in_range = beat_in(cw_addr, desc[DESC_OUT_PTR], desc[DESC_OUT_BYTES]) ||
                        beat_in(cw_addr, desc[DESC_STATS_PTR], desc[DESC_STATS_BYTES]);
@@ -141,7 +150,8 @@ module sattn_rocc
   // ---------------------------------------------------------------- DMA job engine
   // A job reads `nbeats` consecutive beats and scatters them into one destination; the loader
   // (and the descriptor fetch) run one job at a time, with all of a job's beats in flight.
-  typedef enum logic [2:0] {J_DESC, J_SCALAR, J_QTILE, J_KVTILE, J_BITMAP, J_STILE} jkind_e;
+  typedef enum logic [3:0] {J_DESC, J_SCALAR, J_QTILE, J_KVTILE, J_BITMAP, J_STILE,
+                          J_BEAT, J_T8, J_RS, J_BBM, J_DST} jkind_e;
   jkind_e      job_kind;
   logic        job_busy;
   logic [63:0] job_addr;
@@ -263,6 +273,136 @@ module sattn_rocc
       chk_copy_err = ERR_ADDR_RANGE;
   end
 
+  // Backward-descriptor checks (ATTN_BWD), in the forward's order.
+  logic [7:0] chk_bwd_err;
+  always_comb begin
+    logic [63:0] B, Hq, Hkv, D, blk, nkb, nqb, qbb, nnz, nbm, tnnz, Lk, reps, prows, rows, ptrs_or;
+    logic nullp;
+    B = desc[BDESC_B]; Hq = desc[BDESC_HQ]; Hkv = desc[BDESC_HKV]; D = desc[BDESC_D];
+    blk = desc[BDESC_BLOCK]; nkb = desc[BDESC_N_K_BLOCKS]; nqb = desc[BDESC_N_Q_BLOCKS];
+    qbb = desc[BDESC_Q_BLOCK_BEGIN]; nnz = desc[BDESC_NNZ]; nbm = desc[BDESC_N_BITMAPS];
+    tnnz = desc[BDESC_T_NNZ]; Lk = desc[BDESC_LK];
+    reps = (desc[BDESC_PLAN_B] == 64'd1 ? B : 64'd1) * (desc[BDESC_PLAN_H] == 64'd1 ? Hq : 64'd1);
+    prows = desc[BDESC_PLAN_B] * desc[BDESC_PLAN_H] * nqb;
+    rows = nkb * blk;
+    nullp = 1'b0;
+    ptrs_or = 64'd0;
+    for (int i = 0; i <= BDESC_DV_PTR; i++) begin
+      if (i != BDESC_BITMAPS_PTR && desc[i] == 64'd0) nullp = 1'b1;
+      ptrs_or = ptrs_or | desc[i];
+    end
+    if (nbm != 0 && desc[BDESC_BITMAPS_PTR] == 64'd0) nullp = 1'b1;
+    chk_bwd_err = ERR_OK;
+    if (nullp) chk_bwd_err = ERR_NULL_PTR;
+    else if (ptrs_or[3:0] != 4'd0) chk_bwd_err = ERR_MISALIGNED;
+    else if (B == 0 || Hq == 0 || Hkv == 0 || D == 0 || blk == 0 || nkb == 0 || nqb == 0)
+      chk_bwd_err = ERR_ZERO_DIM;
+    else if (D > MAX_D || blk > MAX_BLK || desc[BDESC_SCORE_SHIFT] > 63 || B > 4096 || Hq > 4096 ||
+             Hkv > 4096 || nkb > 65535 || nnz >= 64'h1000000 || nbm >= 64'h1000000 || tnnz >= 64'h1000000)
+      chk_bwd_err = ERR_OVERSIZE_DIM;
+    else if (D % 16 != 0 || D % C != 0 || blk % 16 != 0 || blk % R != 0 || blk % C != 0 ||
+             Hq % Hkv != 0 || (desc[BDESC_PLAN_B] != 1 && desc[BDESC_PLAN_B] != B) ||
+             (desc[BDESC_PLAN_H] != 1 && desc[BDESC_PLAN_H] != Hq) || qbb >= nkb || nqb > nkb || qbb + nqb != nkb ||
+             Lk > nkb * blk || Lk <= (nkb - 1) * blk)
+      chk_bwd_err = ERR_BAD_SHAPE;
+    else if (desc[BDESC_DS_BYTES] < reps * nnz * (blk * blk * 2 + 16) || desc[BDESC_DQ_BYTES] < B * Hq * rows * D * 8 ||
+             desc[BDESC_DK_BYTES] < B * Hkv * rows * D * 8 || desc[BDESC_DV_BYTES] < B * Hkv * rows * D * 8)
+      chk_bwd_err = ERR_BUFFER_SIZE;
+    else if (wraps(desc[BDESC_Q_PTR], B * Hq * rows * D) || wraps(desc[BDESC_DO_PTR], B * Hq * rows * D) ||
+             wraps(desc[BDESC_K_PTR], B * Hkv * rows * D) || wraps(desc[BDESC_V_PTR], B * Hkv * rows * D) ||
+             wraps(desc[BDESC_RS_PTR], B * Hq * rows * 8) || wraps(desc[BDESC_EMUL_PTR], B * Hq * nkb * 16) ||
+             wraps(desc[BDESC_KMUL_PTR], B * Hkv * nkb * 4) || wraps(desc[BDESC_ROW_PTR_PTR], (prows + 64'd1) * 4) ||
+             wraps(desc[BDESC_COL_IDX_PTR], nnz * 4) || wraps(desc[BDESC_T_ROW_PTR_PTR], (B * Hkv * nkb + 64'd1) * 4) ||
+             wraps(desc[BDESC_T_ENT_PTR], tnnz * 16) || (nbm != 0 && wraps(desc[BDESC_BITMAPS_PTR], nbm * blk * 8)) ||
+             wraps(desc[BDESC_DS_PTR], desc[BDESC_DS_BYTES]) || wraps(desc[BDESC_DQ_PTR], desc[BDESC_DQ_BYTES]) ||
+             wraps(desc[BDESC_DK_PTR], desc[BDESC_DK_BYTES]) || wraps(desc[BDESC_DV_PTR], desc[BDESC_DV_BYTES]))
+      chk_bwd_err = ERR_ADDR_RANGE;
+  end
+
+  // ---------------------------------------------------------------- backward engine state (ATTN_BWD)
+  // Phase 1 walks the transposed plan: per key block (b, kv head g, c) the loader fetches K_c, V_c
+  // once, then per entry (query head h, query block a) Q_a, dO_a, the rows' (L, delta), the block's
+  // multipliers and the bitmap into a two-slot ring; the compute engine runs S = Q.K^T, dP = dO.V^T,
+  // the softmax lanes (P, dS), quantises dS to a 9-bit block-floating-point tile that the dS writer
+  // stores, and accumulates dV += P^T.dO and dK += dS^T.Q on chip (int64). Phase 2 walks the
+  // forward plan: per query block, dQ += dS.K from the stored tiles. A tile writer stores each
+  // finished dK/dV (and dQ) tile while the next one computes.
+  typedef enum logic [4:0] {
+    K_IDLE, K_COL, K_TR0W, K_TR1W, K_KMW, K_KTW, K_VTW, K_ENT, K_ENTW, K_EMW, K_EBMW, K_EQW, K_EDW,
+    K_ERSW, K_NCOL, K_P2W, K_ROW, K_RP0W, K_RP1W, K_RQ, K_QCOL, K_QCW, K_QKMW, K_QKTW, K_QDSW,
+    K_NROW, K_DONE, K_ERR
+  } kstate_e;
+  kstate_e     k_state;
+  logic [7:0]  k_err;
+  logic [15:0] k_b, k_g, k_c, k_h, k_r;
+  logic signed [31:0] k_rp0;
+  logic [31:0] k_n, k_e;
+  logic signed [31:0] k_eh, k_ea, k_em, k_et;
+  logic        k_es, k_qs, k_rq;
+  logic [127:0] beat;
+  logic [2:0]  job_dst;           // J_T8 destination: 0 K, 1 V, 2 Q slot, 3 dO slot, 4 phase-2 K slot
+  // column buffers and the entry ring
+  logic signed [7:0]  bk   [MAX_BLK][MAX_D];
+  logic signed [7:0]  bv   [MAX_BLK][MAX_D];
+  logic               kv_full;
+  logic [31:0]        kv_n, kv_kmul;
+  logic signed [7:0]  eq   [2][MAX_BLK][MAX_D];
+  logic signed [7:0]  edo  [2][MAX_BLK][MAX_D];
+  logic signed [31:0] erl  [2][MAX_BLK];             // L per row
+  logic signed [31:0] erd  [2][MAX_BLK];             // delta per row
+  logic        [63:0] ebm  [2][MAX_BLK];
+  logic        [1:0]  es_full, es_hasmask;
+  logic        [31:0] es_qmul [2], es_dkmul [2], es_dvmul [2], es_tile [2];
+  // phase-2 ring: K tile, dS tile and its shift
+  logic signed [7:0]  qk   [2][MAX_BLK][MAX_D];
+  logic signed [8:0]  qds  [2][MAX_BLK][MAX_BLK];
+  logic        [4:0]  qds_sh [2];
+  logic        [31:0] qs_kmul [2];
+  logic        [1:0]  qs_full;
+  logic        [1:0]  rq_full;
+  logic        [31:0] rq_n [2];
+  logic               p1_done;
+  // compute-side tiles
+  logic signed [31:0] by   [MAX_BLK][MAX_BLK];       // y (masked = NEG)
+  logic signed [31:0] bdp  [MAX_BLK][MAX_BLK];       // dP
+  logic signed [31:0] bds  [MAX_BLK][MAX_BLK];       // dS = P (dP - delta)
+  logic        [7:0]  bp   [MAX_BLK][MAX_BLK];       // P
+  logic signed [8:0]  bdq  [MAX_BLK][MAX_BLK];       // dS mantissas
+  logic signed [63:0] acc_a [MAX_BLK][MAX_D];        // dK (phase 1) or dQ (phase 2)
+  logic signed [63:0] acc_b [MAX_BLK][MAX_D];        // dV
+  typedef enum logic [4:0] {
+    B_IDLE, B_COL, B_EW, B_S, B_DP, B_DR1, B_SM, B_QZ, B_DSW, B_DV, B_DK, B_DR2, B_KVOUT, B_P1END,
+    B_ROW, B_QW, B_QM, B_DR3, B_QOUT, B_FLUSH, B_DONE
+  } bstate_e;
+  bstate_e     b_state;
+  logic [15:0] b_b, b_g, b_c, b_h, b_r, b_t1, b_t2, b_k, b_i;
+  logic [31:0] b_n, b_e;
+  logic        b_es, b_qs, b_rq;
+  logic [31:0] b_amax;
+  logic [4:0]  b_sh;
+  // MAC write-back of the backward (one tile behind the issue stage)
+  logic        wbb_v;
+  logic [2:0]  wbb_kind;           // 0 S, 1 dP, 2 dV, 3 dK, 4 dQ
+  logic [15:0] wbb_t1, wbb_t2;
+  logic [31:0] wbb_mul;
+  logic [4:0]  wbb_sh;
+  logic        wbb_es;
+  // dS writer and tile writer
+  typedef enum logic [0:0] {S_IDLE, S_W} sstate_e;
+  sstate_e     s_state;
+  logic [15:0] s_row, s_col;
+  logic [63:0] s_addr;
+  logic [4:0]  s_sh;
+  logic signed [8:0]  sw   [MAX_BLK][MAX_BLK];
+  typedef enum logic [0:0] {T_IDLE, T_W} tstate_e;
+  tstate_e     t_state;
+  logic [15:0] t_row, t_col;
+  logic        t_which, t_two;
+  logic [63:0] t_addr0, t_addr1;
+  logic signed [63:0] tw_a [MAX_BLK][MAX_D];
+  logic signed [63:0] tw_b [MAX_BLK][MAX_D];
+  logic        bw_ds, bw_ds_q;     // the write port serves the dS writer (else the tile writer)
+
   // ---------------------------------------------------------------- copy engine state
   typedef enum logic [2:0] {X_IDLE, X_IDX, X_IDXW, X_RDW, X_WR, X_DONE} xstate_e;
   xstate_e     x_state;
@@ -340,10 +480,32 @@ module sattn_rocc
   logic signed [31:0] mac_acc [R][C];
   logic               mac_en, mac_first, mac_last, in_pv;
   assign in_pv = (c_state == C_PV);
-  assign mac_en = (c_state == C_QK || c_state == C_PV) && ring_full[c_rs] && !abort;
-  assign mac_first = (c_k == 16'd0);
-  assign mac_last = in_pv ? (c_k == 16'(cfg_blk) - 16'd1) : (c_k == 16'(cfg_D) - 16'd1);
+  logic b_mac, b_red_blk;
+  assign b_mac = (b_state == B_S || b_state == B_DP || b_state == B_DV || b_state == B_DK || b_state == B_QM) && !abort;
+  assign b_red_blk = (b_state == B_DV || b_state == B_DK || b_state == B_QM);  // reduction over block rows
+  assign mac_en = ((c_state == C_QK || c_state == C_PV) && ring_full[c_rs] && !abort) || b_mac;
+  assign mac_first = b_mac ? (b_k == 16'd0) : (c_k == 16'd0);
+  assign mac_last = b_mac ? (b_red_blk ? (b_k == 16'(cfg_blk) - 16'd1) : (b_k == 16'(cfg_D) - 16'd1)) :
+                    in_pv ? (c_k == 16'(cfg_blk) - 16'd1) : (c_k == 16'(cfg_D) - 16'd1);
   always_comb begin
+    if (b_mac) begin
+      for (int r = 0; r < R; r++)
+        case (b_state)
+          B_S: mac_a[r] = 9'(eq[b_es][b_t1 * R + r][b_k]);
+          B_DP: mac_a[r] = 9'(edo[b_es][b_t1 * R + r][b_k]);
+          B_DV: mac_a[r] = $signed({1'b0, bp[b_k[5:0]][b_t1 * R + r]});
+          B_DK: mac_a[r] = bdq[b_k[5:0]][b_t1 * R + r];
+          default: mac_a[r] = qds[b_qs][b_t1 * R + r][b_k[5:0]];
+        endcase
+      for (int c = 0; c < C; c++)
+        case (b_state)
+          B_S: mac_b[c] = bk[b_t2 * C + c][b_k];
+          B_DP: mac_b[c] = bv[b_t2 * C + c][b_k];
+          B_DV: mac_b[c] = edo[b_es][b_k[5:0]][b_t2 * C + c];
+          B_DK: mac_b[c] = eq[b_es][b_k[5:0]][b_t2 * C + c];
+          default: mac_b[c] = qk[b_qs][b_k[5:0]][b_t2 * C + c];
+        endcase
+    end else begin
     for (int r = 0; r < R; r++) begin
       if (in_pv) mac_a[r] = $signed({1'b0, psram[c_t1 * R + r][c_e[5:0]][c_k]});
       else mac_a[r] = 9'(qbuf[c_qs][c_t1 * R + r][c_k]);
@@ -351,6 +513,7 @@ module sattn_rocc
     for (int c = 0; c < C; c++) begin
       if (in_pv) mac_b[c] = ring[c_rs][c_k][c_t2 * C + c];
       else mac_b[c] = ring[c_rs][c_t2 * C + c][c_k];
+    end
     end
   end
   mac_array #(.ROWS(R), .COLS(C)) u_mac (
@@ -387,10 +550,78 @@ module sattn_rocc
       .busy(rcp_busy), .done(rcp_done), .q(rcp_q));
   assign rcp_start = rc_run && !rc_wait && !rcp_busy && m_state != M_IDLE;
 
+  // ---------------------------------------------------------------- backward softmax lanes
+  // Row b_i of the entry: P = 2^((y - L)/256) from the row's LSE (no row maximum pass: L >= y up
+  // to rounding, clamped at 0), dS = P * clamp(dP - delta), and the row's largest |dS|.
+  logic [7:0]  blane_p  [MAX_BLK];
+  logic        blane_v  [MAX_BLK];
+  logic [32:0] blane_d  [MAX_BLK];
+  logic signed [31:0] blane_ds [MAX_BLK];
+  logic [31:0] blane_amax;
+  logic signed [31:0] b_L, b_delta;
+  assign b_L = erl[b_es][b_i[5:0]];
+  assign b_delta = erd[b_es][b_i[5:0]];
+  generate
+    for (gj = 0; gj < MAX_BLK; gj++) begin : g_blane
+      logic signed [33:0] dd, diff;
+      assign dd = 34'(b_L) - 34'(by[b_i[5:0]][gj]);
+      assign blane_v[gj] = (gj < 32'(cfg_blk)) && (by[b_i[5:0]][gj] != NEG) && (b_L != NEG);
+      assign blane_d[gj] = dd[33] ? 33'd0 : dd[32:0];
+      softmax_lane u_blane (.valid(blane_v[gj]), .d(blane_d[gj]), .p(blane_p[gj]));
+      assign diff = 34'(bdp[b_i[5:0]][gj]) - 34'(b_delta);
+      assign blane_ds[gj] = 32'($signed({1'b0, blane_p[gj]}) *
+                                (diff > 34'sd8388607 ? 34'sd8388607 : diff < -34'sd8388607 ? -34'sd8388607 : diff));
+    end
+  endgenerate
+  always_comb begin
+    blane_amax = b_amax;
+    for (int j = 0; j < MAX_BLK; j++) begin
+      logic [31:0] m;
+      m = blane_ds[j][31] ? 32'(-blane_ds[j]) : 32'(blane_ds[j]);
+      if (m > blane_amax) blane_amax = m;
+    end
+  end
+  // The tile's shift: the fewest right shifts that bring max |dS| below 2^8.
+  function automatic logic [4:0] tile_shift(input logic [31:0] amax);
+    logic [5:0] bits;
+    bits = 6'd0;
+    for (int i = 0; i < 32; i++) if (amax[i]) bits = 6'(i + 1);
+    return bits > 6'd8 ? 5'(bits - 6'd8) : 5'd0;
+  endfunction
+  function automatic logic signed [8:0] mantissa(input logic signed [31:0] x, input logic [4:0] sh);
+    logic signed [32:0] r;
+    r = (sh == 5'd0) ? 33'(x) : (33'(x) + (33'sd1 <<< (sh - 5'd1))) >>> sh;
+    return r > 33'sd255 ? 9'sd255 : r < -33'sd255 ? -9'sd255 : 9'(r);
+  endfunction
+  function automatic logic signed [63:0] sat_add(input logic signed [63:0] a, input logic signed [63:0] t);
+    logic signed [64:0] s;
+    s = 65'(a) + 65'(t);
+    if (s[64] != s[63]) return s[64] ? 64'sh8000000000000000 : 64'sh7fffffffffffffff;
+    return s[63:0];
+  endfunction
+  logic [63:0] b_bkv, b_bh, b_rep, k_bkv, k_col, k_row, k_bh, k_rep;
+  always_comb begin
+    b_bkv = 64'(b_b) * 64'(cfg_Hkv) + 64'(b_g);
+    b_bh  = 64'(b_b) * 64'(cfg_Hq) + 64'(b_h);
+    b_rep = (cfg_pb1 ? 64'(b_b) : 64'd0) * (cfg_ph1 ? 64'(cfg_Hq) : 64'd1) + (cfg_ph1 ? 64'(b_h) : 64'd0);
+    k_bkv = 64'(k_b) * 64'(cfg_Hkv) + 64'(k_g);   // phase 1 key head; phase 2: k_g = k_h / group
+    k_col = k_bkv * 64'(cfg_nkb) + 64'(k_c);
+    k_row = (64'(plan_rep_b(k_b)) * (cfg_ph1 ? 64'd1 : 64'(cfg_Hq)) + (cfg_ph1 ? 64'd0 : 64'(k_h))) * 64'(cfg_nqb) + 64'(k_r);
+    k_bh  = 64'(k_b) * 64'(cfg_Hq) + 64'(k_h);
+    k_rep = (cfg_pb1 ? 64'(k_b) : 64'd0) * (cfg_ph1 ? 64'(cfg_Hq) : 64'd1) + (cfg_ph1 ? 64'(k_h) : 64'd0);
+  end
+  logic [63:0] k_ebh, k_qbkv;
+  assign k_ebh = 64'(k_b) * 64'(cfg_Hq) + 64'(k_eh);        // phase 1: the entry's query head
+  assign k_qbkv = 64'(k_b) * 64'(cfg_Hkv) + 64'(k_h / cfg_group);  // phase 2: the row's key head
+  logic [31:0] tile_bytes;
+  assign tile_bytes = 32'(cfg_blk) * 32'(cfg_blk) * 2 + 32'd16;
+
   // ---------------------------------------------------------------- compute write requests
   logic c_writing;
   // At most one writer is active: score tiles (SPDOT_BSR), the output writer, or the copy engine.
-  assign c_writing = (c_state == C_SWRITE || w_state != W_IDLE || x_state == X_WR);
+  assign c_writing = (c_state == C_SWRITE || w_state != W_IDLE || x_state == X_WR || s_state != S_IDLE ||
+                      t_state != T_IDLE);
+  assign bw_ds = (lock && lock_w) ? bw_ds_q : (s_state != S_IDLE);
   assign cw_valid = c_writing && (!abort || (lock && lock_w));
   always_comb begin
     cw_addr = 64'd0;
@@ -420,6 +651,16 @@ module sattn_rocc
       cw_addr = desc[DESC_STATS_PTR] + (w_bh * 64'(cfg_head_rows) + w_a * 64'(cfg_blk) + 64'(w_beat) * 64'd2) * 64'd8;
       cw_data = {wsum[w_beat * 2 + 1], wmax[w_beat * 2 + 1], wsum[w_beat * 2], wmax[w_beat * 2]};
     end
+    if (s_state != S_IDLE && bw_ds) begin
+      cw_addr = s_addr;
+      if (s_row == 16'(cfg_blk)) cw_data = 128'(s_sh);
+      else for (int u = 0; u < 8; u++) cw_data[16 * u +: 16] = 16'(sw[s_row[5:0]][s_col + u]);
+    end
+    if (t_state != T_IDLE && !bw_ds) begin
+      cw_addr = (t_which ? t_addr1 : t_addr0) + (64'(t_row) * 64'(cfg_D) + 64'(t_col)) * 64'd8;
+      cw_data = t_which ? {tw_b[t_row[5:0]][t_col + 1], tw_b[t_row[5:0]][t_col]}
+                        : {tw_a[t_row[5:0]][t_col + 1], tw_a[t_row[5:0]][t_col]};
+    end
     if (x_state == X_WR) begin
       // The staging row lives in ring slot 0, 128 bytes per scratchpad row.
       cw_addr = desc[CDESC_DST_PTR] +
@@ -443,6 +684,11 @@ module sattn_rocc
       c_state <= C_IDLE;
       x_state <= X_IDLE;
       w_state <= W_IDLE;
+      k_state <= K_IDLE;
+      b_state <= B_IDLE;
+      s_state <= S_IDLE;
+      t_state <= T_IDLE;
+      wbb_v <= 1'b0;
       x_err <= ERR_OK;
       job_busy <= 1'b0;
       job_err <= 1'b0;
@@ -463,6 +709,7 @@ module sattn_rocc
       // ---------------- arbitration lock: a refused request stays presented unchanged
       lock <= mem_req_valid && !mem_req_ready;
       lock_w <= sel_w;
+      bw_ds_q <= bw_ds;
 
       // ---------------- job engine: issue and receive
       if (rd_fire) begin
@@ -476,8 +723,8 @@ module sattn_rocc
       if (resp_take) begin
         case (job_kind)
           J_DESC: begin
-            if (32'(job_row) * 2 < DESC_WORDS) desc[job_row * 2] = mem_resp_rdata[63:0];
-            if (32'(job_row) * 2 + 1 < DESC_WORDS) desc[job_row * 2 + 1] = mem_resp_rdata[127:64];
+            if (32'(job_row) * 2 < NDESC) desc[job_row * 2] = mem_resp_rdata[63:0];
+            if (32'(job_row) * 2 + 1 < NDESC) desc[job_row * 2 + 1] = mem_resp_rdata[127:64];
             job_row <= job_row + 16'd1;
           end
           J_SCALAR: scalar <= mem_resp_rdata[32 * job_sel +: 32];
@@ -493,6 +740,39 @@ module sattn_rocc
             ring_bm[job_slot][job_row * 2] = mem_resp_rdata[63:0];
             ring_bm[job_slot][job_row * 2 + 1] = mem_resp_rdata[127:64];
             job_row <= job_row + 16'd1;
+          end
+          J_BEAT: beat <= mem_resp_rdata;
+          J_T8: begin
+            for (int u = 0; u < 16; u++)
+              case (job_dst)
+                3'd0: bk[job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
+                3'd1: bv[job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
+                3'd2: eq[job_slot][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
+                3'd3: edo[job_slot][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
+                default: qk[job_slot][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
+              endcase
+            if (job_col + 16'd16 == 16'(cfg_D)) begin job_col <= 16'd0; job_row <= job_row + 16'd1; end
+            else job_col <= job_col + 16'd16;
+          end
+          J_RS: begin
+            erl[job_slot][job_row * 2] = mem_resp_rdata[31:0];
+            erd[job_slot][job_row * 2] = mem_resp_rdata[63:32];
+            erl[job_slot][job_row * 2 + 1] = mem_resp_rdata[95:64];
+            erd[job_slot][job_row * 2 + 1] = mem_resp_rdata[127:96];
+            job_row <= job_row + 16'd1;
+          end
+          J_BBM: begin
+            ebm[job_slot][job_row * 2] = mem_resp_rdata[63:0];
+            ebm[job_slot][job_row * 2 + 1] = mem_resp_rdata[127:64];
+            job_row <= job_row + 16'd1;
+          end
+          J_DST: begin
+            if (job_row == 16'(cfg_blk)) qds_sh[job_slot] <= mem_resp_rdata[4:0];
+            else begin
+              for (int u = 0; u < 8; u++) qds[job_slot][job_row[5:0]][job_col + u] = mem_resp_rdata[16 * u +: 9];
+              if (job_col + 16'd8 == 16'(cfg_blk)) begin job_col <= 16'd0; job_row <= job_row + 16'd1; end
+              else job_col <= job_col + 16'd8;
+            end
           end
           J_STILE: begin
             for (int u = 0; u < 4; u++) ysram[job_row[5:0]][job_e[5:0]][job_col + u] = mem_resp_rdata[32 * u +: 32];
@@ -523,6 +803,14 @@ module sattn_rocc
         cnt[STAT_STALL_WRITE] = cnt[STAT_STALL_WRITE] + 64'd1;
       if (c_state == C_MAX || c_state == C_EXP || (c_state == C_RWAIT && !rc_done_all))
         cnt[STAT_STALL_SOFTMAX] = cnt[STAT_STALL_SOFTMAX] + 64'd1;
+      if ((b_state == B_COL && !kv_full) || (b_state == B_EW && !es_full[b_es]) ||
+          (b_state == B_ROW && !rq_full[b_rq]) || (b_state == B_QW && !qs_full[b_qs]))
+        cnt[STAT_STALL_DMA] = cnt[STAT_STALL_DMA] + 64'd1;
+      if (b_state == B_DR1 || b_state == B_SM || b_state == B_QZ)
+        cnt[STAT_STALL_SOFTMAX] = cnt[STAT_STALL_SOFTMAX] + 64'd1;
+      if ((b_state == B_DSW && s_state != S_IDLE) || ((b_state == B_KVOUT || b_state == B_QOUT) && t_state != T_IDLE) ||
+          (b_state == B_P1END && s_state != S_IDLE) || b_state == B_FLUSH)
+        cnt[STAT_STALL_WRITE] = cnt[STAT_STALL_WRITE] + 64'd1;
 
       // ---------------- main FSM
       case (m_state)
@@ -570,8 +858,22 @@ module sattn_rocc
               end else if (wraps(cmd_rs1, 64'((DESC_WORDS + 1) / 2 * 16))) begin
                 `FAIL(ERR_ADDR_RANGE)
               end else begin
-                for (int i = 0; i < DESC_WORDS; i++) desc[i] = 64'd0;
+                for (int i = 0; i < NDESC; i++) desc[i] = 64'd0;
                 `JOB(J_DESC, cmd_rs1, (DESC_WORDS + 1) / 2)
+                m_state <= M_FETCH;
+              end
+            end
+            FUNCT_ATTN_BWD: begin
+              mode <= MODE_BWD;
+              if (cmd_rs1 == 64'd0) begin
+                `FAIL(ERR_NULL_PTR)
+              end else if (cmd_rs1[3:0] != 4'd0) begin
+                `FAIL(ERR_MISALIGNED)
+              end else if (wraps(cmd_rs1, 64'((BDESC_WORDS + 1) / 2 * 16))) begin
+                `FAIL(ERR_ADDR_RANGE)
+              end else begin
+                for (int i = 0; i < NDESC; i++) desc[i] = 64'd0;
+                `JOB(J_DESC, cmd_rs1, (BDESC_WORDS + 1) / 2)
                 m_state <= M_FETCH;
               end
             end
@@ -584,7 +886,7 @@ module sattn_rocc
               end else if (wraps(cmd_rs1, 64'((CDESC_WORDS + 1) / 2 * 16))) begin
                 `FAIL(ERR_ADDR_RANGE)
               end else begin
-                for (int i = 0; i < DESC_WORDS; i++) desc[i] = 64'd0;
+                for (int i = 0; i < NDESC; i++) desc[i] = 64'd0;
                 `JOB(J_DESC, cmd_rs1, (CDESC_WORDS + 1) / 2)
                 m_state <= M_FETCH;
               end
@@ -610,6 +912,31 @@ module sattn_rocc
             x_r <= 32'd0;
             x_err <= ERR_OK;
             x_state <= (desc[CDESC_N_ROWS] == 64'd0) ? X_DONE : X_IDX;
+            m_state <= M_RUN;
+          end
+        end else if (mode == MODE_BWD) begin
+          if (chk_bwd_err != ERR_OK) begin
+            `FAIL(chk_bwd_err)
+          end else begin
+            cfg_B <= 16'(desc[BDESC_B]); cfg_Hq <= 16'(desc[BDESC_HQ]); cfg_Hkv <= 16'(desc[BDESC_HKV]);
+            cfg_group <= 16'(desc[BDESC_HQ] / desc[BDESC_HKV]);
+            cfg_nkb <= 16'(desc[BDESC_N_K_BLOCKS]); cfg_nqb <= 16'(desc[BDESC_N_Q_BLOCKS]);
+            cfg_qbb <= 16'(desc[BDESC_Q_BLOCK_BEGIN]);
+            cfg_D <= 8'(desc[BDESC_D]); cfg_blk <= 7'(desc[BDESC_BLOCK]);
+            cfg_nnz <= 32'(desc[BDESC_NNZ]); cfg_nbm <= 32'(desc[BDESC_N_BITMAPS]); cfg_Lk <= 32'(desc[BDESC_LK]);
+            cfg_tnnz <= 32'(desc[BDESC_T_NNZ]);
+            cfg_shift <= 6'(desc[BDESC_SCORE_SHIFT]);
+            cfg_head_rows <= 32'(desc[BDESC_N_K_BLOCKS] * desc[BDESC_BLOCK]);
+            cfg_prows <= desc[BDESC_PLAN_B] * desc[BDESC_PLAN_H] * desc[BDESC_N_Q_BLOCKS];
+            cfg_ncols <= desc[BDESC_B] * desc[BDESC_HKV] * desc[BDESC_N_K_BLOCKS];
+            cfg_ntiles <= (desc[BDESC_PLAN_B] == 64'd1 ? desc[BDESC_B] : 64'd1) *
+                          (desc[BDESC_PLAN_H] == 64'd1 ? desc[BDESC_HQ] : 64'd1) * desc[BDESC_NNZ];
+            cfg_pb1 <= (desc[BDESC_PLAN_B] == 64'd1); cfg_ph1 <= (desc[BDESC_PLAN_H] == 64'd1);
+            kv_full <= 1'b0; es_full <= 2'b00; qs_full <= 2'b00; rq_full <= 2'b00; p1_done <= 1'b0;
+            k_b <= 0; k_g <= 0; k_c <= 0; k_h <= 0; k_r <= 0; k_es <= 0; k_qs <= 0; k_rq <= 0; k_err <= ERR_OK;
+            b_b <= 0; b_g <= 0; b_c <= 0; b_h <= 0; b_r <= 0; b_es <= 0; b_qs <= 0; b_rq <= 0;
+            k_state <= K_COL;
+            b_state <= B_COL;
             m_state <= M_RUN;
           end
         end else begin
@@ -639,16 +966,20 @@ module sattn_rocc
             abort <= 1'b1; m_err <= l_err; m_state <= M_DRAIN;
           end else if (x_err != ERR_OK) begin
             abort <= 1'b1; m_err <= x_err; m_state <= M_DRAIN;
-          end else if (c_state == C_DONE || x_state == X_DONE) begin
+          end else if (k_state == K_ERR) begin
+            abort <= 1'b1; m_err <= k_err; m_state <= M_DRAIN;
+          end else if (c_state == C_DONE || x_state == X_DONE || b_state == B_DONE) begin
             // Read-side faults stopped the command above; a refused write is reported once the
             // command has otherwise completed (it never changes which reads happen).
             resp_data_r <= 64'(wr_fault ? ERR_DMA_WRITE_FAULT : ERR_OK);
             last_error <= wr_fault ? ERR_DMA_WRITE_FAULT : ERR_OK;
             l_state <= L_IDLE; c_state <= C_IDLE; x_state <= X_IDLE; m_state <= M_RESP;
+            k_state <= K_IDLE; b_state <= B_IDLE;
           end
         end
-        M_DRAIN: if (!job_busy && !lock && c_state == C_IDLE && x_state == X_IDLE && w_state == W_IDLE) begin
-          abort <= 1'b0; l_state <= L_IDLE; x_err <= ERR_OK;
+        M_DRAIN: if (!job_busy && !lock && c_state == C_IDLE && x_state == X_IDLE && w_state == W_IDLE &&
+                     b_state == B_IDLE && s_state == S_IDLE && t_state == T_IDLE) begin
+          abort <= 1'b0; l_state <= L_IDLE; k_state <= K_IDLE; x_err <= ERR_OK;
           resp_data_r <= 64'(m_err); last_error <= m_err; m_state <= M_RESP;
         end
         M_RESP: if (resp_ready) m_state <= M_IDLE;
@@ -849,6 +1180,206 @@ module sattn_rocc
       end
       if (abort && l_state != L_IDLE && l_state != L_ERR) l_state <= L_ERR;
 
+      // ---------------- backward loader (ATTN_BWD)
+      case (k_state)
+        K_COL: begin
+          a = desc[BDESC_T_ROW_PTR_PTR] + 64'd4 * k_col;
+          `SCALAR(a)
+          k_state <= K_TR0W;
+        end
+        K_TR0W: if (!job_busy) begin
+          k_rp0 <= scalar;
+          a = desc[BDESC_T_ROW_PTR_PTR] + 64'd4 * (k_col + 64'd1);
+          `SCALAR(a)
+          k_state <= K_TR1W;
+        end
+        K_TR1W: if (!job_busy) begin
+          if (k_rp0 < 0 || scalar < k_rp0 || 32'(scalar) > cfg_tnnz || (k_col == 64'd0 && k_rp0 != 0) ||
+              (k_col + 64'd1 == cfg_ncols && 32'(scalar) != cfg_tnnz)) begin
+            k_err <= ERR_PLAN_RANGE; k_state <= K_ERR;
+          end else begin
+            k_n <= 32'(scalar - k_rp0);
+            k_e <= 32'd0;
+            a = desc[BDESC_KMUL_PTR] + 64'd4 * k_col;
+            `SCALAR(a)
+            k_state <= K_KMW;
+          end
+        end
+        K_KMW: if (!job_busy && !kv_full) begin
+          kv_kmul <= scalar;
+          job_dst <= 3'd0;
+          `JOB(J_T8, desc[BDESC_K_PTR] + (k_bkv * 64'(cfg_head_rows) + 64'(k_c) * 64'(cfg_blk)) * 64'(cfg_D),
+               32'(cfg_blk) * 32'(cfg_D) / 16)
+          k_state <= K_KTW;
+        end
+        K_KTW: if (!job_busy) begin
+          job_dst <= 3'd1;
+          `JOB(J_T8, desc[BDESC_V_PTR] + (k_bkv * 64'(cfg_head_rows) + 64'(k_c) * 64'(cfg_blk)) * 64'(cfg_D),
+               32'(cfg_blk) * 32'(cfg_D) / 16)
+          k_state <= K_VTW;
+        end
+        K_VTW: if (!job_busy) begin
+          kv_full <= 1'b1;
+          kv_n <= k_n;
+          k_state <= (k_n == 32'd0) ? K_NCOL : K_ENT;
+        end
+        K_ENT: if (!es_full[k_es]) begin
+          `JOB(J_BEAT, desc[BDESC_T_ENT_PTR] + 64'd16 * 64'(32'(k_rp0) + k_e), 1)
+          k_state <= K_ENTW;
+        end
+        K_ENTW: if (!job_busy) begin
+          logic signed [63:0] eh, ea, em, et;
+          eh = 64'($signed(beat[31:0])); ea = 64'($signed(beat[63:32]));
+          em = 64'($signed(beat[95:64])); et = 64'($signed(beat[127:96]));
+          if (eh < $signed(64'(k_g) * 64'(cfg_group)) || eh >= $signed((64'(k_g) + 64'd1) * 64'(cfg_group)) ||
+              ea < $signed(64'(cfg_qbb)) || ea >= $signed(64'(cfg_nkb)) || et < 0 || et >= $signed(cfg_ntiles)) begin
+            k_err <= ERR_ENTRY_RANGE; k_state <= K_ERR;
+          end else if (em < -64'sd1 || (em >= 0 && em >= $signed(64'(cfg_nbm)))) begin
+            k_err <= ERR_MASK_RANGE; k_state <= K_ERR;
+          end else begin
+            k_eh <= 32'(eh); k_ea <= 32'(ea); k_em <= 32'(em); k_et <= 32'(et);
+            a = desc[BDESC_EMUL_PTR] + 64'd16 * ((64'(k_b) * 64'(cfg_Hq) + 64'(eh)) * 64'(cfg_nkb) + 64'(ea));
+            `JOB(J_BEAT, a, 1)
+            k_state <= K_EMW;
+          end
+        end
+        K_EMW: if (!job_busy) begin
+          es_qmul[k_es] <= beat[31:0];
+          es_dkmul[k_es] <= beat[63:32];
+          es_dvmul[k_es] <= beat[95:64];
+          job_slot <= k_es;
+          if (k_em >= 0) begin
+            `JOB(J_BBM, desc[BDESC_BITMAPS_PTR] + 64'(k_em) * 64'(cfg_blk) * 64'd8, 32'(cfg_blk) / 2)
+            k_state <= K_EBMW;
+          end else begin
+            job_dst <= 3'd2;
+            `JOB(J_T8, desc[BDESC_Q_PTR] + (k_ebh * 64'(cfg_head_rows) + 64'(k_ea) * 64'(cfg_blk)) * 64'(cfg_D),
+                 32'(cfg_blk) * 32'(cfg_D) / 16)
+            k_state <= K_EQW;
+          end
+        end
+        K_EBMW: if (!job_busy) begin
+          job_dst <= 3'd2;
+          `JOB(J_T8, desc[BDESC_Q_PTR] + (k_ebh * 64'(cfg_head_rows) + 64'(k_ea) * 64'(cfg_blk)) * 64'(cfg_D),
+               32'(cfg_blk) * 32'(cfg_D) / 16)
+          k_state <= K_EQW;
+        end
+        K_EQW: if (!job_busy) begin
+          job_dst <= 3'd3;
+          `JOB(J_T8, desc[BDESC_DO_PTR] + (k_ebh * 64'(cfg_head_rows) + 64'(k_ea) * 64'(cfg_blk)) * 64'(cfg_D),
+               32'(cfg_blk) * 32'(cfg_D) / 16)
+          k_state <= K_EDW;
+        end
+        K_EDW: if (!job_busy) begin
+          `JOB(J_RS, desc[BDESC_RS_PTR] + (k_ebh * 64'(cfg_head_rows) + 64'(k_ea) * 64'(cfg_blk)) * 64'd8,
+               32'(cfg_blk) / 2)
+          k_state <= K_ERSW;
+        end
+        K_ERSW: if (!job_busy) begin
+          es_full[k_es] <= 1'b1;
+          es_hasmask[k_es] <= (k_em >= 0);
+          es_tile[k_es] <= k_et;
+          k_es <= ~k_es;
+          if (k_e + 1 < k_n) begin
+            k_e <= k_e + 1;
+            k_state <= K_ENT;
+          end else k_state <= K_NCOL;
+        end
+        K_NCOL: begin
+          if (32'(k_c) + 1 < 32'(cfg_nkb)) k_c <= k_c + 1;
+          else begin
+            k_c <= 0;
+            if (k_g + 1 < cfg_Hkv) k_g <= k_g + 1;
+            else begin k_g <= 0; k_b <= k_b + 1; end
+          end
+          if (32'(k_c) + 1 >= 32'(cfg_nkb) && k_g + 1 >= cfg_Hkv && k_b + 1 >= cfg_B) k_state <= K_P2W;
+          else k_state <= K_COL;
+        end
+        // Phase 2 reads the dS tiles phase 1 wrote: it starts once the last one is stored.
+        K_P2W: if (p1_done) begin
+          k_b <= 0; k_h <= 0; k_r <= 0;
+          k_state <= K_ROW;
+        end
+        K_ROW: begin
+          a = desc[BDESC_ROW_PTR_PTR] + 64'd4 * k_row;
+          `SCALAR(a)
+          k_state <= K_RP0W;
+        end
+        K_RP0W: if (!job_busy) begin
+          k_rp0 <= scalar;
+          a = desc[BDESC_ROW_PTR_PTR] + 64'd4 * (k_row + 64'd1);
+          `SCALAR(a)
+          k_state <= K_RP1W;
+        end
+        K_RP1W: if (!job_busy) begin
+          if (k_rp0 < 0 || scalar < k_rp0 || 32'(scalar) > cfg_nnz || (k_row == 64'd0 && k_rp0 != 0) ||
+              (k_row + 64'd1 == cfg_prows && 32'(scalar) != cfg_nnz)) begin
+            k_err <= ERR_PLAN_RANGE; k_state <= K_ERR;
+          end else begin
+            k_n <= 32'(scalar - k_rp0);
+            k_e <= 32'd0;
+            k_state <= K_RQ;
+          end
+        end
+        K_RQ: if (!rq_full[k_rq]) begin
+          rq_full[k_rq] <= 1'b1;
+          rq_n[k_rq] <= k_n;
+          k_rq <= ~k_rq;
+          k_state <= (k_n == 32'd0) ? K_NROW : K_QCOL;
+        end
+        K_QCOL: begin
+          a = desc[BDESC_COL_IDX_PTR] + 64'd4 * 64'(32'(k_rp0) + k_e);
+          `SCALAR(a)
+          k_state <= K_QCW;
+        end
+        K_QCW: if (!job_busy) begin
+          if (scalar < 0 || 32'(scalar) >= 32'(cfg_nkb)) begin
+            k_err <= ERR_COL_RANGE; k_state <= K_ERR;
+          end else begin
+            k_c <= 16'(scalar);
+            a = desc[BDESC_KMUL_PTR] + 64'd4 * (k_qbkv * 64'(cfg_nkb) + 64'(scalar));
+            `SCALAR(a)
+            k_state <= K_QKMW;
+          end
+        end
+        K_QKMW: if (!job_busy && !qs_full[k_qs]) begin
+          qs_kmul[k_qs] <= scalar;
+          job_slot <= k_qs;
+          job_dst <= 3'd4;
+          `JOB(J_T8, desc[BDESC_K_PTR] + (k_qbkv * 64'(cfg_head_rows) + 64'(k_c) * 64'(cfg_blk)) * 64'(cfg_D),
+               32'(cfg_blk) * 32'(cfg_D) / 16)
+          k_state <= K_QKTW;
+        end
+        K_QKTW: if (!job_busy) begin
+          `JOB(J_DST, desc[BDESC_DS_PTR] + (k_rep * 64'(cfg_nnz) + 64'(32'(k_rp0) + k_e)) * 64'(tile_bytes),
+               32'(cfg_blk) * 32'(cfg_blk) / 8 + 1)
+          k_state <= K_QDSW;
+        end
+        K_QDSW: if (!job_busy) begin
+          qs_full[k_qs] <= 1'b1;
+          k_qs <= ~k_qs;
+          if (k_e + 1 < k_n) begin
+            k_e <= k_e + 1;
+            k_state <= K_QCOL;
+          end else k_state <= K_NROW;
+        end
+        K_NROW: begin
+          if (32'(k_r) + 1 < 32'(cfg_nqb)) k_r <= k_r + 1;
+          else begin
+            k_r <= 0;
+            if (k_h + 1 < cfg_Hq) k_h <= k_h + 1;
+            else begin k_h <= 0; k_b <= k_b + 1; end
+          end
+          if (32'(k_r) + 1 >= 32'(cfg_nqb) && k_h + 1 >= cfg_Hq && k_b + 1 >= cfg_B) k_state <= K_DONE;
+          else k_state <= K_ROW;
+        end
+        default: ;
+      endcase
+      if (!job_busy && job_err && k_state != K_IDLE && k_state != K_ERR) begin
+        k_err <= ERR_DMA_READ_FAULT; k_state <= K_ERR;
+      end
+      if (abort && k_state != K_IDLE && k_state != K_ERR) k_state <= K_ERR;
+
       // ---------------- copy engine (GATH2D / SCAT2D): one row at a time through ring slot 0
       case (x_state)
         X_IDX: begin
@@ -911,6 +1442,32 @@ module sattn_rocc
         for (int r = 0; r < R; r++)
           for (int c = 0; c < C; c++)
             osram[wb_t1 * R + r][wb_t2 * C + c] = (wb_e == 0 ? 32'sd0 : osram[wb_t1 * R + r][wb_t2 * C + c]) + mac_acc[r][c];
+      end
+
+      // ---------------- backward MAC write-back (the cycle after a tile's last step)
+      wbb_v <= 1'b0;
+      if (wbb_v) begin
+        for (int r = 0; r < R; r++)
+          for (int c = 0; c < C; c++) begin
+            logic [15:0] i, j;
+            logic vis;
+            logic signed [63:0] prod, y;
+            i = wbb_t1 * R + r;
+            j = wbb_t2 * C + c;
+            prod = 64'(mac_acc[r][c]) * $signed({32'd0, wbb_mul});
+            case (wbb_kind)
+              3'd0: begin
+                vis = (!es_hasmask[wbb_es] || ebm[wbb_es][i[5:0]][j[5:0]]) && (32'(b_c) * 32'(cfg_blk) + 32'(j) < cfg_Lk);
+                y = prod >>> cfg_shift;
+                if (y > YHI) y = YHI;
+                if (y < YLO) y = YLO;
+                by[i[5:0]][j[5:0]] = vis ? 32'(y) : NEG;
+              end
+              3'd1: bdp[i[5:0]][j[5:0]] = mac_acc[r][c];
+              3'd2: acc_b[i[5:0]][j] = sat_add(acc_b[i[5:0]][j], prod);
+              default: acc_a[i[5:0]][j] = sat_add(acc_a[i[5:0]][j], prod <<< wbb_sh);
+            endcase
+          end
       end
 
       // ---------------- reciprocal sequencing
@@ -1053,6 +1610,171 @@ module sattn_rocc
         default: ;
       endcase
       if (abort && c_state != C_SWRITE && c_state != C_IDLE) c_state <= C_IDLE;
+
+      // ---------------- backward compute FSM
+      case (b_state)
+        B_COL: if (kv_full) begin
+          for (int i = 0; i < MAX_BLK; i++)
+            for (int d = 0; d < MAX_D; d++) begin acc_a[i][d] = 64'sd0; acc_b[i][d] = 64'sd0; end
+          b_n <= kv_n;
+          b_e <= 32'd0;
+          b_state <= (kv_n == 32'd0) ? B_KVOUT : B_EW;
+        end
+        B_EW: if (es_full[b_es]) begin
+          b_t1 <= 0; b_t2 <= 0; b_k <= 0;
+          b_state <= B_S;
+        end
+        B_S, B_DP, B_DV, B_DK, B_QM: if (b_mac) begin
+          if (mac_last) begin
+            wbb_v <= 1'b1;
+            wbb_kind <= (b_state == B_S) ? 3'd0 : (b_state == B_DP) ? 3'd1 : (b_state == B_DV) ? 3'd2 :
+                        (b_state == B_DK) ? 3'd3 : 3'd4;
+            wbb_t1 <= b_t1;
+            wbb_t2 <= b_t2;
+            wbb_es <= b_es;
+            wbb_mul <= (b_state == B_S) ? kv_kmul * es_qmul[b_es] : (b_state == B_DV) ? es_dvmul[b_es] :
+                       (b_state == B_DK) ? es_dkmul[b_es] : qs_kmul[b_qs];
+            wbb_sh <= (b_state == B_DK) ? b_sh : (b_state == B_QM) ? qds_sh[b_qs] : 5'd0;
+            b_k <= 0;
+            if (32'(b_t2) + 1 < (b_red_blk ? 32'(cfg_D) / C : 32'(cfg_blk) / C)) b_t2 <= b_t2 + 1;
+            else begin
+              b_t2 <= 0;
+              if (32'(b_t1) + 1 < 32'(cfg_blk) / R) b_t1 <= b_t1 + 1;
+              else begin
+                b_t1 <= 0;
+                case (b_state)
+                  B_S: b_state <= B_DP;
+                  B_DP: b_state <= B_DR1;
+                  B_DV: b_state <= B_DK;
+                  B_DK: begin
+                    cnt[STAT_ENTRIES] = cnt[STAT_ENTRIES] + 64'd1;
+                    es_full[b_es] <= 1'b0;
+                    b_es <= ~b_es;
+                    if (b_e + 1 < b_n) begin b_e <= b_e + 1; b_state <= B_EW; end
+                    else b_state <= B_DR2;
+                  end
+                  default: begin
+                    qs_full[b_qs] <= 1'b0;
+                    b_qs <= ~b_qs;
+                    if (b_e + 1 < b_n) begin b_e <= b_e + 1; b_state <= B_QW; end
+                    else b_state <= B_DR3;
+                  end
+                endcase
+              end
+            end
+          end else b_k <= b_k + 1;
+        end
+        B_DR1: begin b_i <= 0; b_amax <= 32'd0; b_state <= B_SM; end
+        B_SM: begin
+          for (int j = 0; j < MAX_BLK; j++) begin
+            bp[b_i[5:0]][j] = blane_p[j];
+            bds[b_i[5:0]][j] = blane_ds[j];
+          end
+          b_amax <= blane_amax;
+          if (32'(b_i) + 1 < 32'(cfg_blk)) b_i <= b_i + 1;
+          else begin b_i <= 0; b_sh <= tile_shift(blane_amax); b_state <= B_QZ; end
+        end
+        B_QZ: begin
+          for (int j = 0; j < MAX_BLK; j++) bdq[b_i[5:0]][j] = mantissa(bds[b_i[5:0]][j], b_sh);
+          if (32'(b_i) + 1 < 32'(cfg_blk)) b_i <= b_i + 1;
+          else begin b_i <= 0; b_state <= B_DSW; end
+        end
+        B_DSW: if (s_state == S_IDLE) begin
+          for (int i = 0; i < MAX_BLK; i++)
+            for (int j = 0; j < MAX_BLK; j++) sw[i][j] = bdq[i][j];
+          s_sh <= b_sh;
+          s_addr <= desc[BDESC_DS_PTR] + 64'(es_tile[b_es]) * 64'(tile_bytes);
+          s_row <= 0; s_col <= 0;
+          s_state <= S_W;
+          b_t1 <= 0; b_t2 <= 0; b_k <= 0;
+          b_state <= B_DV;
+        end
+        B_DR2: b_state <= B_KVOUT;
+        B_KVOUT: if (t_state == T_IDLE) begin
+          for (int i = 0; i < MAX_BLK; i++)
+            for (int d = 0; d < MAX_D; d++) begin tw_a[i][d] = acc_a[i][d]; tw_b[i][d] = acc_b[i][d]; end
+          t_addr0 <= desc[BDESC_DK_PTR] + (b_bkv * 64'(cfg_head_rows) + 64'(b_c) * 64'(cfg_blk)) * 64'(cfg_D) * 64'd8;
+          t_addr1 <= desc[BDESC_DV_PTR] + (b_bkv * 64'(cfg_head_rows) + 64'(b_c) * 64'(cfg_blk)) * 64'(cfg_D) * 64'd8;
+          t_two <= 1'b1; t_which <= 1'b0; t_row <= 0; t_col <= 0;
+          t_state <= T_W;
+          kv_full <= 1'b0;
+          if (32'(b_c) + 1 < 32'(cfg_nkb)) b_c <= b_c + 1;
+          else begin
+            b_c <= 0;
+            if (b_g + 1 < cfg_Hkv) b_g <= b_g + 1;
+            else begin b_g <= 0; b_b <= b_b + 1; end
+          end
+          if (32'(b_c) + 1 >= 32'(cfg_nkb) && b_g + 1 >= cfg_Hkv && b_b + 1 >= cfg_B) b_state <= B_P1END;
+          else b_state <= B_COL;
+        end
+        B_P1END: if (s_state == S_IDLE) begin
+          p1_done <= 1'b1;
+          b_b <= 0; b_h <= 0; b_r <= 0;
+          b_state <= B_ROW;
+        end
+        B_ROW: if (rq_full[b_rq]) begin
+          for (int i = 0; i < MAX_BLK; i++)
+            for (int d = 0; d < MAX_D; d++) acc_a[i][d] = 64'sd0;
+          b_n <= rq_n[b_rq];
+          rq_full[b_rq] <= 1'b0;
+          b_rq <= ~b_rq;
+          b_e <= 32'd0;
+          b_state <= (rq_n[b_rq] == 32'd0) ? B_QOUT : B_QW;
+        end
+        B_QW: if (qs_full[b_qs]) begin
+          b_t1 <= 0; b_t2 <= 0; b_k <= 0;
+          b_state <= B_QM;
+        end
+        B_DR3: b_state <= B_QOUT;
+        B_QOUT: if (t_state == T_IDLE) begin
+          for (int i = 0; i < MAX_BLK; i++)
+            for (int d = 0; d < MAX_D; d++) tw_a[i][d] = acc_a[i][d];
+          t_addr0 <= desc[BDESC_DQ_PTR] +
+                     (b_bh * 64'(cfg_head_rows) + (64'(b_r) + 64'(cfg_qbb)) * 64'(cfg_blk)) * 64'(cfg_D) * 64'd8;
+          t_two <= 1'b0; t_which <= 1'b0; t_row <= 0; t_col <= 0;
+          t_state <= T_W;
+          if (32'(b_r) + 1 < 32'(cfg_nqb)) b_r <= b_r + 1;
+          else begin
+            b_r <= 0;
+            if (b_h + 1 < cfg_Hq) b_h <= b_h + 1;
+            else begin b_h <= 0; b_b <= b_b + 1; end
+          end
+          if (32'(b_r) + 1 >= 32'(cfg_nqb) && b_h + 1 >= cfg_Hq && b_b + 1 >= cfg_B) b_state <= B_FLUSH;
+          else b_state <= B_ROW;
+        end
+        B_FLUSH: if (t_state == T_IDLE && s_state == S_IDLE) b_state <= B_DONE;
+        default: ;
+      endcase
+      if (abort && b_state != B_IDLE) b_state <= B_IDLE;
+
+      // ---------------- dS writer: a tile's 9-bit mantissas as int16, then its shift
+      if (s_state == S_W) begin
+        if (wr_fire && bw_ds) begin
+          if (abort) s_state <= S_IDLE;
+          else begin
+            s_addr <= s_addr + 64'd16;
+            if (s_row == 16'(cfg_blk)) s_state <= S_IDLE;
+            else if (s_col + 16'd8 == 16'(cfg_blk)) begin s_col <= 0; s_row <= s_row + 1; end
+            else s_col <= s_col + 16'd8;
+          end
+        end else if (abort && !(lock && lock_w)) s_state <= S_IDLE;
+      end
+      // ---------------- tile writer: dK then dV (phase 1) or dQ (phase 2), int64 rows
+      if (t_state == T_W) begin
+        if (wr_fire && !bw_ds) begin
+          if (abort) t_state <= T_IDLE;
+          else if (t_col + 16'd2 < 16'(cfg_D)) t_col <= t_col + 16'd2;
+          else begin
+            t_col <= 0;
+            if (32'(t_row) + 1 < 32'(cfg_blk)) t_row <= t_row + 1;
+            else begin
+              t_row <= 0;
+              if (t_two && !t_which) t_which <= 1'b1;
+              else t_state <= T_IDLE;
+            end
+          end
+        end else if (abort && !(lock && lock_w)) t_state <= T_IDLE;
+      end
 
       // ---------------- output writer
       case (w_state)

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "rocc_bwd_model.h"
 #include "rocc_model.h"
 #include "sattn_rocc_cmds.h"
 #include "sim.h"
@@ -50,6 +51,38 @@ class DeviceBuffers {
 void FillDescriptor(const Problem& p, const DeviceBuffers& buf, bool with_scores, sattn_rocc_desc_t* d);
 
 RunResult Run(const Problem& p, Path path, Sim* sim);
+
+// ATTN_BWD: the backward's buffers (the forward's q, k, v, kmul and plan, dO, row stats, the
+// transposed plan, dS scratch and the int64 gradients), 16-byte aligned, owned here.
+class BwdDeviceBuffers {
+ public:
+  explicit BwdDeviceBuffers(const BwdProblem& bp);
+  ~BwdDeviceBuffers();
+  void* Alloc(size_t bytes);
+  void* Copy(const void* src, size_t bytes);
+  void MapAll(Sim* sim) const;
+  std::vector<DeviceBuffers::Block> blocks;
+  int8_t *q = nullptr, *k = nullptr, *v = nullptr, *dout = nullptr;
+  int32_t* rs = nullptr;
+  uint32_t *emul = nullptr, *kmul = nullptr;
+  int32_t *row_ptr = nullptr, *col_idx = nullptr, *t_row_ptr = nullptr, *t_ent = nullptr;
+  uint64_t* bitmaps = nullptr;
+  uint8_t* ds = nullptr;
+  int64_t *dq = nullptr, *dk = nullptr, *dv = nullptr;
+  size_t ds_bytes = 0, dq_bytes = 0, dkv_bytes = 0;
+};
+
+void FillBwdDescriptor(const BwdProblem& bp, const BwdDeviceBuffers& buf, sattn_rocc_bwd_desc_t* d);
+
+struct BwdRunResult {
+  int error = 0;
+  BwdOutput output;
+  std::map<std::string, uint64_t> counters;
+  uint64_t sim_faults = 0;
+};
+
+// ATTN_BWD through the C driver (sattn_rocc_run_bwd).
+BwdRunResult RunBwd(const BwdProblem& bp, Sim* sim);
 
 // Names of the status registers (from the generated table), in register order.
 const std::vector<std::string>& StatusNames();

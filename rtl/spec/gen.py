@@ -27,6 +27,8 @@ def gen_sv(t):
         o.append(f"  localparam int DESC_{d['name'].upper()} = {i};  // {d['doc']}")
     for i, d in enumerate(t["copy_descriptor"]):
         o.append(f"  localparam int CDESC_{d['name'].upper()} = {i};  // {d['doc']}")
+    for i, d in enumerate(t["bwd_descriptor"]):
+        o.append(f"  localparam int BDESC_{d['name'].upper()} = {i};  // {d['doc']}")
     for e in t["errors"]:
         o.append(f"  localparam logic [7:0] ERR_{e['name']} = 8'd{e['code']};  // {e['doc']}")
     for i, s in enumerate(t["status_regs"]):
@@ -78,6 +80,12 @@ def gen_c(t):
     for d in t["copy_descriptor"]:
         o.append(f"  uint64_t {d['name']};  /* {d['doc']} */")
     o.append("} sattn_rocc_copy_desc_t;")
+    o.append("")
+    o.append("/* ATTN_BWD */")
+    o.append("typedef struct {")
+    for d in t["bwd_descriptor"]:
+        o.append(f"  uint64_t {d['name']};  /* {d['doc']} */")
+    o.append("} sattn_rocc_bwd_desc_t;")
     o.append("")
     o.append("static inline const char* sattn_rocc_err_name(int code) {")
     o.append("  switch (code) {")
@@ -131,6 +139,7 @@ def gen_py(t):
     o.append("ERROR_DOCS = {" + ", ".join(f"{e['name']!r}: {e['doc']!r}" for e in t["errors"]) + "}")
     o.append("DESCRIPTOR = [" + ", ".join(repr(d["name"]) for d in t["descriptor"]) + "]")
     o.append("COPY_DESCRIPTOR = [" + ", ".join(repr(d["name"]) for d in t["copy_descriptor"]) + "]")
+    o.append("BWD_DESCRIPTOR = [" + ", ".join(repr(d["name"]) for d in t["bwd_descriptor"]) + "]")
     o.append("STATUS_REGS = [" + ", ".join(repr(s["name"]) for s in t["status_regs"]) + "]")
     o.append(f"EXP_LUT = {exp_lut(t['exp_lut']['entries'])!r}")
     return "\n".join(o) + "\n"
@@ -149,6 +158,9 @@ def gen_md(t):
         o.append(f"| {i} | {d['name']} | {d['doc']} |")
     o += ["", "## Copy descriptor (GATH2D, SCAT2D)", "", "| word | field | meaning |", "|---|---|---|"]
     for i, d in enumerate(t["copy_descriptor"]):
+        o.append(f"| {i} | {d['name']} | {d['doc']} |")
+    o += ["", "## Backward descriptor (ATTN_BWD)", "", "| word | field | meaning |", "|---|---|---|"]
+    for i, d in enumerate(t["bwd_descriptor"]):
         o.append(f"| {i} | {d['name']} | {d['doc']} |")
     o += ["", "## Error codes", "", "| code | name | meaning |", "|---|---|---|"]
     for e in t["errors"]:
@@ -176,6 +188,7 @@ def main():
         t = json.load(f)
     assert len(t["descriptor"]) == next(p["value"] for p in t["params"] if p["name"] == "DESC_WORDS")
     assert len(t["copy_descriptor"]) == next(p["value"] for p in t["params"] if p["name"] == "CDESC_WORDS")
+    assert len(t["bwd_descriptor"]) == next(p["value"] for p in t["params"] if p["name"] == "BDESC_WORDS")
     for path, fn in ((a.sv, gen_sv), (a.c, gen_c), (a.py, gen_py), (a.md, gen_md)):
         if path:
             with open(path, "w") as f:

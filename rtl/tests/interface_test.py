@@ -25,7 +25,8 @@ def test_python_constants_match_table():
     assert C.ERRORS == {e["code"]: e["name"] for e in t["errors"]}
     assert C.DESCRIPTOR == [d["name"] for d in t["descriptor"]]
     assert C.COPY_DESCRIPTOR == [d["name"] for d in t["copy_descriptor"]]
-    assert len(C.DESCRIPTOR) == C.DESC_WORDS
+    assert C.BWD_DESCRIPTOR == [d["name"] for d in t["bwd_descriptor"]]
+    assert len(C.DESCRIPTOR) == C.DESC_WORDS and len(C.BWD_DESCRIPTOR) == C.BDESC_WORDS
     assert len(C.EXP_LUT) == 256 and C.EXP_LUT[0] == 65535 and C.EXP_LUT[255] < 33000
 
 
@@ -40,9 +41,12 @@ def test_sv_and_c_match_table():
         assert f"DESC_{d['name'].upper()} = {i};" in sv
     # The C structs list the fields in table order.
     fields = re.findall(r"^  uint64_t (\w+);", ch, re.M)
-    assert fields == [d["name"] for d in t["descriptor"]] + [d["name"] for d in t["copy_descriptor"]]
+    assert fields == ([d["name"] for d in t["descriptor"]] + [d["name"] for d in t["copy_descriptor"]] +
+                      [d["name"] for d in t["bwd_descriptor"]])
     for i, d in enumerate(t["copy_descriptor"]):
         assert f"CDESC_{d['name'].upper()} = {i};" in sv
+    for i, d in enumerate(t["bwd_descriptor"]):
+        assert f"BDESC_{d['name'].upper()} = {i};" in sv
     for e in t["errors"]:
         assert f"ERR_{e['name']} = 8'd{e['code']};" in sv
         assert f"SATTN_ROCC_ERR_{e['name']} = {e['code']}," in ch

@@ -1,0 +1,1 @@
+func.func @f() attributes {a = #sattn.dense<causal = 1>} { return }

@@ -1,0 +1,1 @@
+func.func @f() attributes {a = #sattn.block_topk<block = 5000>} { return }

@@ -1,0 +1,1 @@
+func.func @f() attributes {a = #sattn.block_topk<local_blocks = -1>} { return }

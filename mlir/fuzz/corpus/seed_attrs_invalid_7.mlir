@@ -1,0 +1,1 @@
+func.func @f() attributes {a = #sattn.bigbird<seed = -3>} { return }

@@ -1,0 +1,1 @@
+func.func @f() attributes {a = #sattn.bigbird<random_blocks = -2>} { return }

@@ -1,0 +1,4 @@
+func.func @dynamic(%q: memref<1x1x?x8xf32>, %k: memref<1x1x8x8xf32>, %o: memref<1x1x?x8xf32>) {
+  sattn.attention %q, %k, %k, %o : memref<1x1x?x8xf32>, memref<1x1x8x8xf32>, memref<1x1x8x8xf32>, memref<1x1x?x8xf32>
+  return
+}

@@ -1,5 +1,6 @@
 // Cycle benchmark of the simulated accelerator on BlockTopK(block, keep): prints the counters, the
-// roofline bound (max of compute and memory bound) and the fused-vs-unfused byte counts.
+// roofline bound (max of compute and memory bound) and the fused-vs-unfused byte counts; then the
+// backward (ATTN_BWD) of the same attention with a random dout: its counters and roofline.
 // Usage: rocc_bench [L=2048] [D=64] [H=1] [keep=0.125] [bytes_per_cycle=16] [latency=40]
 #include <chrono>
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "rocc_bwd_model.h"
 #include "rocc_model.h"
 #include "runner.h"
 #include "sattn/plan.h"
@@ -58,5 +60,24 @@ int main(int argc, char** argv) {
               macs / peak / cyc, double(f.counters["spdot_mac_busy"]) / f.counters["spdot_cycles"], cb, mb, roof,
               cyc / roof, bytes, (unsigned long long)(u.counters["dma_rd_bytes"] + u.counters["dma_wr_bytes"]),
               std::chrono::duration<double>(t1 - t0).count(), cyc / std::chrono::duration<double>(t1 - t0).count());
+  // Backward: dout ~ N(0, 1), no gradient through lse.
+  std::vector<float> out(q.size()), lse(size_t(H) * L), dout(q.size()), dlse(lse.size(), 0.f);
+  Dequantize(p, f.output, out.data(), lse.data());
+  for (auto& e : dout) e = n(rng);
+  BwdProblem bp;
+  err = QuantizeBwd(p, out.data(), lse.data(), dout.data(), dlse.data(), 1.0 / std::sqrt(double(D)), &bp);
+  if (!err.empty()) { std::fprintf(stderr, "%s\n", err.c_str()); return 1; }
+  auto t2 = std::chrono::steady_clock::now();
+  BwdRunResult b = RunBwd(bp, &sim);
+  auto t3 = std::chrono::steady_clock::now();
+  if (b.error) { std::fprintf(stderr, "backward error %d\n", b.error); return 1; }
+  const double bcyc = double(b.counters["cycles"]), bmacs = double(b.counters["macs"]);
+  const double bbytes = double(b.counters["dma_rd_bytes"] + b.counters["dma_wr_bytes"]);
+  const double bcb = bmacs / peak, bmb = bbytes / mc.bytes_per_cycle, broof = std::max(bcb, bmb);
+  std::printf("backward (ATTN_BWD): t_nnz=%lld\n", (long long)bp.t_nnz());
+  for (auto& kv : b.counters) std::printf("  %-22s %llu\n", kv.first.c_str(), (unsigned long long)kv.second);
+  std::printf("bwd_mac_util=%.3f bwd_compute_bound=%.0f bwd_memory_bound=%.0f bwd_roofline=%.0f "
+              "bwd_cycles/roofline=%.3f bwd_bytes=%.0f bwd_sim_wall_s=%.2f\n",
+              bmacs / peak / bcyc, bcb, bmb, broof, bcyc / broof, bbytes, std::chrono::duration<double>(t3 - t2).count());
   return 0;
 }

@@ -116,7 +116,9 @@ module sattn_rocc
   logic        rd_fire, wr_fire;
   logic        wr_in_range;
 
-  assign sel_w = lock ? lock_w : cw_valid;
+  // Writes go first, except in ATTN_BWD where they are posted tiles that drain between the
+  // loader's reads (the next key block's K/V must not wait behind a 32 KiB gradient tile).
+  assign sel_w = lock ? lock_w : (cw_valid && !(mode == MODE_BWD && ld_rd_valid));
   assign mem_req_valid = sel_w ? cw_valid : ld_rd_valid;
   assign mem_req_write = sel_w;
   assign mem_req_addr  = sel_w ? cw_addr : ld_rd_addr;
@@ -342,10 +344,11 @@ module sattn_rocc
   logic [127:0] beat;
   logic [2:0]  job_dst;           // J_T8 destination: 0 K, 1 V, 2 Q slot, 3 dO slot, 4 phase-2 K slot
   // column buffers and the entry ring
-  logic signed [7:0]  bk   [MAX_BLK][MAX_D];
-  logic signed [7:0]  bv   [MAX_BLK][MAX_D];
-  logic               kv_full;
-  logic [31:0]        kv_n, kv_kmul;
+  logic signed [7:0]  bk   [2][MAX_BLK][MAX_D];      // K/V of a key block, double-buffered
+  logic signed [7:0]  bv   [2][MAX_BLK][MAX_D];
+  logic        [1:0]  kv_full;
+  logic [31:0]        kv_n [2], kv_kmul [2];
+  logic               k_kvs, b_kvs;
   logic signed [7:0]  eq   [2][MAX_BLK][MAX_D];
   logic signed [7:0]  edo  [2][MAX_BLK][MAX_D];
   logic signed [31:0] erl  [2][MAX_BLK];             // L per row
@@ -361,6 +364,8 @@ module sattn_rocc
   logic        [1:0]  qs_full;
   logic        [1:0]  rq_full;
   logic        [31:0] rq_n [2];
+  logic        [15:0] rq_b [2], rq_h [2], rq_r [2];   // the row a queued row count belongs to
+  logic        [15:0] kv_b [2], kv_g [2], kv_c [2];   // the key block in bk/bv
   logic               p1_done;
   // compute-side tiles
   logic signed [31:0] by   [MAX_BLK][MAX_BLK];       // y (masked = NEG)
@@ -499,8 +504,8 @@ module sattn_rocc
         endcase
       for (int c = 0; c < C; c++)
         case (b_state)
-          B_S: mac_b[c] = bk[b_t2 * C + c][b_k];
-          B_DP: mac_b[c] = bv[b_t2 * C + c][b_k];
+          B_S: mac_b[c] = bk[b_kvs][b_t2 * C + c][b_k];
+          B_DP: mac_b[c] = bv[b_kvs][b_t2 * C + c][b_k];
           B_DV: mac_b[c] = edo[b_es][b_k[5:0]][b_t2 * C + c];
           B_DK: mac_b[c] = eq[b_es][b_k[5:0]][b_t2 * C + c];
           default: mac_b[c] = qk[b_qs][b_k[5:0]][b_t2 * C + c];
@@ -745,8 +750,8 @@ module sattn_rocc
           J_T8: begin
             for (int u = 0; u < 16; u++)
               case (job_dst)
-                3'd0: bk[job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
-                3'd1: bv[job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
+                3'd0: bk[k_kvs][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
+                3'd1: bv[k_kvs][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
                 3'd2: eq[job_slot][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
                 3'd3: edo[job_slot][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
                 default: qk[job_slot][job_row[5:0]][job_col + u] = mem_resp_rdata[8 * u +: 8];
@@ -803,7 +808,7 @@ module sattn_rocc
         cnt[STAT_STALL_WRITE] = cnt[STAT_STALL_WRITE] + 64'd1;
       if (c_state == C_MAX || c_state == C_EXP || (c_state == C_RWAIT && !rc_done_all))
         cnt[STAT_STALL_SOFTMAX] = cnt[STAT_STALL_SOFTMAX] + 64'd1;
-      if ((b_state == B_COL && !kv_full) || (b_state == B_EW && !es_full[b_es]) ||
+      if ((b_state == B_COL && !kv_full[b_kvs]) || (b_state == B_EW && !es_full[b_es]) ||
           (b_state == B_ROW && !rq_full[b_rq]) || (b_state == B_QW && !qs_full[b_qs]))
         cnt[STAT_STALL_DMA] = cnt[STAT_STALL_DMA] + 64'd1;
       if (b_state == B_DR1 || b_state == B_SM || b_state == B_QZ)
@@ -932,7 +937,7 @@ module sattn_rocc
             cfg_ntiles <= (desc[BDESC_PLAN_B] == 64'd1 ? desc[BDESC_B] : 64'd1) *
                           (desc[BDESC_PLAN_H] == 64'd1 ? desc[BDESC_HQ] : 64'd1) * desc[BDESC_NNZ];
             cfg_pb1 <= (desc[BDESC_PLAN_B] == 64'd1); cfg_ph1 <= (desc[BDESC_PLAN_H] == 64'd1);
-            kv_full <= 1'b0; es_full <= 2'b00; qs_full <= 2'b00; rq_full <= 2'b00; p1_done <= 1'b0;
+            kv_full <= 2'b00; k_kvs <= 1'b0; b_kvs <= 1'b0; es_full <= 2'b00; qs_full <= 2'b00; rq_full <= 2'b00; p1_done <= 1'b0;
             k_b <= 0; k_g <= 0; k_c <= 0; k_h <= 0; k_r <= 0; k_es <= 0; k_qs <= 0; k_rq <= 0; k_err <= ERR_OK;
             b_b <= 0; b_g <= 0; b_c <= 0; b_h <= 0; b_r <= 0; b_es <= 0; b_qs <= 0; b_rq <= 0;
             k_state <= K_COL;
@@ -1197,6 +1202,8 @@ module sattn_rocc
           if (k_rp0 < 0 || scalar < k_rp0 || 32'(scalar) > cfg_tnnz || (k_col == 64'd0 && k_rp0 != 0) ||
               (k_col + 64'd1 == cfg_ncols && 32'(scalar) != cfg_tnnz)) begin
             k_err <= ERR_PLAN_RANGE; k_state <= K_ERR;
+          end else if (scalar == k_rp0) begin
+            k_state <= K_NCOL;  // no query sees this key block: nothing to load, nothing to write
           end else begin
             k_n <= 32'(scalar - k_rp0);
             k_e <= 32'd0;
@@ -1205,8 +1212,8 @@ module sattn_rocc
             k_state <= K_KMW;
           end
         end
-        K_KMW: if (!job_busy && !kv_full) begin
-          kv_kmul <= scalar;
+        K_KMW: if (!job_busy && !kv_full[k_kvs]) begin
+          kv_kmul[k_kvs] <= scalar;
           job_dst <= 3'd0;
           `JOB(J_T8, desc[BDESC_K_PTR] + (k_bkv * 64'(cfg_head_rows) + 64'(k_c) * 64'(cfg_blk)) * 64'(cfg_D),
                32'(cfg_blk) * 32'(cfg_D) / 16)
@@ -1219,9 +1226,10 @@ module sattn_rocc
           k_state <= K_VTW;
         end
         K_VTW: if (!job_busy) begin
-          kv_full <= 1'b1;
-          kv_n <= k_n;
-          k_state <= (k_n == 32'd0) ? K_NCOL : K_ENT;
+          kv_full[k_kvs] <= 1'b1;
+          kv_n[k_kvs] <= k_n;
+          kv_b[k_kvs] <= k_b; kv_g[k_kvs] <= k_g; kv_c[k_kvs] <= k_c;
+          k_state <= K_ENT;
         end
         K_ENT: if (!es_full[k_es]) begin
           `JOB(J_BEAT, desc[BDESC_T_ENT_PTR] + 64'd16 * 64'(32'(k_rp0) + k_e), 1)
@@ -1283,7 +1291,10 @@ module sattn_rocc
           if (k_e + 1 < k_n) begin
             k_e <= k_e + 1;
             k_state <= K_ENT;
-          end else k_state <= K_NCOL;
+          end else begin
+            k_kvs <= ~k_kvs;
+            k_state <= K_NCOL;
+          end
         end
         K_NCOL: begin
           if (32'(k_c) + 1 < 32'(cfg_nkb)) k_c <= k_c + 1;
@@ -1318,14 +1329,15 @@ module sattn_rocc
           end else begin
             k_n <= 32'(scalar - k_rp0);
             k_e <= 32'd0;
-            k_state <= K_RQ;
+            k_state <= (scalar == k_rp0) ? K_NROW : K_RQ;  // a row without entries writes nothing
           end
         end
         K_RQ: if (!rq_full[k_rq]) begin
           rq_full[k_rq] <= 1'b1;
           rq_n[k_rq] <= k_n;
+          rq_b[k_rq] <= k_b; rq_h[k_rq] <= k_h; rq_r[k_rq] <= k_r;
           k_rq <= ~k_rq;
-          k_state <= (k_n == 32'd0) ? K_NROW : K_QCOL;
+          k_state <= K_QCOL;
         end
         K_QCOL: begin
           a = desc[BDESC_COL_IDX_PTR] + 64'd4 * 64'(32'(k_rp0) + k_e);
@@ -1613,13 +1625,14 @@ module sattn_rocc
 
       // ---------------- backward compute FSM
       case (b_state)
-        B_COL: if (kv_full) begin
+        B_COL: if (kv_full[b_kvs]) begin
           for (int i = 0; i < MAX_BLK; i++)
             for (int d = 0; d < MAX_D; d++) begin acc_a[i][d] = 64'sd0; acc_b[i][d] = 64'sd0; end
-          b_n <= kv_n;
+          b_n <= kv_n[b_kvs];
+          b_b <= kv_b[b_kvs]; b_g <= kv_g[b_kvs]; b_c <= kv_c[b_kvs];
           b_e <= 32'd0;
-          b_state <= (kv_n == 32'd0) ? B_KVOUT : B_EW;
-        end
+          b_state <= B_EW;
+        end else if (k_state == K_P2W) b_state <= B_P1END;  // the loader has handed over every key block
         B_EW: if (es_full[b_es]) begin
           b_t1 <= 0; b_t2 <= 0; b_k <= 0;
           b_state <= B_S;
@@ -1632,7 +1645,7 @@ module sattn_rocc
             wbb_t1 <= b_t1;
             wbb_t2 <= b_t2;
             wbb_es <= b_es;
-            wbb_mul <= (b_state == B_S) ? kv_kmul * es_qmul[b_es] : (b_state == B_DV) ? es_dvmul[b_es] :
+            wbb_mul <= (b_state == B_S) ? kv_kmul[b_kvs] * es_qmul[b_es] : (b_state == B_DV) ? es_dvmul[b_es] :
                        (b_state == B_DK) ? es_dkmul[b_es] : qs_kmul[b_qs];
             wbb_sh <= (b_state == B_DK) ? b_sh : (b_state == B_QM) ? qds_sh[b_qs] : 5'd0;
             b_k <= 0;
@@ -1697,30 +1710,24 @@ module sattn_rocc
           t_addr1 <= desc[BDESC_DV_PTR] + (b_bkv * 64'(cfg_head_rows) + 64'(b_c) * 64'(cfg_blk)) * 64'(cfg_D) * 64'd8;
           t_two <= 1'b1; t_which <= 1'b0; t_row <= 0; t_col <= 0;
           t_state <= T_W;
-          kv_full <= 1'b0;
-          if (32'(b_c) + 1 < 32'(cfg_nkb)) b_c <= b_c + 1;
-          else begin
-            b_c <= 0;
-            if (b_g + 1 < cfg_Hkv) b_g <= b_g + 1;
-            else begin b_g <= 0; b_b <= b_b + 1; end
-          end
-          if (32'(b_c) + 1 >= 32'(cfg_nkb) && b_g + 1 >= cfg_Hkv && b_b + 1 >= cfg_B) b_state <= B_P1END;
-          else b_state <= B_COL;
+          kv_full[b_kvs] <= 1'b0;
+          b_kvs <= ~b_kvs;
+          b_state <= B_COL;
         end
         B_P1END: if (s_state == S_IDLE) begin
           p1_done <= 1'b1;
-          b_b <= 0; b_h <= 0; b_r <= 0;
           b_state <= B_ROW;
         end
         B_ROW: if (rq_full[b_rq]) begin
           for (int i = 0; i < MAX_BLK; i++)
             for (int d = 0; d < MAX_D; d++) acc_a[i][d] = 64'sd0;
           b_n <= rq_n[b_rq];
+          b_b <= rq_b[b_rq]; b_h <= rq_h[b_rq]; b_r <= rq_r[b_rq];
           rq_full[b_rq] <= 1'b0;
           b_rq <= ~b_rq;
           b_e <= 32'd0;
-          b_state <= (rq_n[b_rq] == 32'd0) ? B_QOUT : B_QW;
-        end
+          b_state <= B_QW;
+        end else if (k_state == K_DONE) b_state <= B_FLUSH;  // every row with entries was handed over
         B_QW: if (qs_full[b_qs]) begin
           b_t1 <= 0; b_t2 <= 0; b_k <= 0;
           b_state <= B_QM;
@@ -1733,14 +1740,7 @@ module sattn_rocc
                      (b_bh * 64'(cfg_head_rows) + (64'(b_r) + 64'(cfg_qbb)) * 64'(cfg_blk)) * 64'(cfg_D) * 64'd8;
           t_two <= 1'b0; t_which <= 1'b0; t_row <= 0; t_col <= 0;
           t_state <= T_W;
-          if (32'(b_r) + 1 < 32'(cfg_nqb)) b_r <= b_r + 1;
-          else begin
-            b_r <= 0;
-            if (b_h + 1 < cfg_Hq) b_h <= b_h + 1;
-            else begin b_h <= 0; b_b <= b_b + 1; end
-          end
-          if (32'(b_r) + 1 >= 32'(cfg_nqb) && b_h + 1 >= cfg_Hq && b_b + 1 >= cfg_B) b_state <= B_FLUSH;
-          else b_state <= B_ROW;
+          b_state <= B_ROW;
         end
         B_FLUSH: if (t_state == T_IDLE && s_state == S_IDLE) b_state <= B_DONE;
         default: ;

@@ -3,7 +3,8 @@
 load("@rules_cc//cc:defs.bzl", "cc_binary")
 load("//third_party/toolchains/riscv64:defs.bzl", "RISCV64_ONLY", "riscv64_binary")
 
-def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "--sattn-rvv-pipeline",
+def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], grad_cases = [], grad_plan_cases = [],
+                      pipeline = "--sattn-rvv-pipeline",
                       march = "rv64gcv", host = False, deps = [], tags = []):
     """A riscv64 `mlir_runner` over the functions of `mlir`, as host-visible `<name>_riscv64`.
 
@@ -12,6 +13,9 @@ def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "
       mlir: a .mlir file whose functions carry `llvm.emit_c_interface`.
       spec_cases: functions taking (q, k, v, out).
       plan_cases: functions taking (q, k, v, row_ptr, col_idx, mask_idx, bitmaps, out).
+      grad_cases: backward functions taking (q, k, v, out, lse, dout, dq, dk, dv).
+      grad_plan_cases: backward functions taking (q, k, v, out, lse, dout, row_ptr, col_idx,
+        mask_idx, bitmaps, dq, dk, dv).
       pipeline: the sattn-opt pass pipeline flags.
       march: clang's -march for the generated code (rv64gcv_zvl256b lets LLVM map a 64-lane f32
         vector onto one LMUL=8 register group, i.e. assumes VLEN >= 256).
@@ -29,7 +33,8 @@ def sattn_mlir_runner(name, mlir, spec_cases = [], plan_cases = [], pipeline = "
         tools = ["//mlir:sattn-opt", "@sattn_llvm//:mlir-translate", "@sattn_llvm//:clang"],
         tags = ["manual"],
     )
-    lines = ["SPEC_CASE(%s)" % c for c in spec_cases] + ["PLAN_CASE(%s)" % c for c in plan_cases]
+    lines = (["SPEC_CASE(%s)" % c for c in spec_cases] + ["PLAN_CASE(%s)" % c for c in plan_cases] +
+             ["GRAD_CASE(%s)" % c for c in grad_cases] + ["GRAD_PLAN_CASE(%s)" % c for c in grad_plan_cases])
     native.genrule(
         name = name + "_cases",
         outs = [name + "_cases.inc"],

@@ -30,20 +30,29 @@ struct VecConfig {
   int64_t lanes;
   bool scalable;
   int64_t minVscale;
+  // When scalable: the vscale this copy of the code is specialised for (0: any vscale >= minVscale).
+  // A specialised copy has static chunk starts and masks only on a chunk that crosses D.
+  int64_t exactVscale = 0;
 };
+
+// vscale values (VLEN / 64) that get a specialised copy of each tile op's code: VLEN 128, 256,
+// 512 and 1024. Every other VLEN runs the generic masked copy.
+constexpr int64_t kSpecialisedVscales[] = {2, 4, 8, 16};
 
 // Builds the vector code of one tile op at the op's position.
 class Emitter {
  public:
-  Emitter(Operation *op, VecConfig cfg)
-      : b(op), loc(op->getLoc()), W(cfg.lanes), scalable(cfg.scalable), minVscale(cfg.minVscale) {
+  Emitter(Operation *op, VecConfig cfg) : Emitter(OpBuilder(op), op->getLoc(), cfg) {}
+  Emitter(OpBuilder builder, Location l, VecConfig cfg)
+      : b(builder), loc(l), W(cfg.lanes), scalable(cfg.scalable), minVscale(cfg.minVscale),
+        exact(cfg.scalable ? cfg.exactVscale : 0) {
     // Anchor before everything this emitter creates: hoisted chunk starts/masks go above it.
-    if (scalable) top = b.create<arith::ConstantIndexOp>(loc, 0);
+    if (scalable && !exact) top = b.create<arith::ConstantIndexOp>(loc, 0);
     f32 = b.getF32Type();
     vt = VectorType::get({W}, f32, {scalable});
   }
   int64_t numChunks(int64_t D) const {
-    const int64_t per = scalable ? W * minVscale : W;
+    const int64_t per = exact ? W * exact : scalable ? W * minVscale : W;
     return (D + per - 1) / per;
   }
 
@@ -62,6 +71,7 @@ class Emitter {
   // tile op's position (outside the loops its lowering creates), and reused by every access.
   Value chunkStart(int64_t c) {
     if (!scalable) return idx(c * W);
+    if (exact) return idx(c * W * exact);
     prepare(c);
     return starts[c];
   }
@@ -85,7 +95,17 @@ class Emitter {
   SmallVector<Value> starts, masks;
   int64_t maskD = 0;
   Operation *top = nullptr;
+  // A specialised scalable copy: chunk c holds W * exact lanes at a static start.
+  Value exactMask(int64_t c, int64_t D) {
+    return b.create<vector::CreateMaskOp>(loc, VectorType::get({W}, b.getI1Type(), {true}),
+                                          ValueRange{idx(D - c * W * exact)});
+  }
   Value loadChunk(Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
+    if (exact) {
+      ix.back() = add(ix.back(), idx(c * W * exact));
+      if ((c + 1) * W * exact <= D) return b.create<vector::LoadOp>(loc, vt, mem, ix);
+      return b.create<vector::MaskedLoadOp>(loc, vt, mem, ix, exactMask(c, D), splat(f(0)));
+    }
     if (scalable) {
       if (maskD == 0) maskD = D;  // every access of one tile op has the same D
       Value start = chunkStart(c);
@@ -98,6 +118,12 @@ class Emitter {
     return b.create<vector::MaskedLoadOp>(loc, vt, mem, ix, mask, splat(f(0)));
   }
   void storeChunk(Value v, Value mem, SmallVector<Value> ix, int64_t c, int64_t D) {
+    if (exact) {
+      ix.back() = add(ix.back(), idx(c * W * exact));
+      if ((c + 1) * W * exact <= D) b.create<vector::StoreOp>(loc, v, mem, ix);
+      else b.create<vector::MaskedStoreOp>(loc, mem, ix, exactMask(c, D), v);
+      return;
+    }
     if (scalable) {
       if (maskD == 0) maskD = D;
       Value start = chunkStart(c);
@@ -206,6 +232,7 @@ class Emitter {
   int64_t W;
   bool scalable;
   int64_t minVscale;
+  int64_t exact;
   Type f32;
   VectorType vt;
 };
@@ -224,8 +251,36 @@ scf::ForOp forLoop(Emitter &e, Value lo, Value hi, ValueRange init,
   return loop;
 }
 
-void lowerInit(TileInitOp op, VecConfig W) {
-  Emitter e(op, W);
+// Emits `body` at `op`: once for fixed-length vectors; for scalable ones, as an scf.index_switch
+// on vscale with a copy specialised for each of kSpecialisedVscales (static chunk starts, no
+// masks on whole chunks, so each VLEN runs code as tight as a fixed-length build for it) and the
+// generic masked copy as the default case, so one binary is right at every VLEN.
+void versioned(Operation *op, VecConfig cfg, function_ref<void(Emitter &)> body) {
+  if (!cfg.scalable) {
+    Emitter e(op, cfg);
+    body(e);
+    return;
+  }
+  OpBuilder b(op);
+  Location loc = op->getLoc();
+  Value vs = b.create<vector::VectorScaleOp>(loc);
+  SmallVector<int64_t> cases(std::begin(kSpecialisedVscales), std::end(kSpecialisedVscales));
+  auto sw = b.create<scf::IndexSwitchOp>(loc, TypeRange{}, vs, cases, cases.size());
+  auto fill = [&](Region &r, int64_t exact) {
+    Block *blk = b.createBlock(&r);
+    OpBuilder rb = OpBuilder::atBlockEnd(blk);
+    auto y = rb.create<scf::YieldOp>(loc);
+    rb.setInsertionPoint(y);
+    VecConfig c = cfg;
+    c.exactVscale = exact;
+    Emitter e(rb, loc, c);
+    body(e);
+  };
+  for (size_t i = 0; i < cases.size(); ++i) fill(sw.getCaseRegions()[i], cases[i]);
+  fill(sw.getDefaultRegion(), 0);
+}
+
+void lowerInit(TileInitOp op, Emitter &e) {
   int64_t blk = op.getAcc().getType().getDimSize(0), D = op.getAcc().getType().getDimSize(1);
   forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
     SmallVector<Value> zeros(e.numChunks(D), e.splat(e.f(0)));
@@ -344,8 +399,7 @@ void emitPVRow(Emitter &e, Value acc, Value i, Value alpha, Value v, Value b, Va
   e.storeRow(SmallVector<Value>(loop.getResults()), acc, {i, e.idx(0)}, D);
 }
 
-void lowerScores(TileScoresOp op, VecConfig W) {
-  Emitter e(op, W);
+void lowerScores(TileScoresOp op, Emitter &e) {
   MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
   int64_t blk = op.getBlock(), D = qt.getDimSize(3), Lq = qt.getDimSize(2), Lk = kt.getDimSize(2);
   Emitter::Rows rows = e.queryRows(op.getQblock(), blk, Lq, Lk);
@@ -372,8 +426,7 @@ void lowerScores(TileScoresOp op, VecConfig W) {
   });
 }
 
-void lowerSoftmax(TileSoftmaxOp op, VecConfig W) {
-  Emitter e(op, W);
+void lowerSoftmax(TileSoftmaxOp op, Emitter &e) {
   int64_t blk = op.getS().getType().getDimSize(0), D = op.getAcc().getType().getDimSize(1);
   forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value i, ValueRange) {
     Value mx = forLoop(e, e.idx(0), e.idx(blk), {e.negInf()}, [&](Value j, ValueRange it) {
@@ -388,8 +441,7 @@ void lowerSoftmax(TileSoftmaxOp op, VecConfig W) {
   });
 }
 
-void lowerPV(TilePVOp op, VecConfig W) {
-  Emitter e(op, W);
+void lowerPV(TilePVOp op, Emitter &e) {
   int64_t blk = op.getBlock(), D = op.getV().getType().getDimSize(3), Lk = op.getV().getType().getDimSize(2);
   Value k0 = e.mul(op.getKblock(), e.idx(blk));
   Value nk = e.keyCount(op.getKblock(), blk, Lk);
@@ -399,8 +451,7 @@ void lowerPV(TilePVOp op, VecConfig W) {
   });
 }
 
-void lowerStore(TileStoreOp op, VecConfig W) {
-  Emitter e(op, W);
+void lowerStore(TileStoreOp op, Emitter &e) {
   MemRefType ot = op.getOut().getType();
   int64_t blk = op.getBlock(), D = ot.getDimSize(3), Lq = ot.getDimSize(2), Lk = op.getLk();
   Emitter::Rows rows = e.queryRows(op.getQblock(), blk, Lq, Lk);
@@ -415,8 +466,7 @@ void lowerStore(TileStoreOp op, VecConfig W) {
   });
 }
 
-void lowerFused(TileFusedOp op, VecConfig W, Value srow) {
-  Emitter e(op, W);
+void lowerFused(TileFusedOp op, Emitter &e, Value srow) {
   MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
   int64_t blk = op.getBlock(), D = qt.getDimSize(3), Lq = qt.getDimSize(2), Lk = kt.getDimSize(2);
   Emitter::Rows rows = e.queryRows(op.getQblock(), blk, Lq, Lk);
@@ -431,6 +481,182 @@ void lowerFused(TileFusedOp op, VecConfig W, Value srow) {
     emitPVRow(e, op.getAcc(), i, alpha, op.getV(), op.getB(), op.getKvh(), k0, nk, srow, {}, D);
     return SmallVector<Value>{};
   });
+}
+
+// ---- Backward: sattn.block_sparse_attention_grad, lowered directly (no tile-level ops) ----
+
+// dst (an identity-layout static 4-D memref) = 0, as one loop over its rows.
+void zeroTensor(Emitter &e, Value mem) {
+  auto t = cast<MemRefType>(mem.getType());
+  int64_t rows = t.getDimSize(0) * t.getDimSize(1) * t.getDimSize(2), D = t.getDimSize(3);
+  Value flat = e.b.create<memref::CollapseShapeOp>(e.loc, mem, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
+  forLoop(e, e.idx(0), e.idx(rows), {}, [&](Value r, ValueRange) {
+    SmallVector<Value> zeros(e.numChunks(D), e.splat(e.f(0)));
+    e.storeRow(zeros, flat, {r, e.idx(0)}, D);
+    return SmallVector<Value>{};
+  });
+}
+
+// One (query block, key block) tile of the backward. Rows i in [lo, hi) of the tile are query
+// rows qRow0 + i; keys j < nk are keys k0 + j. P and dS (block x block scratch) get, for each row:
+//   P[i][j] = exp(s_ij - lse_i) (0 where hidden), dS[i][j] = scale * P[i][j] * (dout_i . v_j - delta_i)
+// (both 0 on rows with lse = -inf); then dq_i += sum_j dS[i][j] k_j (dq row in registers) and,
+// per key, dk_j += sum_i dS[i][j] q_i and dv_j += sum_i P[i][j] dout_i (dk, dv rows in registers).
+void emitGradTile(Emitter &e, BlockSparseAttentionGradOp op, Value bi, Value hi, Value kvh, Emitter::Rows rows,
+                  Value k0, Value nk, Value mask, Value P, Value dS, Value delta, int64_t blk, int64_t D) {
+  const double scale = op.getScale().convertToDouble();
+  Value q = op.getQ(), k = op.getK(), v = op.getV(), dout = op.getDout(), lse = op.getLse();
+  const int64_t EW = std::min<int64_t>(e.W, 16);
+  VectorType et = VectorType::get({EW}, e.f32);
+  auto esplat = [&](Value x) -> Value { return e.b.create<vector::SplatOp>(e.loc, et, x); };
+  forLoop(e, rows.lo, rows.hi, {}, [&](Value i, ValueRange) {
+    Value qRow = e.add(rows.qRow0, i);
+    Value l = e.b.create<memref::LoadOp>(e.loc, lse, ValueRange{bi, hi, qRow});
+    Value seen = e.b.create<arith::CmpFOp>(e.loc, arith::CmpFPredicate::UNE, l, e.negInf());
+    auto ifOp = e.b.create<scf::IfOp>(e.loc, TypeRange{}, seen, /*withElse=*/true);
+    OpBuilder::InsertionGuard g(e.b);
+    e.b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    {
+      // Scores (-inf where hidden) into P's row, dout . v into dS's row: two loops, so each keeps
+      // only its own two rows in registers.
+      SmallVector<Value> qv = scaledQ(e, q, bi, hi, qRow, D, scale);
+      emitScoreRow(e, qv, k, op.getBitmaps(), bi, kvh, k0, nk, mask, i, blk, D, P, {i});
+      SmallVector<Value> gv = e.loadRow(dout, {bi, hi, qRow, e.idx(0)}, D);
+      forLoop(e, e.idx(0), nk, {}, [&](Value j, ValueRange) {
+        SmallVector<Value> vv = e.loadRow(v, {bi, kvh, e.add(k0, j), e.idx(0)}, D);
+        e.b.create<memref::StoreOp>(e.loc, e.dot(gv, vv), dS, ValueRange{i, j});
+        return SmallVector<Value>{};
+      });
+      forLoop(e, nk, e.idx(blk), {}, [&](Value j, ValueRange) {
+        e.b.create<memref::StoreOp>(e.loc, e.f(0), dS, ValueRange{i, j});
+        return SmallVector<Value>{};
+      });
+      // P = exp(s - lse), dS = scale * P * (dp - delta) over the row in EW-lane chunks.
+      Value di = e.b.create<memref::LoadOp>(e.loc, delta, i);
+      Value sc = e.f(scale);
+      int64_t full = blk / EW;
+      if (full > 0) {
+        forLoop(e, e.idx(0), e.idx(full * EW), {}, [&](Value j, ValueRange) {
+          Value s = e.b.create<vector::LoadOp>(e.loc, et, P, ValueRange{i, j});
+          Value dp = e.b.create<vector::LoadOp>(e.loc, et, dS, ValueRange{i, j});
+          Value ex = e.exp(e.b.create<arith::SubFOp>(e.loc, s, esplat(l)));
+          Value isNinf = e.b.create<arith::CmpFOp>(e.loc, arith::CmpFPredicate::OEQ, s, esplat(e.negInf()));
+          Value p = e.b.create<arith::SelectOp>(e.loc, isNinf, esplat(e.f(0)), ex);
+          Value ds = e.b.create<arith::MulFOp>(
+              e.loc, e.b.create<arith::MulFOp>(e.loc, p, esplat(sc)),
+              e.b.create<arith::SubFOp>(e.loc, dp, esplat(di)));
+          e.b.create<vector::StoreOp>(e.loc, p, P, ValueRange{i, j});
+          e.b.create<vector::StoreOp>(e.loc, ds, dS, ValueRange{i, j});
+          return SmallVector<Value>{};
+        }, EW);
+      }
+      for (int64_t j = full * EW; j < blk; ++j) {  // static tail when blk % EW != 0
+        Value jj = e.idx(j);
+        Value p = e.expShifted(e.b.create<memref::LoadOp>(e.loc, P, ValueRange{i, jj}), l);
+        Value dp = e.b.create<memref::LoadOp>(e.loc, dS, ValueRange{i, jj});
+        Value ds = e.b.create<arith::MulFOp>(e.loc, e.b.create<arith::MulFOp>(e.loc, p, sc),
+                                             e.b.create<arith::SubFOp>(e.loc, dp, di));
+        e.b.create<memref::StoreOp>(e.loc, p, P, ValueRange{i, jj});
+        e.b.create<memref::StoreOp>(e.loc, ds, dS, ValueRange{i, jj});
+      }
+    }
+    e.b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    forLoop(e, e.idx(0), e.idx(blk), {}, [&](Value j, ValueRange) {
+      e.b.create<memref::StoreOp>(e.loc, e.f(0), P, ValueRange{i, j});
+      e.b.create<memref::StoreOp>(e.loc, e.f(0), dS, ValueRange{i, j});
+      return SmallVector<Value>{};
+    });
+    return SmallVector<Value>{};
+  });
+  // dq_i += sum_j dS[i][j] k_j.
+  forLoop(e, rows.lo, rows.hi, {}, [&](Value i, ValueRange) {
+    SmallVector<Value> at = {bi, hi, e.add(rows.qRow0, i), e.idx(0)};
+    SmallVector<Value> acc = e.loadRow(op.getDq(), at, D);
+    auto loop = forLoop(e, e.idx(0), nk, acc, [&](Value j, ValueRange it) {
+      Value ds = e.splat(e.b.create<memref::LoadOp>(e.loc, dS, ValueRange{i, j}));
+      SmallVector<Value> kv = e.loadRow(k, {bi, kvh, e.add(k0, j), e.idx(0)}, D);
+      SmallVector<Value> out;
+      for (size_t c = 0; c < kv.size(); ++c) out.push_back(e.b.create<vector::FMAOp>(e.loc, ds, kv[c], it[c]));
+      return out;
+    });
+    e.storeRow(SmallVector<Value>(loop.getResults()), op.getDq(), at, D);
+    return SmallVector<Value>{};
+  });
+  // dk_j += sum_i dS[i][j] q_i, dv_j += sum_i P[i][j] dout_i.
+  forLoop(e, e.idx(0), nk, {}, [&](Value j, ValueRange) {
+    SmallVector<Value> at = {bi, kvh, e.add(k0, j), e.idx(0)};
+    SmallVector<Value> acc = e.loadRow(op.getDk(), at, D);
+    size_t n = acc.size();
+    acc.append(e.loadRow(op.getDv(), at, D));
+    auto loop = forLoop(e, rows.lo, rows.hi, acc, [&](Value i, ValueRange it) {
+      Value qRow = e.add(rows.qRow0, i);
+      Value ds = e.splat(e.b.create<memref::LoadOp>(e.loc, dS, ValueRange{i, j}));
+      Value p = e.splat(e.b.create<memref::LoadOp>(e.loc, P, ValueRange{i, j}));
+      SmallVector<Value> qv = e.loadRow(q, {bi, hi, qRow, e.idx(0)}, D);
+      SmallVector<Value> gv = e.loadRow(dout, {bi, hi, qRow, e.idx(0)}, D);
+      SmallVector<Value> out;
+      for (size_t c = 0; c < n; ++c) out.push_back(e.b.create<vector::FMAOp>(e.loc, ds, qv[c], it[c]));
+      for (size_t c = 0; c < n; ++c) out.push_back(e.b.create<vector::FMAOp>(e.loc, p, gv[c], it[n + c]));
+      return out;
+    });
+    SmallVector<Value> res(loop.getResults());
+    e.storeRow(ArrayRef<Value>(res).take_front(n), op.getDk(), at, D);
+    e.storeRow(ArrayRef<Value>(res).drop_front(n), op.getDv(), at, D);
+    return SmallVector<Value>{};
+  });
+}
+
+Value loadIndex(Emitter &e, Value mem, Value i) {
+  Value x = e.b.create<memref::LoadOp>(e.loc, mem, i);
+  return e.b.create<arith::IndexCastOp>(e.loc, e.b.getIndexType(), x);  // sign-extends: -1 stays -1
+}
+
+// The loop nest of the forward's --sattn-tile over the same plan: (b, h, query block), then the
+// row's CSR entries; delta_i = dout_i . out_i once per query block.
+void lowerGrad(BlockSparseAttentionGradOp op, Emitter &e) {
+  MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
+  ::sattn::Shape sh = shapeOf(qt, kt);
+  const int64_t blk = op.getBlock(), D = sh.D;
+  PlanGeometry g = planGeometry(sh, blk);
+  for (Value t : {op.getDq(), op.getDk(), op.getDv()}) zeroTensor(e, t);
+  auto align = e.b.getI64IntegerAttr(64);
+  Value P = e.b.create<memref::AllocOp>(e.loc, MemRefType::get({blk, blk}, e.f32), align);
+  Value dS = e.b.create<memref::AllocOp>(e.loc, MemRefType::get({blk, blk}, e.f32), align);
+  Value delta = e.b.create<memref::AllocOp>(e.loc, MemRefType::get({blk}, e.f32), align);
+  const int64_t group = sh.Hq / sh.Hkv;
+  forLoop(e, e.idx(0), e.idx(sh.B), {}, [&](Value bi, ValueRange) {
+    forLoop(e, e.idx(0), e.idx(sh.Hq), {}, [&](Value hi, ValueRange) {
+      Value kvh = e.b.create<arith::DivUIOp>(e.loc, hi, e.idx(group));
+      Value pb = op.getPlanB() == 1 ? e.idx(0) : bi;
+      Value ph = op.getPlanH() == 1 ? e.idx(0) : hi;
+      Value rowBase = e.mul(e.add(e.mul(pb, e.idx(op.getPlanH())), ph), e.idx(g.nQBlocks));
+      forLoop(e, e.idx(0), e.idx(g.nQBlocks), {}, [&](Value r, ValueRange) {
+        Value qblock = e.add(r, e.idx(g.qBlockBegin));
+        Value row = e.add(rowBase, r);
+        Emitter::Rows rows = e.queryRows(qblock, blk, sh.Lq, sh.Lk);
+        forLoop(e, rows.lo, rows.hi, {}, [&](Value i, ValueRange) {
+          SmallVector<Value> at = {bi, hi, e.add(rows.qRow0, i), e.idx(0)};
+          Value d = e.dot(e.loadRow(op.getDout(), at, D), e.loadRow(op.getOut(), at, D));
+          e.b.create<memref::StoreOp>(e.loc, d, delta, i);
+          return SmallVector<Value>{};
+        });
+        Value start = loadIndex(e, op.getRowPtr(), row);
+        Value end = loadIndex(e, op.getRowPtr(), e.add(row, e.idx(1)));
+        forLoop(e, start, end, {}, [&](Value ent, ValueRange) {
+          Value kblock = loadIndex(e, op.getColIdx(), ent);
+          Value mask = loadIndex(e, op.getMaskIdx(), ent);
+          Value k0 = e.mul(kblock, e.idx(blk));
+          Value nk = e.keyCount(kblock, blk, sh.Lk);
+          emitGradTile(e, op, bi, hi, kvh, rows, k0, nk, mask, P, dS, delta, blk, D);
+          return SmallVector<Value>{};
+        });
+        return SmallVector<Value>{};
+      });
+      return SmallVector<Value>{};
+    });
+    return SmallVector<Value>{};
+  });
+  for (Value buf : {P, dS, delta}) e.b.create<memref::DeallocOp>(e.loc, buf);
 }
 
 // sattn.build_plan -> sattn_rt_plan_build / _size / _copy / _free (mlir/runtime/sattn_rt.h).
@@ -507,7 +733,7 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
     }
     bool failedAny = false;
     module.walk([&](Operation *op) {
-      if (isa<AttentionOp, BlockSparseAttentionOp>(op)) {
+      if (isa<AttentionOp, AttentionGradOp, BlockSparseAttentionOp>(op)) {
         op->emitOpError() << "must be tiled before --sattn-lower-to-rvv (run --sattn-materialize-indices "
                              "and --sattn-tile first)";
         failedAny = true;
@@ -516,7 +742,8 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
     if (failedAny) return signalPassFailure();
     SmallVector<Operation *> ops;
     module.walk([&](Operation *op) {
-      if (isa<BuildPlanOp, TileInitOp, TileScoresOp, TileSoftmaxOp, TilePVOp, TileStoreOp, TileFusedOp>(op))
+      if (isa<BuildPlanOp, TileInitOp, TileScoresOp, TileSoftmaxOp, TilePVOp, TileStoreOp, TileFusedOp,
+              BlockSparseAttentionGradOp>(op))
         ops.push_back(op);
     });
     // One score-row buffer per function for the fused tiles.
@@ -527,11 +754,13 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
         continue;
       }
       VecConfig W{vectorWidth, scalable, std::max<int64_t>(1, minVlen / 64)};
-      if (auto x = dyn_cast<TileInitOp>(op)) lowerInit(x, W);
-      else if (auto x = dyn_cast<TileScoresOp>(op)) lowerScores(x, W);
-      else if (auto x = dyn_cast<TileSoftmaxOp>(op)) lowerSoftmax(x, W);
-      else if (auto x = dyn_cast<TilePVOp>(op)) lowerPV(x, W);
-      else if (auto x = dyn_cast<TileStoreOp>(op)) lowerStore(x, W);
+      if (auto x = dyn_cast<TileInitOp>(op)) versioned(op, W, [&](Emitter &e) { lowerInit(x, e); });
+      else if (auto x = dyn_cast<TileScoresOp>(op)) versioned(op, W, [&](Emitter &e) { lowerScores(x, e); });
+      else if (auto x = dyn_cast<TileSoftmaxOp>(op)) versioned(op, W, [&](Emitter &e) { lowerSoftmax(x, e); });
+      else if (auto x = dyn_cast<TilePVOp>(op)) versioned(op, W, [&](Emitter &e) { lowerPV(x, e); });
+      else if (auto x = dyn_cast<TileStoreOp>(op)) versioned(op, W, [&](Emitter &e) { lowerStore(x, e); });
+      else if (auto x = dyn_cast<BlockSparseAttentionGradOp>(op))
+        versioned(op, W, [&](Emitter &e) { lowerGrad(x, e); });
       else if (auto x = dyn_cast<TileFusedOp>(op)) {
         auto fn = x->getParentOfType<func::FuncOp>();
         int64_t blk = x.getBlock();
@@ -541,7 +770,7 @@ struct LowerToRVVPass : impl::SattnLowerToRVVBase<LowerToRVVPass> {
           srow = fb.create<memref::AllocaOp>(x.getLoc(), MemRefType::get({blk}, fb.getF32Type()),
                                              fb.getI64IntegerAttr(64));
         }
-        lowerFused(x, W, srow);
+        versioned(op, W, [&](Emitter &e) { lowerFused(x, e, srow); });
       }
       op->erase();
     }

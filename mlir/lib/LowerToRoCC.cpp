@@ -36,6 +36,14 @@ constexpr int64_t kRoccMaxBlock = 64;  // MAX_BLK of commands.json; also a multi
 struct LowerToRoCCPass : impl::SattnLowerToRoCCBase<LowerToRoCCPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // The accelerator's command set has no backward; lowering it to host loops here would
+    // silently run it off the accelerator.
+    WalkResult grad = module.walk([&](BlockSparseAttentionGradOp op) {
+      op.emitOpError() << "has no RoCC lowering (the accelerator computes the forward only); "
+                          "compile the backward with --sattn-rvv-pipeline";
+      return WalkResult::interrupt();
+    });
+    if (grad.wasInterrupted()) return signalPassFailure();
     SmallVector<BlockSparseAttentionOp> ops;
     module.walk([&](BlockSparseAttentionOp op) { ops.push_back(op); });
     for (auto op : ops)

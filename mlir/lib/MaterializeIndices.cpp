@@ -1,4 +1,5 @@
-// --sattn-materialize-indices: sattn.attention -> block plan + sattn.block_sparse_attention.
+// --sattn-materialize-indices: sattn.attention -> block plan + sattn.block_sparse_attention, and
+// sattn.attention_grad -> the same plan + sattn.block_sparse_attention_grad.
 //
 // Data-independent plans (dense, sliding_window, bigbird) are built here, at compile time, by
 // the same shared planner every backend uses (//cc:planner), and emitted as constant globals:
@@ -42,42 +43,80 @@ struct MaterializeIndicesPass : impl::SattnMaterializeIndicesBase<MaterializeInd
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
     planCount = 0;
-    SmallVector<AttentionOp> ops;
-    module.walk([&](AttentionOp op) { ops.push_back(op); });
-    for (AttentionOp op : ops)
-      if (failed(rewrite(op, symbols))) return signalPassFailure();
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<AttentionOp, AttentionGradOp>(op)) ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      LogicalResult r = isa<AttentionOp>(op) ? rewrite(cast<AttentionOp>(op), symbols)
+                                             : rewrite(cast<AttentionGradOp>(op), symbols);
+      if (failed(r)) return signalPassFailure();
+    }
   }
 
   int64_t planCount = 0;
 
+  // The plan of an attention op (forward or backward: the backward walks the forward's plan).
+  struct Plan {
+    Value rowPtr, colIdx, maskIdx, bitmaps;
+    int64_t planB = 1, planH = 1, block = 0;
+    double scale = 0;
+  };
+
   LogicalResult rewrite(AttentionOp op, SymbolTable &symbols) {
     if (!op.getSpec())
       return op.emitOpError() << "has no spec; run --sattn-select-spec first or give 'spec'";
-    ::sattn::Spec spec = *specFromAttr(*op.getSpec());
-    MemRefType qt = op.getQ().getType(), kt = op.getK().getType();
+    Plan p;
+    if (failed(plan(op, *op.getSpec(), op.getScale(), op.getQ(), op.getK(), symbols, &p))) return failure();
+    OpBuilder b(op);
+    b.create<BlockSparseAttentionOp>(op.getLoc(), op.getQ(), op.getK(), op.getV(), p.rowPtr, p.colIdx, p.maskIdx,
+                                     p.bitmaps, op.getOut(), b.getI64IntegerAttr(p.block),
+                                     b.getI64IntegerAttr(p.planB), b.getI64IntegerAttr(p.planH),
+                                     b.getF64FloatAttr(p.scale));
+    op.erase();
+    return success();
+  }
+
+  LogicalResult rewrite(AttentionGradOp op, SymbolTable &symbols) {
+    Plan p;
+    if (failed(plan(op, op.getSpec(), op.getScale(), op.getQ(), op.getK(), symbols, &p))) return failure();
+    OpBuilder b(op);
+    b.create<BlockSparseAttentionGradOp>(op.getLoc(), op.getQ(), op.getK(), op.getV(), op.getOut(), op.getLse(),
+                                         op.getDout(), p.rowPtr, p.colIdx, p.maskIdx, p.bitmaps, op.getDq(),
+                                         op.getDk(), op.getDv(), b.getI64IntegerAttr(p.block),
+                                         b.getI64IntegerAttr(p.planB), b.getI64IntegerAttr(p.planH),
+                                         b.getF64FloatAttr(p.scale));
+    op.erase();
+    return success();
+  }
+
+  LogicalResult plan(Operation *op, Attribute specAttr, std::optional<APFloat> scaleAttr, Value q, Value k,
+                     SymbolTable &symbols, Plan *out) {
+    ::sattn::Spec spec = *specFromAttr(specAttr);
+    MemRefType qt = cast<MemRefType>(q.getType()), kt = cast<MemRefType>(k.getType());
     ::sattn::Shape shape = shapeOf(qt, kt);
     int64_t t = tile;
     if (auto a = op->getAttrOfType<IntegerAttr>("sattn.tile")) t = a.getInt();
-    if (t < 1 || t > 4096) return op.emitOpError() << "tile: expected 1..4096, got " << t;
+    if (t < 1 || t > 4096) return op->emitOpError() << "tile: expected 1..4096, got " << t;
     const int64_t block = planBlock(spec, t);
-    const double scale = op.getScale() ? op.getScale()->convertToDouble() : 1.0 / std::sqrt(double(shape.D));
+    const double scale = scaleAttr ? scaleAttr->convertToDouble() : 1.0 / std::sqrt(double(shape.D));
+    out->block = block;
+    out->scale = scale;
 
     OpBuilder b(op);
-    Location loc = op.getLoc();
-    Value rowPtr, colIdx, maskIdx, bitmaps;
-    int64_t planB = 1, planH = 1;
+    Location loc = op->getLoc();
     if (isDataDependent(spec) || !foldConstantPlans) {
       auto i32v = MemRefType::get({ShapedType::kDynamic}, b.getI32Type());
       auto i64v = MemRefType::get({ShapedType::kDynamic}, b.getI64Type());
-      auto plan = b.create<BuildPlanOp>(loc, TypeRange{i32v, i32v, i32v, i64v}, op.getQ(), op.getK(),
-                                        *op.getSpec(), b.getI64IntegerAttr(block), b.getF64FloatAttr(scale));
-      rowPtr = plan.getRowPtr();
-      colIdx = plan.getColIdx();
-      maskIdx = plan.getMaskIdx();
-      bitmaps = plan.getBitmaps();
+      auto plan = b.create<BuildPlanOp>(loc, TypeRange{i32v, i32v, i32v, i64v}, q, k, specAttr,
+                                        b.getI64IntegerAttr(block), b.getF64FloatAttr(scale));
+      out->rowPtr = plan.getRowPtr();
+      out->colIdx = plan.getColIdx();
+      out->maskIdx = plan.getMaskIdx();
+      out->bitmaps = plan.getBitmaps();
       if (isDataDependent(spec)) {
-        planB = shape.B;
-        planH = shape.Hq;
+        out->planB = shape.B;
+        out->planH = shape.Hq;
       }
     } else {
       ::sattn::PlanOptions opts;
@@ -86,20 +125,16 @@ struct MaterializeIndicesPass : impl::SattnMaterializeIndicesBase<MaterializeInd
       opts.num_threads = 1;
       ::sattn::BlockPlan plan;
       ::sattn::Status st = ::sattn::BuildPlan(spec, shape, nullptr, nullptr, opts, &plan);
-      if (!st.ok()) return op.emitOpError() << "planner: " << st.message;
-      planB = plan.plan_b;
-      planH = plan.plan_h;
+      if (!st.ok()) return op->emitOpError() << "planner: " << st.message;
+      out->planB = plan.plan_b;
+      out->planH = plan.plan_h;
       std::vector<int64_t> bits(plan.bitmaps.begin(), plan.bitmaps.end());
       std::string base = "__sattn_plan" + std::to_string(planCount++) + "_";
-      rowPtr = constantArray<int32_t>(b, loc, symbols, base + "row_ptr", b.getI32Type(), plan.row_ptr);
-      colIdx = constantArray<int32_t>(b, loc, symbols, base + "col_idx", b.getI32Type(), plan.col_idx);
-      maskIdx = constantArray<int32_t>(b, loc, symbols, base + "mask_idx", b.getI32Type(), plan.mask_idx);
-      bitmaps = constantArray<int64_t>(b, loc, symbols, base + "bitmaps", b.getI64Type(), bits);
+      out->rowPtr = constantArray<int32_t>(b, loc, symbols, base + "row_ptr", b.getI32Type(), plan.row_ptr);
+      out->colIdx = constantArray<int32_t>(b, loc, symbols, base + "col_idx", b.getI32Type(), plan.col_idx);
+      out->maskIdx = constantArray<int32_t>(b, loc, symbols, base + "mask_idx", b.getI32Type(), plan.mask_idx);
+      out->bitmaps = constantArray<int64_t>(b, loc, symbols, base + "bitmaps", b.getI64Type(), bits);
     }
-    b.create<BlockSparseAttentionOp>(loc, op.getQ(), op.getK(), op.getV(), rowPtr, colIdx, maskIdx, bitmaps,
-                                     op.getOut(), b.getI64IntegerAttr(block), b.getI64IntegerAttr(planB),
-                                     b.getI64IntegerAttr(planH), b.getF64FloatAttr(scale));
-    op.erase();
     return success();
   }
 };

@@ -3,6 +3,7 @@
 #include "Sattn/SattnDialect.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -67,6 +68,44 @@ LogicalResult checkMatrix(Operation *op, StringRef name, MemRefType t, int64_t r
   return success();
 }
 
+// The gradient operands of a backward op: dout and dq like q, dk and dv like k, lse (B, Hq, Lq).
+LogicalResult checkGrad(Operation *op, MemRefType q, MemRefType k, MemRefType lse, MemRefType dout, MemRefType dq,
+                        MemRefType dk, MemRefType dv) {
+  for (auto [name, t, like] : {std::make_tuple("dout", dout, q), std::make_tuple("dq", dq, q),
+                               std::make_tuple("dk", dk, k), std::make_tuple("dv", dv, k)}) {
+    if (failed(checkDense4(op, name, t))) return failure();
+    if (t.getShape() != like.getShape())
+      return op->emitOpError() << name << ": shape must equal " << (like == q ? "q" : "k") << "'s (" << like
+                               << "), got " << t;
+  }
+  if (!lse.hasStaticShape() || !lse.getLayout().isIdentity())
+    return op->emitOpError() << "operand 'lse' must have a static shape and the identity layout, got " << lse;
+  if (lse.getShape() != q.getShape().take_front(3))
+    return op->emitOpError() << "lse: expected shape (B, Hq, Lq) = " << q.getDimSize(0) << "x" << q.getDimSize(1)
+                             << "x" << q.getDimSize(2) << ", got " << lse;
+  return success();
+}
+
+// Plan operands and attributes of an attention over a plan (forward or backward).
+LogicalResult checkPlan(Operation *op, MemRefType q, MemRefType k, int64_t block, int64_t planB, int64_t planH,
+                        MemRefType rowPtr, MemRefType colIdx, MemRefType maskIdx) {
+  if (failed(checkBlock(op, block))) return failure();
+  if (planB != 1 && planB != q.getDimSize(0))
+    return op->emitOpError() << "plan_b: expected 1 or B=" << q.getDimSize(0) << ", got " << planB;
+  if (planH != 1 && planH != q.getDimSize(1))
+    return op->emitOpError() << "plan_h: expected 1 or Hq=" << q.getDimSize(1) << ", got " << planH;
+  PlanGeometry g = planGeometry(shapeOf(q, k), block);
+  int64_t rows = planB * planH * g.nQBlocks;
+  int64_t n = rowPtr.getDimSize(0);
+  if (!ShapedType::isDynamic(n) && n != rows + 1)
+    return op->emitOpError() << "row_ptr: expected plan_b*plan_h*n_q_blocks+1 = " << rows + 1
+                             << " elements, got " << n;
+  auto c = colIdx.getDimSize(0), m = maskIdx.getDimSize(0);
+  if (!ShapedType::isDynamic(c) && !ShapedType::isDynamic(m) && c != m)
+    return op->emitOpError() << "mask_idx: expected one entry per col_idx entry (" << c << "), got " << m;
+  return success();
+}
+
 }  // namespace
 
 LogicalResult AttentionOp::verify() {
@@ -95,21 +134,28 @@ LogicalResult BuildPlanOp::verify() {
 LogicalResult BlockSparseAttentionOp::verify() {
   MemRefType q = getQ().getType(), k = getK().getType();
   if (failed(checkProblem(*this, q, k, getV().getType(), getOut().getType()))) return failure();
-  if (failed(checkScale(*this, getScale())) || failed(checkBlock(*this, getBlockAttr().getInt()))) return failure();
-  if (getPlanBAttr().getInt() != 1 && getPlanBAttr().getInt() != q.getDimSize(0))
-    return emitOpError() << "plan_b: expected 1 or B=" << q.getDimSize(0) << ", got " << getPlanBAttr().getInt();
-  if (getPlanHAttr().getInt() != 1 && getPlanHAttr().getInt() != q.getDimSize(1))
-    return emitOpError() << "plan_h: expected 1 or Hq=" << q.getDimSize(1) << ", got " << getPlanHAttr().getInt();
-  PlanGeometry g = planGeometry(shapeOf(q, k), getBlockAttr().getInt());
-  int64_t rows = getPlanBAttr().getInt() * getPlanHAttr().getInt() * g.nQBlocks;
-  int64_t n = getRowPtr().getType().getDimSize(0);
-  if (!ShapedType::isDynamic(n) && n != rows + 1)
-    return emitOpError() << "row_ptr: expected plan_b*plan_h*n_q_blocks+1 = " << rows + 1
-                         << " elements, got " << n;
-  auto c = getColIdx().getType().getDimSize(0), m = getMaskIdx().getType().getDimSize(0);
-  if (!ShapedType::isDynamic(c) && !ShapedType::isDynamic(m) && c != m)
-    return emitOpError() << "mask_idx: expected one entry per col_idx entry (" << c << "), got " << m;
-  return success();
+  if (failed(checkScale(*this, getScale()))) return failure();
+  return checkPlan(*this, q, k, getBlockAttr().getInt(), getPlanBAttr().getInt(), getPlanHAttr().getInt(),
+                   getRowPtr().getType(), getColIdx().getType(), getMaskIdx().getType());
+}
+
+LogicalResult AttentionGradOp::verify() {
+  MemRefType q = getQ().getType(), k = getK().getType();
+  if (failed(checkProblem(*this, q, k, getV().getType(), getOut().getType()))) return failure();
+  if (failed(checkScale(*this, getScale()))) return failure();
+  return checkGrad(*this, q, k, getLse().getType(), getDout().getType(), getDq().getType(), getDk().getType(),
+                   getDv().getType());
+}
+
+LogicalResult BlockSparseAttentionGradOp::verify() {
+  MemRefType q = getQ().getType(), k = getK().getType();
+  if (failed(checkProblem(*this, q, k, getV().getType(), getOut().getType()))) return failure();
+  if (failed(checkScale(*this, getScale()))) return failure();
+  if (failed(checkGrad(*this, q, k, getLse().getType(), getDout().getType(), getDq().getType(),
+                       getDk().getType(), getDv().getType())))
+    return failure();
+  return checkPlan(*this, q, k, getBlockAttr().getInt(), getPlanBAttr().getInt(), getPlanHAttr().getInt(),
+                   getRowPtr().getType(), getColIdx().getType(), getMaskIdx().getType());
 }
 
 LogicalResult TileInitOp::verify() {

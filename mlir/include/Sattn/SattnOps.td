@@ -11,6 +11,7 @@ include "Sattn/SattnAttrs.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Sattn_F32Tensor4 : MemRefRankOf<[F32], [4]>;
+def Sattn_F32Tensor3 : MemRefRankOf<[F32], [3]>;
 def Sattn_I32Vector : MemRefRankOf<[I32], [1]>;
 def Sattn_I64Vector : MemRefRankOf<[I64], [1]>;
 def Sattn_F32Matrix : MemRefRankOf<[F32], [2]>;
@@ -45,6 +46,46 @@ def Sattn_AttentionOp : Sattn_Op<"attention"> {
     UnitAttr:$causal);
   let assemblyFormat = [{
     $q `,` $k `,` $v `,` $out attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($out)
+  }];
+  let hasVerifier = 1;
+}
+
+def Sattn_AttentionGradOp : Sattn_Op<"attention_grad"> {
+  let summary = "Gradients dq, dk, dv of sattn.attention for an output gradient dout";
+  let description = [{
+    The backward of `sattn.attention` with the same spec and scale: given the forward's `out`
+    (B, Hq, Lq, D) and `lse` (B, Hq, Lq; log-sum-exp of each row's scaled visible scores, -inf for
+    rows that see no key) and the output gradient `dout`, with P = exp(S - lse) on the visible
+    pairs and delta_i = dout_i . out_i:
+      dv_j = sum_i P_ij dout_i,  dS_ij = P_ij (dout_i . v_j - delta_i),
+      dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,
+    dk and dv summed over each query group (GQA); rows that see no key get zero gradients. dq, dk
+    and dv are overwritten. `spec` is required (select-spec chooses forward specs only).
+
+    ```mlir
+    sattn.attention_grad %q, %k, %v, %o, %lse, %do into %dq, %dk, %dv
+        {spec = #sattn.block_topk<block = 64, keep = 0.125>}
+        : memref<1x2x128x64xf32>, memref<1x1x128x64xf32>, memref<1x1x128x64xf32>,
+          memref<1x2x128x64xf32>, memref<1x2x128xf32>, memref<1x2x128x64xf32>,
+          memref<1x2x128x64xf32>, memref<1x1x128x64xf32>, memref<1x1x128x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Arg<Sattn_F32Tensor4, "queries", [MemRead]>:$q,
+    Arg<Sattn_F32Tensor4, "keys", [MemRead]>:$k,
+    Arg<Sattn_F32Tensor4, "values", [MemRead]>:$v,
+    Arg<Sattn_F32Tensor4, "forward output", [MemRead]>:$out,
+    Arg<Sattn_F32Tensor3, "forward log-sum-exp", [MemRead]>:$lse,
+    Arg<Sattn_F32Tensor4, "output gradient", [MemRead]>:$dout,
+    Arg<Sattn_F32Tensor4, "query gradient", [MemWrite]>:$dq,
+    Arg<Sattn_F32Tensor4, "key gradient", [MemWrite]>:$dk,
+    Arg<Sattn_F32Tensor4, "value gradient", [MemWrite]>:$dv,
+    Sattn_AnySpecAttr:$spec,
+    OptionalAttr<F64Attr>:$scale);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $out `,` $lse `,` $dout `into` $dq `,` $dk `,` $dv attr-dict `:`
+    type($q) `,` type($k) `,` type($v) `,` type($out) `,` type($lse) `,` type($dout) `,`
+    type($dq) `,` type($dk) `,` type($dv)
   }];
   let hasVerifier = 1;
 }
@@ -96,6 +137,39 @@ def Sattn_BlockSparseAttentionOp : Sattn_Op<"block_sparse_attention"> {
     $q `,` $k `,` $v `plan` `(` $row_ptr `,` $col_idx `,` $mask_idx `,` $bitmaps `)` `into` $out
     attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($row_ptr) `,` type($col_idx) `,`
     type($mask_idx) `,` type($bitmaps) `,` type($out)
+  }];
+  let hasVerifier = 1;
+}
+
+def Sattn_BlockSparseAttentionGradOp : Sattn_Op<"block_sparse_attention_grad"> {
+  let summary = "sattn.attention_grad over a materialised block plan";
+  let description = [{
+    Lowered directly by `--sattn-lower-to-rvv` (loops over the plan as the forward's tiles are,
+    then per tile: scores and dout . v rows, P and dS over the row, dq rows, dk and dv rows).
+  }];
+  let arguments = (ins
+    Arg<Sattn_F32Tensor4, "queries", [MemRead]>:$q,
+    Arg<Sattn_F32Tensor4, "keys", [MemRead]>:$k,
+    Arg<Sattn_F32Tensor4, "values", [MemRead]>:$v,
+    Arg<Sattn_F32Tensor4, "forward output", [MemRead]>:$out,
+    Arg<Sattn_F32Tensor3, "forward log-sum-exp", [MemRead]>:$lse,
+    Arg<Sattn_F32Tensor4, "output gradient", [MemRead]>:$dout,
+    Arg<Sattn_I32Vector, "row_ptr", [MemRead]>:$row_ptr,
+    Arg<Sattn_I32Vector, "col_idx", [MemRead]>:$col_idx,
+    Arg<Sattn_I32Vector, "mask_idx", [MemRead]>:$mask_idx,
+    Arg<Sattn_I64Vector, "bitmaps", [MemRead]>:$bitmaps,
+    Arg<Sattn_F32Tensor4, "query gradient", [MemWrite]>:$dq,
+    Arg<Sattn_F32Tensor4, "key gradient", [MemWrite]>:$dk,
+    Arg<Sattn_F32Tensor4, "value gradient", [MemWrite]>:$dv,
+    I64Attr:$block,
+    I64Attr:$plan_b,
+    I64Attr:$plan_h,
+    F64Attr:$scale);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $out `,` $lse `,` $dout `plan` `(` $row_ptr `,` $col_idx `,` $mask_idx `,` $bitmaps `)`
+    `into` $dq `,` $dk `,` $dv attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($out) `,`
+    type($lse) `,` type($dout) `,` type($row_ptr) `,` type($col_idx) `,` type($mask_idx) `,` type($bitmaps) `,`
+    type($dq) `,` type($dk) `,` type($dv)
   }];
   let hasVerifier = 1;
 }

@@ -69,7 +69,9 @@ def SattnLowerToRVV : Pass<"sattn-lower-to-rvv", "::mlir::ModuleOp"> {
            "f32 lanes per vector operation along D (64 = one LMUL=8 group at VLEN=256); "
            "with scalable=true, lanes per vscale (16 = LMUL=8)">,
     Option<"scalable", "scalable", "bool", /*default=*/"false",
-           "Vector-length agnostic: vector<[vector-width]xf32> chunks masked at run time">,
+           "Vector-length agnostic: vector<[vector-width]xf32> chunks; each tile op's code is "
+           "specialised for vscale 2, 4, 8 and 16 (VLEN 128..1024) behind a switch on vscale, "
+           "with a generic run-time-masked copy for other VLENs">,
     Option<"minVlen", "min-vlen", "int64_t", /*default=*/"128",
            "Smallest VLEN the scalable code must run on (sets the static chunk count)">,
   ];

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "rocc_bwd_model.h"
 #include "rocc_model.h"
 #include "runner.h"
 #include "sattn_rocc_cmds.h"
@@ -113,6 +114,66 @@ py::tuple GoldenAttention(const F32& q, const F32& k, const F32& v, const py::di
   return ToFloat(p, Golden(p));
 }
 
+void CheckShape(const F32& a, std::vector<py::ssize_t> want, const char* name) {
+  bool ok = a.ndim() == py::ssize_t(want.size());
+  for (size_t i = 0; ok && i < want.size(); ++i) ok = a.shape(i) == want[i];
+  if (!ok) throw std::invalid_argument(std::string(name) + ": shape does not match q/k");
+}
+
+py::dict RunSimBwd(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale, const F32& out,
+                   const F32& lse, const F32& dout, const py::object& dlse_obj, int latency, double bytes_per_cycle,
+                   bool check_golden, uint64_t watchdog_cycles) {
+  if (!(bytes_per_cycle > 0 && bytes_per_cycle <= SATTN_ROCC_BUS_BYTES))
+    throw std::invalid_argument("bytes_per_cycle: expected (0, " + std::to_string(SATTN_ROCC_BUS_BYTES) + "]");
+  if (latency < 1) throw std::invalid_argument("latency: expected >= 1 cycle");
+  if (watchdog_cycles < 1) throw std::invalid_argument("watchdog_cycles: expected >= 1 cycle");
+  Problem p = MakeProblem(q, k, v, plan, scale);
+  CheckShape(out, {p.B, p.Hq, p.Lq, p.D_orig}, "out");
+  CheckShape(dout, {p.B, p.Hq, p.Lq, p.D_orig}, "dout");
+  CheckShape(lse, {p.B, p.Hq, p.Lq}, "lse");
+  F32 dlse;
+  if (!dlse_obj.is_none()) {
+    dlse = F32::ensure(dlse_obj);
+    if (!dlse) throw std::invalid_argument("dlse: expected an array");
+    CheckShape(dlse, {p.B, p.Hq, p.Lq}, "dlse");
+  }
+  BwdProblem bp;
+  const std::string err = QuantizeBwd(p, out.data(), lse.data(), dout.data(), dlse_obj.is_none() ? nullptr : dlse.data(),
+                                      scale, &bp);
+  if (!err.empty()) throw std::invalid_argument(err);
+  MemConfig mc;
+  mc.latency = latency;
+  mc.bytes_per_cycle = bytes_per_cycle;
+  mc.watchdog_cycles = watchdog_cycles;
+  BwdRunResult r;
+  {
+    py::gil_scoped_release nogil;
+    Sim sim(mc);
+    r = RunBwd(bp, &sim);
+  }
+  py::dict res;
+  res["error"] = r.error;
+  if (r.error != 0) return res;
+  if (r.sim_faults != 0) throw std::logic_error("rocc sim: memory faults counted under an OK answer");
+  py::array_t<float> dq({p.B, p.Hq, p.Lq, p.D_orig});
+  py::array_t<float> dk({p.B, p.Hkv, p.Lk, p.D_orig});
+  py::array_t<float> dv({p.B, p.Hkv, p.Lk, p.D_orig});
+  DequantizeBwd(bp, r.output, dq.mutable_data(), dk.mutable_data(), dv.mutable_data());
+  res["dq"] = dq;
+  res["dk"] = dk;
+  res["dv"] = dv;
+  py::dict c;
+  for (const auto& kv : r.counters) c[py::str(kv.first)] = kv.second;
+  c["t_nnz"] = bp.t_nnz();
+  res["counters"] = c;
+  if (check_golden) {
+    const BwdOutput g = GoldenBwd(bp);
+    res["golden_match"] = (g.ds == r.output.ds && g.ds_shift == r.output.ds_shift && g.dq == r.output.dq &&
+                           g.dk == r.output.dk && g.dv == r.output.dv);
+  }
+  return res;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(sattn_rocc_sim, m) {
@@ -123,6 +184,12 @@ PYBIND11_MODULE(sattn_rocc_sim, m) {
         "Quantises, runs the plan on the simulated accelerator through the C driver, returns "
         "{error: 0, out, lse, counters[, golden_match]}, or {error: code} when the accelerator "
         "answered an error code of rtl/spec/commands.json.");
+  m.def("run_bwd", &RunSimBwd, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"), py::arg("scale"),
+        py::arg("out"), py::arg("lse"), py::arg("dout"), py::arg("dlse") = py::none(), py::arg("latency") = 40,
+        py::arg("bytes_per_cycle") = 16.0, py::arg("check_golden") = false,
+        py::arg("watchdog_cycles") = MemConfig().watchdog_cycles,
+        "ATTN_BWD on the simulated accelerator for the forward (out, lse) of the same q, k, v and plan: "
+        "{error: 0, dq, dk, dv, counters[, golden_match]} or {error: code}.");
   m.def("golden", &GoldenAttention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"), py::arg("scale"),
         "The bit-exact golden model's (out, lse), dequantised.");
 }

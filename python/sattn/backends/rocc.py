@@ -15,7 +15,7 @@ import numpy as np
 
 from sattn import _inputs
 from sattn import specs as S
-from sattn.backends.base import BackendResult
+from sattn.backends.base import BackendGrads, BackendResult
 from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
 
 NAME = "rocc"
@@ -150,7 +150,69 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
             f"({counters['roofline_cycles']}, {counters['bound']}-bound), {counters['ops_per_cycle']:.0f} ops/cycle, "
             f"Q.K^T MAC util {counters['spdot_mac_utilization']:.3f}, simulated")
     return BackendResult(out=res["out"], lse=res["lse"] if return_lse else None, counters=counters,
-                         time_s=t2 - t1, note=note)
+                         time_s=t2 - t1, note=note, plan=pl)
+
+
+def _grad_input(name, x, shape):
+    a = np.ascontiguousarray(_inputs.to_numpy(x, np.float32), dtype=np.float32)
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {a.shape}")
+    return a
+
+
+def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int | None = None, threads: int = 0,
+                       path: str = "fused", latency: int = 40, bytes_per_cycle: float = 16.0,
+                       check_golden: bool = False, **options):
+    """dq, dk, dv computed by the accelerator's ATTN_BWD command (docs/backends/rocc.md,
+    "Backward") on the forward's plan: int8 Q/K/V quantised as the forward did, int8 dO, 8-bit P
+    from the forward's lse, 9-bit block-floating-point dS, int64 accumulators. The host computes
+    only the per-row delta = dout.out - dlse and the scales. Options are the forward's (`path`
+    and `tile` do not change the backward); `check_golden` also runs the bit-exact golden model
+    (counter golden_match). Non-finite out, lse rows aside (-inf lse = a row without keys),
+    dout or dlse raise ValueError naming the argument."""
+    _inputs.check_options("the rocc backend's attention_backward", options, ())
+    if not isinstance(plan, BlockPlan):
+        raise TypeError(f"plan: expected the forward's sattn.BlockPlan, got {type(plan).__name__}")
+    prob = _inputs.check_qkv(q, k, v)
+    if not plan.matches(prob):
+        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
+                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
+    _check_sim_options(path, latency, bytes_per_cycle, check_golden)
+    _inputs.check_threads(threads)
+    del tile  # forward option: the plan is the forward's
+    if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale: expected a finite number > 0, got {scale!r}")
+    B, Hq, Lq, D = prob.B, prob.Hq, prob.Lq, prob.D
+    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    for name, a in (("q", qa), ("k", ka), ("v", va)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}: the rocc backward needs finite inputs (the forward's non-finite rows have no gradient here)")
+    oa = _grad_input("out", out, (B, Hq, Lq, D))
+    ga = _grad_input("dout", dout, (B, Hq, Lq, D))
+    la = _grad_input("lse", lse, (B, Hq, Lq))
+    dla = None if dlse is None else _grad_input("dlse", dlse, (B, Hq, Lq))
+    for name, a in (("out", oa), ("dout", ga), ("dlse", dla)):
+        if a is not None and not np.isfinite(a).all():
+            raise ValueError(f"{name}: the rocc backward needs finite values")
+    if np.isnan(la).any() or np.isposinf(la).any():
+        raise ValueError("lse: expected finite values or -inf (a row without keys)")
+    t0 = time.perf_counter()
+    res = _sim().run_bwd(qa, ka, va, plan.to_dict(), float(scale), oa, la, ga, dla, latency=int(latency),
+                         bytes_per_cycle=float(bytes_per_cycle), check_golden=bool(check_golden))
+    raise_for_fault(res)
+    t1 = time.perf_counter()
+    counters = {k: int(v) for k, v in res["counters"].items()}
+    peak = counters["param_mac_rows"] * counters["param_mac_cols"]
+    dma = counters["dma_rd_bytes"] + counters["dma_wr_bytes"]
+    compute, memory = counters["macs"] / peak, dma / float(bytes_per_cycle)
+    bound = max(compute, memory, 1.0)
+    counters.update({"simulated": 1, "sim_ns": int((t1 - t0) * 1e9), "dma_bytes": int(dma),
+                     "mac_utilization": compute / max(1, counters["cycles"]),
+                     "roofline_cycles": int(round(bound)), "cycles_over_roofline": counters["cycles"] / bound,
+                     "bytes_per_cycle": float(bytes_per_cycle), "latency": int(latency)})
+    if check_golden:
+        counters["golden_match"] = bool(res["golden_match"])
+    return BackendGrads(dq=res["dq"], dk=res["dk"], dv=res["dv"], counters=counters, time_s=t1 - t0)
 
 
 def bench_peers(q, k, v, spec, *, scale, repeat: int = 1, **options):

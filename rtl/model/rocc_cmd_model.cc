@@ -118,6 +118,87 @@ Walk WalkAttention(const MemoryMap& mem, const uint64_t* d, uint32_t funct7, uin
   return w;
 }
 
+// ATTN_BWD in the loader's order: phase 1 per key block of the transposed plan (t_row_ptr, the
+// key block's kmul, K, V, then per entry: the entry, its multipliers, bitmap, Q, dO, row stats),
+// phase 2 per forward plan row (row_ptr, then per entry col_idx, kmul, K, the dS tile).
+Walk WalkBwd(const MemoryMap& mem, const uint64_t* d, uint64_t max_steps) {
+  Walk w;
+  const sattn_rocc_bwd_desc_t* x = reinterpret_cast<const sattn_rocc_bwd_desc_t*>(d);
+  const uint64_t B = x->B, Hq = x->Hq, Hkv = x->Hkv, D = x->D, blk = x->block, nkb = x->n_k_blocks;
+  const bool pb1 = x->plan_b == 1, ph1 = x->plan_h == 1;
+  const uint64_t nqb = x->n_q_blocks, qbb = x->q_block_begin, nnz = x->nnz, nbm = x->n_bitmaps, tnnz = x->t_nnz;
+  const uint64_t group = Hq / Hkv, rows = nkb * blk, prows = x->plan_b * x->plan_h * nqb, ncols = B * Hkv * nkb;
+  const uint64_t tiles = (pb1 ? B : 1) * (ph1 ? Hq : 1) * nnz, tile_bytes = 2 * blk * blk + 16;
+  uint64_t steps = 0;
+  for (uint64_t b = 0; b < B; ++b)
+    for (uint64_t g = 0; g < Hkv; ++g)
+      for (uint64_t c = 0; c < nkb; ++c) {
+        if (++steps > max_steps) { w.step_limited = true; return w; }
+        const uint64_t col = (b * Hkv + g) * nkb + c, bkv = b * Hkv + g;
+        int32_t rp0 = 0, rp1 = 0, kmul = 0;
+        if ((w.code = ReadScalar(mem, x->t_row_ptr_ptr + 4 * col, &rp0))) return w;
+        if ((w.code = ReadScalar(mem, x->t_row_ptr_ptr + 4 * (col + 1), &rp1))) return w;
+        if (rp0 < 0 || rp1 < rp0 || uint32_t(rp1) > tnnz || (col == 0 && rp0 != 0) ||
+            (col + 1 == ncols && uint32_t(rp1) != tnnz)) {
+          w.code = SATTN_ROCC_ERR_PLAN_RANGE;
+          return w;
+        }
+        if (rp1 == rp0) continue;
+        if ((w.code = ReadScalar(mem, x->kmul_ptr + 4 * col, &kmul))) return w;
+        if ((w.code = ReadJob(mem, x->k_ptr + (bkv * rows + c * blk) * D, blk * D / 16))) return w;
+        if ((w.code = ReadJob(mem, x->v_ptr + (bkv * rows + c * blk) * D, blk * D / 16))) return w;
+        for (int64_t e = rp0; e < rp1; ++e) {
+          const uint64_t ea = x->t_ent_ptr + 16 * uint64_t(e);
+          if ((w.code = ReadJob(mem, ea, 1))) return w;
+          int32_t ent[4];
+          std::memcpy(ent, reinterpret_cast<const void*>(uintptr_t(ea)), 16);
+          const int64_t h = ent[0], a = ent[1], m = ent[2], t = ent[3];
+          if (h < int64_t(g * group) || h >= int64_t((g + 1) * group) || a < int64_t(qbb) || a >= int64_t(nkb) ||
+              t < 0 || uint64_t(t) >= tiles) {
+            w.code = SATTN_ROCC_ERR_ENTRY_RANGE;
+            return w;
+          }
+          if (m < -1 || (m >= 0 && uint64_t(m) >= nbm)) { w.code = SATTN_ROCC_ERR_MASK_RANGE; return w; }
+          const uint64_t bh = b * Hq + uint64_t(h), q0 = bh * rows + uint64_t(a) * blk;
+          if ((w.code = ReadJob(mem, x->emul_ptr + 16 * (bh * nkb + uint64_t(a)), 1))) return w;
+          if (m >= 0 && (w.code = ReadJob(mem, x->bitmaps_ptr + uint64_t(m) * blk * 8, blk / 2))) return w;
+          if ((w.code = ReadJob(mem, x->q_ptr + q0 * D, blk * D / 16))) return w;
+          if ((w.code = ReadJob(mem, x->do_ptr + q0 * D, blk * D / 16))) return w;
+          if ((w.code = ReadJob(mem, x->rs_ptr + q0 * 8, blk / 2))) return w;
+          w.write_fault |= !WriteOk(mem, x->ds_ptr + uint64_t(t) * tile_bytes, tile_bytes);
+        }
+        w.write_fault |= !WriteOk(mem, x->dk_ptr + (bkv * rows + c * blk) * D * 8, blk * D * 8);
+        w.write_fault |= !WriteOk(mem, x->dv_ptr + (bkv * rows + c * blk) * D * 8, blk * D * 8);
+      }
+  for (uint64_t b = 0; b < B; ++b)
+    for (uint64_t h = 0; h < Hq; ++h)
+      for (uint64_t r = 0; r < nqb; ++r) {
+        if (++steps > max_steps) { w.step_limited = true; return w; }
+        const uint64_t row = ((pb1 ? 0 : b) * (ph1 ? 1 : Hq) + (ph1 ? 0 : h)) * nqb + r;
+        const uint64_t bh = b * Hq + h, bkv = b * Hkv + h / group, a = r + qbb;
+        const uint64_t rep = (pb1 ? b : 0) * (ph1 ? Hq : 1) + (ph1 ? h : 0);
+        int32_t rp0 = 0, rp1 = 0;
+        if ((w.code = ReadScalar(mem, x->row_ptr_ptr + 4 * row, &rp0))) return w;
+        if ((w.code = ReadScalar(mem, x->row_ptr_ptr + 4 * (row + 1), &rp1))) return w;
+        if (rp0 < 0 || rp1 < rp0 || uint32_t(rp1) > nnz || (row == 0 && rp0 != 0) ||
+            (row + 1 == prows && uint32_t(rp1) != nnz)) {
+          w.code = SATTN_ROCC_ERR_PLAN_RANGE;
+          return w;
+        }
+        if (rp1 == rp0) continue;
+        for (int64_t e = rp0; e < rp1; ++e) {
+          int32_t col = 0, kmul = 0;
+          if ((w.code = ReadScalar(mem, x->col_idx_ptr + 4 * uint64_t(e), &col))) return w;
+          if (col < 0 || uint32_t(col) >= nkb) { w.code = SATTN_ROCC_ERR_COL_RANGE; return w; }
+          if ((w.code = ReadScalar(mem, x->kmul_ptr + 4 * (bkv * nkb + uint64_t(col)), &kmul))) return w;
+          if ((w.code = ReadJob(mem, x->k_ptr + (bkv * rows + uint64_t(col) * blk) * D, blk * D / 16))) return w;
+          if ((w.code = ReadJob(mem, x->ds_ptr + (rep * nnz + uint64_t(e)) * tile_bytes, blk * blk / 8 + 1))) return w;
+        }
+        w.write_fault |= !WriteOk(mem, x->dq_ptr + (bh * rows + a * blk) * D * 8, blk * D * 8);
+      }
+  return w;
+}
+
 Walk WalkCopy(const MemoryMap& mem, const uint64_t* d, bool gather, uint64_t max_steps) {
   Walk w;
   const sattn_rocc_copy_desc_t* x = reinterpret_cast<const sattn_rocc_copy_desc_t*>(d);
@@ -169,6 +250,42 @@ int CheckDescriptor(const uint64_t* d, uint32_t funct7, uint32_t R, uint32_t C) 
       (need_scores && Wraps(x->scores_ptr, x->scores_bytes)) || Wraps(x->row_ptr_ptr, (prows + 1) * 4) ||
       Wraps(x->col_idx_ptr, nnz * 4) || Wraps(x->mask_idx_ptr, nnz * 4) ||
       (nbm != 0 && Wraps(x->bitmaps_ptr, nbm * blk * 8)))
+    return SATTN_ROCC_ERR_ADDR_RANGE;
+  return SATTN_ROCC_ERR_OK;
+}
+
+int CheckBwdDescriptor(const uint64_t* d, uint32_t R, uint32_t C) {
+  const sattn_rocc_bwd_desc_t* x = reinterpret_cast<const sattn_rocc_bwd_desc_t*>(d);
+  const uint64_t B = x->B, Hq = x->Hq, Hkv = x->Hkv, D = x->D, blk = x->block, nkb = x->n_k_blocks;
+  const uint64_t nqb = x->n_q_blocks, qbb = x->q_block_begin, nnz = x->nnz, nbm = x->n_bitmaps, tnnz = x->t_nnz;
+  const uint64_t Lk = x->Lk, rows = nkb * blk;
+  bool null = nbm != 0 && x->bitmaps_ptr == 0;
+  uint64_t ptrs = 0;
+  for (int i = 0; i <= 15; ++i) {
+    if (&d[i] != &x->bitmaps_ptr && d[i] == 0) null = true;
+    ptrs |= d[i];
+  }
+  if (null) return SATTN_ROCC_ERR_NULL_PTR;
+  if (ptrs % 16 != 0) return SATTN_ROCC_ERR_MISALIGNED;
+  if (B == 0 || Hq == 0 || Hkv == 0 || D == 0 || blk == 0 || nkb == 0 || nqb == 0) return SATTN_ROCC_ERR_ZERO_DIM;
+  if (D > SATTN_ROCC_MAX_D || blk > SATTN_ROCC_MAX_BLK || x->score_shift > 63 || B > 4096 || Hq > 4096 ||
+      Hkv > 4096 || nkb > 65535 || nnz >= (1u << 24) || nbm >= (1u << 24) || tnnz >= (1u << 24))
+    return SATTN_ROCC_ERR_OVERSIZE_DIM;
+  if (D % 16 != 0 || D % C != 0 || blk % 16 != 0 || blk % R != 0 || blk % C != 0 || Hq % Hkv != 0 ||
+      (x->plan_b != 1 && x->plan_b != B) || (x->plan_h != 1 && x->plan_h != Hq) || qbb >= nkb || nqb > nkb ||
+      qbb + nqb != nkb || Lk > nkb * blk || Lk <= (nkb - 1) * blk)
+    return SATTN_ROCC_ERR_BAD_SHAPE;
+  const uint64_t reps = (x->plan_b == 1 ? B : 1) * (x->plan_h == 1 ? Hq : 1);
+  const uint64_t prows = x->plan_b * x->plan_h * nqb;
+  if (x->ds_bytes < reps * nnz * (blk * blk * 2 + 16) || x->dq_bytes < B * Hq * rows * D * 8 ||
+      x->dk_bytes < B * Hkv * rows * D * 8 || x->dv_bytes < B * Hkv * rows * D * 8)
+    return SATTN_ROCC_ERR_BUFFER_SIZE;
+  if (Wraps(x->q_ptr, B * Hq * rows * D) || Wraps(x->do_ptr, B * Hq * rows * D) || Wraps(x->k_ptr, B * Hkv * rows * D) ||
+      Wraps(x->v_ptr, B * Hkv * rows * D) || Wraps(x->rs_ptr, B * Hq * rows * 8) || Wraps(x->emul_ptr, B * Hq * nkb * 16) ||
+      Wraps(x->kmul_ptr, B * Hkv * nkb * 4) || Wraps(x->row_ptr_ptr, (prows + 1) * 4) || Wraps(x->col_idx_ptr, nnz * 4) ||
+      Wraps(x->t_row_ptr_ptr, (B * Hkv * nkb + 1) * 4) || Wraps(x->t_ent_ptr, tnnz * 16) ||
+      (nbm != 0 && Wraps(x->bitmaps_ptr, nbm * blk * 8)) || Wraps(x->ds_ptr, x->ds_bytes) ||
+      Wraps(x->dq_ptr, x->dq_bytes) || Wraps(x->dk_ptr, x->dk_bytes) || Wraps(x->dv_ptr, x->dv_bytes))
     return SATTN_ROCC_ERR_ADDR_RANGE;
   return SATTN_ROCC_ERR_OK;
 }
@@ -234,23 +351,27 @@ ModelResponse CommandModel::Command(const MemoryMap& mem, uint64_t funct7, uint6
     case SATTN_ROCC_FUNCT_SPMM_BSR:
     case SATTN_ROCC_FUNCT_GATH2D:
     case SATTN_ROCC_FUNCT_SCAT2D:
+    case SATTN_ROCC_FUNCT_ATTN_BWD:
       break;
     default:
       return answer(SATTN_ROCC_ERR_BAD_FUNCT);
   }
   const bool copy = funct7 == SATTN_ROCC_FUNCT_GATH2D || funct7 == SATTN_ROCC_FUNCT_SCAT2D;
-  const uint64_t words = copy ? SATTN_ROCC_CDESC_WORDS : SATTN_ROCC_DESC_WORDS;
+  const bool bwd = funct7 == SATTN_ROCC_FUNCT_ATTN_BWD;
+  const uint64_t words = copy ? SATTN_ROCC_CDESC_WORDS : bwd ? SATTN_ROCC_BDESC_WORDS : SATTN_ROCC_DESC_WORDS;
   const uint64_t beats = (words + 1) / 2;
   if (rs1 == 0) return answer(SATTN_ROCC_ERR_NULL_PTR);
   if (rs1 % 16 != 0) return answer(SATTN_ROCC_ERR_MISALIGNED);
   if (Wraps(rs1, beats * kBeat)) return answer(SATTN_ROCC_ERR_ADDR_RANGE);
   if (const int e = ReadJob(mem, rs1, beats)) return answer(e);
-  uint64_t d[SATTN_ROCC_DESC_WORDS] = {0};
+  uint64_t d[SATTN_ROCC_BDESC_WORDS > SATTN_ROCC_DESC_WORDS ? SATTN_ROCC_BDESC_WORDS : SATTN_ROCC_DESC_WORDS] = {0};
   std::memcpy(d, reinterpret_cast<const void*>(uintptr_t(rs1)), words * 8);
   const bool gather = funct7 == SATTN_ROCC_FUNCT_GATH2D;
-  if (const int e = copy ? CheckCopyDescriptor(d, gather) : CheckDescriptor(d, uint32_t(funct7), rows_, cols_))
+  if (const int e = copy ? CheckCopyDescriptor(d, gather)
+                         : bwd ? CheckBwdDescriptor(d, rows_, cols_) : CheckDescriptor(d, uint32_t(funct7), rows_, cols_))
     return answer(e);
-  const Walk w = copy ? WalkCopy(mem, d, gather, max_steps) : WalkAttention(mem, d, uint32_t(funct7), max_steps);
+  const Walk w = copy ? WalkCopy(mem, d, gather, max_steps)
+                      : bwd ? WalkBwd(mem, d, max_steps) : WalkAttention(mem, d, uint32_t(funct7), max_steps);
   if (w.step_limited) {
     res.exact = false;
     return res;

@@ -48,6 +48,8 @@ class CommandModel {
 // The static descriptor checks, in the RTL's order (exposed for the fuzz harness and tests).
 // `mode_funct7` is SPDOT_BSR, SOFTMAX_FUSED or SPMM_BSR; d holds DESC_WORDS words.
 int CheckDescriptor(const uint64_t* d, uint32_t mode_funct7, uint32_t mac_rows, uint32_t mac_cols);
+// ATTN_BWD: d holds BDESC_WORDS words.
+int CheckBwdDescriptor(const uint64_t* d, uint32_t mac_rows, uint32_t mac_cols);
 // GATH2D / SCAT2D: d holds CDESC_WORDS words.
 int CheckCopyDescriptor(const uint64_t* d, bool gather);
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cc/testing/check.h"
+#include "rocc_bwd_model.h"
 #include "rocc_cmd_model.h"
 #include "rocc_model.h"
 #include "runner.h"
@@ -54,7 +55,8 @@ struct Mapping {
   size_t shrink_to = 0;
 };
 
-void Apply(const DeviceBuffers& buf, const Mapping& m, Sim* sim) {
+template <typename Buffers>
+void Apply(const Buffers& buf, const Mapping& m, Sim* sim) {
   sim->UnmapAll();
   for (const auto& b : buf.blocks) {
     if (b.p == m.omit) continue;
@@ -203,12 +205,104 @@ void RunDescCases(const Problem& p, const MemConfig& mc, Tally* t) {
   }
 }
 
+BwdProblem MakeBwdProblem(const Problem& p) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> out(size_t(p.B) * p.Hq * p.Lq * p.D_orig), lse(size_t(p.B) * p.Hq * p.Lq), dout(out.size());
+  Dequantize(p, Golden(p), out.data(), lse.data());
+  for (auto& e : dout) e = nd(rng);
+  BwdProblem bp;
+  SATTN_CHECK(QuantizeBwd(p, out.data(), lse.data(), dout.data(), nullptr, 0.25, &bp).empty());
+  return bp;
+}
+
+using BwdEdit = std::function<void(sattn_rocc_bwd_desc_t*, BwdDeviceBuffers*, Mapping*)>;
+
+// ATTN_BWD: one case or more per fault path of the backward descriptor and its two walks.
+void RunBwdCases(const BwdProblem& bp, const MemConfig& mc, Tally* t) {
+  using X = sattn_rocc_bwd_desc_t;
+  using Bf = BwdDeviceBuffers;
+  struct C { const char* what; int expect; BwdEdit edit; bool dead = false; };
+  const C cases[] = {
+      {"bwd valid", SATTN_ROCC_ERR_OK, [](X*, Bf*, Mapping*) {}},
+      {"bwd null dO", SATTN_ROCC_ERR_NULL_PTR, [](X* x, Bf*, Mapping*) { x->do_ptr = 0; }},
+      {"bwd null t_ent", SATTN_ROCC_ERR_NULL_PTR, [](X* x, Bf*, Mapping*) { x->t_ent_ptr = 0; }},
+      {"bwd misaligned rs", SATTN_ROCC_ERR_MISALIGNED, [](X* x, Bf*, Mapping*) { x->rs_ptr += 4; }},
+      {"bwd zero Hkv", SATTN_ROCC_ERR_ZERO_DIM, [](X* x, Bf*, Mapping*) { x->Hkv = 0; }},
+      {"bwd t_nnz 2^24", SATTN_ROCC_ERR_OVERSIZE_DIM, [](X* x, Bf*, Mapping*) { x->t_nnz = 1 << 24; }},
+      {"bwd block 24", SATTN_ROCC_ERR_BAD_SHAPE, [](X* x, Bf*, Mapping*) { x->block = 24; }},
+      {"bwd small ds", SATTN_ROCC_ERR_BUFFER_SIZE, [](X* x, Bf*, Mapping*) { x->ds_bytes -= 16; }},
+      {"bwd small dk", SATTN_ROCC_ERR_BUFFER_SIZE, [](X* x, Bf*, Mapping*) { x->dk_bytes = 8; }},
+      {"bwd t_ent wraps past 2^64", SATTN_ROCC_ERR_ADDR_RANGE, [](X* x, Bf*, Mapping*) { x->t_ent_ptr = kTop - 16; }},
+      {"bwd dq_bytes wraps", SATTN_ROCC_ERR_ADDR_RANGE, [](X* x, Bf*, Mapping*) { x->dq_bytes = ~uint64_t(0) - 15; }},
+      {"bwd t_row_ptr[0] != 0", SATTN_ROCC_ERR_PLAN_RANGE, [](X*, Bf* b, Mapping*) { b->t_row_ptr[0] = 1; }},
+      {"bwd t_nnz beyond the last pointer", SATTN_ROCC_ERR_PLAN_RANGE, [](X* x, Bf*, Mapping*) { x->t_nnz += 1; }},
+      {"bwd forward row_ptr decreasing (phase 2)", SATTN_ROCC_ERR_PLAN_RANGE, [](X*, Bf* b, Mapping*) { b->row_ptr[2] = 0; }},
+      {"bwd entry head outside the group", SATTN_ROCC_ERR_ENTRY_RANGE, [](X*, Bf* b, Mapping*) { b->t_ent[0] = 7; }},
+      {"bwd entry query block negative", SATTN_ROCC_ERR_ENTRY_RANGE, [](X*, Bf* b, Mapping*) { b->t_ent[5] = -1; }},
+      {"bwd entry ds tile past the tiles", SATTN_ROCC_ERR_ENTRY_RANGE, [](X*, Bf* b, Mapping*) { b->t_ent[7] = 1 << 20; }},
+      {"bwd entry mask out of range", SATTN_ROCC_ERR_MASK_RANGE, [](X*, Bf* b, Mapping*) { b->t_ent[2] = 1000; }},
+      {"bwd col out of range (phase 2)", SATTN_ROCC_ERR_COL_RANGE, [](X*, Bf* b, Mapping*) { b->col_idx[1] = 99; }},
+      {"bwd unmapped dO", SATTN_ROCC_ERR_DMA_READ_FAULT, [](X*, Bf* b, Mapping* m) { m->omit = b->dout; }},
+      {"bwd unmapped emul", SATTN_ROCC_ERR_DMA_READ_FAULT, [](X*, Bf* b, Mapping* m) { m->omit = b->emul; }},
+      {"bwd unmapped dS (phase 2 read beats phase 1 writes)", SATTN_ROCC_ERR_DMA_READ_FAULT,
+       [](X*, Bf* b, Mapping* m) { m->omit = b->ds; }},
+      {"bwd unmapped dq", SATTN_ROCC_ERR_DMA_WRITE_FAULT, [](X*, Bf* b, Mapping* m) { m->omit = b->dq; }},
+      {"bwd dv overstated beyond its allocation", SATTN_ROCC_ERR_DMA_WRITE_FAULT,
+       [](X* x, Bf* b, Mapping* m) { m->shrink = b->dv; m->shrink_to = size_t(x->dv_bytes / 2); }},
+      {"bwd write fault loses to a later bad col", SATTN_ROCC_ERR_COL_RANGE,
+       [](X* x, Bf* b, Mapping* m) { m->omit = b->dk; b->col_idx[x->nnz - 1] = 77; }},
+      {"bwd dO in a memory that never answers", SATTN_ROCC_ERR_WATCHDOG, [](X*, Bf* b, Mapping* m) { m->dead = b->dout; }, true},
+  };
+  Sim shared(mc);
+  CommandModel shared_model;
+  const BwdOutput gold = GoldenBwd(bp);
+  for (const C& c : cases) {
+    std::unique_ptr<Sim> own;
+    CommandModel own_model;
+    Sim* sim = c.dead ? (own.reset(new Sim(mc)), own.get()) : &shared;
+    CommandModel* model = c.dead ? &own_model : &shared_model;
+    BwdDeviceBuffers buf(bp);
+    X* d = static_cast<X*>(buf.Alloc(sizeof(X)));
+    FillBwdDescriptor(bp, buf, d);
+    Mapping m;
+    c.edit(d, &buf, &m);
+    Apply(buf, m, sim);
+    Expect(c.what, c.expect, sim, model, SATTN_ROCC_FUNCT_ATTN_BWD, uint64_t(reinterpret_cast<uintptr_t>(d)), 0, t);
+    if (c.expect == SATTN_ROCC_ERR_OK) SATTN_CHECK(std::equal(gold.dq.begin(), gold.dq.end(), buf.dq));
+  }
+  BwdDeviceBuffers buf(bp);
+  X* d = static_cast<X*>(buf.Alloc(sizeof(X)));
+  FillBwdDescriptor(bp, buf, d);
+  Apply(buf, Mapping(), &shared);
+  Expect("bwd null descriptor", SATTN_ROCC_ERR_NULL_PTR, &shared, &shared_model, SATTN_ROCC_FUNCT_ATTN_BWD, 0, 0, t);
+  Expect("bwd descriptor wraps past 2^64", SATTN_ROCC_ERR_ADDR_RANGE, &shared, &shared_model, SATTN_ROCC_FUNCT_ATTN_BWD,
+         kTop - 128, 0, t);
+  Expect("bwd descriptor in unmapped memory", SATTN_ROCC_ERR_DMA_READ_FAULT, &shared, &shared_model,
+         SATTN_ROCC_FUNCT_ATTN_BWD, 0x10000, 0, t);
+  // Over the watchdog on a live, slow memory (RTL only: the model has no timing), then bit-exact.
+  MemConfig slow;
+  slow.latency = 3000;
+  slow.watchdog_cycles = 500;
+  Sim sim(slow);
+  SATTN_CHECK_EQ(RunBwd(bp, &sim).error, int(SATTN_ROCC_ERR_WATCHDOG));
+  MemConfig live = slow;
+  live.watchdog_cycles = 50000000;
+  sim.set_config(live);
+  const BwdRunResult ok = RunBwd(bp, &sim);
+  SATTN_CHECK_EQ(ok.error, 0);
+  SATTN_CHECK(ok.output.dq == gold.dq && ok.output.dk == gold.dk && ok.output.dv == gold.dv);
+  SATTN_CHECK_EQ(sim.assertion_failures(), 0u);
+  ++t->cases;
+  t->rtl_ok += ok.error == 0;
+}
+
 void RunCommandCases(const MemConfig& mc, Tally* t) {
   Sim sim(mc);
   CommandModel model;
   Expect("BLK_REDUCE", SATTN_ROCC_ERR_UNSUPPORTED, &sim, &model, SATTN_ROCC_FUNCT_BLK_REDUCE, 0, 0, t);
   Expect("TOPK_IDX", SATTN_ROCC_ERR_UNSUPPORTED, &sim, &model, SATTN_ROCC_FUNCT_TOPK_IDX, 0, 0, t);
-  for (uint64_t f : {uint64_t(0), uint64_t(3), uint64_t(23), uint64_t(0x55), uint64_t(0x7f), uint64_t(128), uint64_t(149),
+  for (uint64_t f : {uint64_t(0), uint64_t(3), uint64_t(24), uint64_t(0x55), uint64_t(0x7f), uint64_t(128), uint64_t(149),
                      uint64_t(1) << 40})
     Expect(("funct7 " + std::to_string(f)).c_str(), SATTN_ROCC_ERR_BAD_FUNCT, &sim, &model, f, 0, 0, t);
   for (uint64_t i : {uint64_t(SATTN_ROCC_N_STATUS_REGS), uint64_t(31), uint64_t(32), uint64_t(1) << 32, uint64_t(1) << 63,
@@ -318,6 +412,7 @@ int main() {
   RunDescCases(p, mc, &t);
   RunCopyCases(mc, &t);
   RunWatchdogRecovery(p, &t);
+  RunBwdCases(MakeBwdProblem(p), mc, &t);
   // Every code of the table has a case.
   for (int code = 0; code < SATTN_ROCC_N_ERRORS; ++code) {
     if (!t.codes.count(code)) std::fprintf(stderr, "no case for %s\n", sattn_rocc_err_name(code));

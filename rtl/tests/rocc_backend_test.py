@@ -94,7 +94,9 @@ def test_bench_peers_include_cpu():
     q, k, v = _qkv(1, 1, 1, 64, 64, 16)
     peers = rocc.bench_peers(q, k, v, S.Dense(causal=True), scale=0.25, repeat=1)
     names = [p.name for p in peers]
-    assert names == ["cpu", "rocc_unfused"]
+    assert names == ["cpu", "rocc_unfused", "rocc_bwd"]
+    bwd = peers[2]
+    assert bwd.out is None and bwd.counters["last_error"] == 0 and bwd.counters["flops"] == 2 * bwd.counters["macs"] > 0
     np.testing.assert_allclose(peers[0].out, sattn.reference.attention(q, k, v, S.Dense(causal=True), scale=0.25),
                                atol=1e-5)
 

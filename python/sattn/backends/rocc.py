@@ -216,8 +216,10 @@ def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int 
 
 
 def bench_peers(q, k, v, spec, *, scale, repeat: int = 1, **options):
-    """Beside the accelerator: the CPU backend on the same problem in the same run, and the
-    accelerator's unfused path (SPDOT_BSR + SPMM_BSR) to show how many bytes fusion saves."""
+    """Beside the accelerator: the CPU backend on the same problem in the same run, the
+    accelerator's unfused path (SPDOT_BSR + SPMM_BSR) to show how many bytes fusion saves, and
+    its backward (ATTN_BWD, row "rocc_bwd") on the forward's plan with dout ~ N(0, 1): cycles,
+    MAC utilisation and roofline of the backward alone."""
     from sattn.backends import get
     peers = []
     cpu = get("cpu")
@@ -235,4 +237,14 @@ def bench_peers(q, k, v, spec, *, scale, repeat: int = 1, **options):
     unfused = attention(q, k, v, spec, scale=scale, return_lse=False, path="unfused", **sim_opts)
     unfused.name = "rocc_unfused"
     peers.append(unfused)
+    fwd = attention(q, k, v, spec, scale=scale, return_lse=True, **sim_opts)
+    qa = _inputs.to_numpy(q, np.float32)
+    dout = np.random.default_rng(0).standard_normal(qa.shape).astype(np.float32)
+    bwd_opts = {k: v for k, v in sim_opts.items() if k in ("latency", "bytes_per_cycle", "threads")}
+    g = attention_backward(q, k, v, fwd.out, fwd.lse, dout, None, fwd.plan, scale=scale, **bwd_opts)
+    c = dict(g.counters)
+    c["flops"] = 2 * c["macs"]  # the five products as executed (masked pairs of a tile included)
+    note = (f"backward: {c['cycles']} cycles = {c['cycles_over_roofline']:.3f}x roofline ({c['roofline_cycles']}), "
+            f"MAC util {c['mac_utilization']:.3f}, {c['t_nnz']} entries, simulated")
+    peers.append(BackendResult(out=None, counters=c, time_s=g.time_s, name="rocc_bwd", note=note))
     return peers

@@ -11,8 +11,7 @@ from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
 from sattn.errors import GradientNotSupported
 from sattn import reference
-
-__version__ = "0.1.0"
+from sattn._version import __version__  # rendered from pyproject.toml at build time
 
 __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",

@@ -107,6 +107,8 @@ def _runfiles_roots():
     # it is a symlink into the source tree, which has no binaries).
     here = pathlib.Path(os.path.abspath(__file__))
     roots.append(here.parents[3] / "rvv")
+    # An installed wheel carries them beside the package (//python:sattn_wheel).
+    roots.append(here.parents[1] / "_rvv")
     import sys
     if sys.argv and sys.argv[0]:
         main = pathlib.Path(os.path.abspath(sys.argv[0]))

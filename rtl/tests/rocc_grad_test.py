@@ -15,7 +15,7 @@ from sattn.backends import rocc
 from sattn.mask import dense_mask_numpy
 
 RNG = np.random.default_rng(3)
-TOL = 0.05  # max|g - ref| / max(max|ref|, one product term), documented as GRAD_ATOL_REL
+TOL = rocc.GRAD_ATOL_REL  # max|g - ref| / max(max|ref|, one product term)
 
 
 def _inputs(B, Hq, Hkv, Lq, Lk, D):

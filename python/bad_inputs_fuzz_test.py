@@ -131,8 +131,10 @@ def bad_grads(draw):
     flags = draw(st.lists(st.booleans(), min_size=3, max_size=3).filter(any))
     tensors = [torch.from_numpy(x).requires_grad_(g) for x, g in zip((Q, K, V), flags)]
     first = "qkv"[flags.index(True)]
-    backend = draw(st.sampled_from(["auto", "cpu", "reference"]))
-    return first, call(*tensors, backend=backend)
+    # sparse_attention differentiates on these backends; a backend module's attention() called
+    # directly returns a detached result, so it refuses inputs that require grad.
+    mod = draw(st.sampled_from([cpu, reference]))
+    return first, lambda: mod.attention(*tensors, GOOD_SPECS[0], scale=0.5, return_lse=False)
 
 
 def check(names, fn):
@@ -182,7 +184,7 @@ def test_bad_plans(case):
 
 @settings(max_examples=15, deadline=None)
 @given(bad_grads())
-def test_gradients_requested_from_backends_without_backward(case):
+def test_gradients_requested_from_backend_modules_directly(case):
     check(*case)
 
 

@@ -155,16 +155,17 @@ def _grad_enabled() -> bool:
 
 
 def check_no_grad(backend: str, q, k, v) -> None:
-    """GradientNotSupported when autograd would need a backward `backend` does not have (torch
-    grad mode on and q, k or v requiring grad): the output would come back detached."""
+    """GradientNotSupported when a backend module's attention() is called directly on inputs that
+    require grad (torch grad mode on): its output is detached. sattn.sparse_attention is the
+    differentiable entry point (sattn._op)."""
     if not _is_torch(q) or not _grad_enabled():
         return
     for name, x in (("q", q), ("k", k), ("v", v)):
         if _is_torch(x) and x.requires_grad:
             raise GradientNotSupported(
-                f"{name}: requires_grad=True, but the {backend} backend has no backward (the output would be "
-                f"detached and get no gradient); use backend='triton' on CUDA tensors, or call under "
-                f"torch.no_grad() or with {name}.detach()")
+                f"{name}: requires_grad=True, but sattn.backends.{backend}.attention() returns a detached output "
+                f"(no gradient); call sattn.sparse_attention(..., backend={backend!r}) for gradients, or pass "
+                f"{name}.detach()")
 
 
 def check_bool(name: str, value) -> bool:

@@ -42,8 +42,14 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     tile= and threads= on cpu (the backend modules list theirs). Any other keyword is a TypeError
     naming it: torch SDPA's is_causal is the spec's causal=True (e.g. sattn.Dense(causal=True)),
     attn_mask is the spec (or plan=), enable_gqa is automatic (Hq a multiple of Hkv), dropout_p
-    is not supported. Gradients: only the triton backend has a backward; on any other backend
-    inputs that require grad (with grad mode on) raise sattn.GradientNotSupported.
+    is not supported.
+
+    Gradients (docs/contract.md, "Gradients"): differentiable in q, k, v (and through lse) on
+    torch tensors. Host backends (reference, cpu, rvv, rocc, 'auto' on host tensors) go through
+    the one custom op sattn::host_attention (sattn._op; torch.compile traces it without a graph
+    break), whose backward reuses the forward's plan and LSE; triton has its own op. A backend
+    with no backward raises sattn.GradientNotSupported naming it and the spec when a gradient is
+    needed (an input requires grad with grad mode on).
     """
     S.check_spec(spec)
     if not isinstance(backend, str):
@@ -56,6 +62,9 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     prob = _inputs.check_qkv(q, k, v)
     scale = _inputs.resolve_scale(scale, prob.D)
     check_block_fits(spec, prob)
+    if prob.framework == "torch" and backend != "triton" and not (backend == "auto" and prob.device.startswith("cuda")):
+        from sattn import _op  # imports torch: only for torch inputs
+        return _op.sparse_attention(q, k, v, spec, prob, backend, scale, return_lse, options)
     name = _pick_auto(prob) if backend == "auto" else backend
     mod = _backends.get(name)
     res = mod.attention(q, k, v, spec, scale=scale, return_lse=return_lse, **options)

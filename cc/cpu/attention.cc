@@ -13,39 +13,17 @@
 #include <numeric>
 #include <new>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "cc/cpu/kernels.h"
+#include "cc/cpu/thread_pool.h"
 #include "cc/src/nonfinite.h"
 
 namespace sattn {
 namespace cpu {
 namespace internal {
 namespace {
-
-int ResolveThreads(int requested) {
-  if (requested > 0) return requested;
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : int(hc);
-}
-
-// Runs fn(thread_index) on up to `threads` threads (the caller is thread 0). fn takes its work
-// from shared atomic counters, so if the system refuses a thread the others still finish it.
-template <typename Fn>
-void RunOnThreads(int threads, Fn fn) {
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) {
-    try {
-      pool.emplace_back(fn, t);
-    } catch (const std::system_error&) {
-      break;
-    }
-  }
-  fn(0);
-  for (auto& th : pool) th.join();
-}
 
 float Bf16ToF32(uint16_t h) {
   const uint32_t u = uint32_t(h) << 16;
@@ -78,8 +56,8 @@ Status Validate(const AttentionArgs& a, const BlockPlan& plan) {
   if (a.out == nullptr) return Status::Invalid("out: null pointer");
   if (!(a.scale > 0.0) || !std::isfinite(a.scale))
     return Status::Invalid("scale: expected a finite value > 0, got " + std::to_string(a.scale));
-  if (a.num_threads < 0)
-    return Status::Invalid("num_threads: expected >= 0, got " + std::to_string(a.num_threads));
+  st = ValidateThreads(a.num_threads, "num_threads");
+  if (!st.ok()) return st;
   auto mismatch = [](const char* field, int64_t plan_v, int64_t arg_v) {
     return Status::Invalid(std::string("plan.") + field + ": plan built for " + std::to_string(plan_v) +
                            ", arguments have " + std::to_string(arg_v));
@@ -245,8 +223,14 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   const int64_t rmax = isa->rmax;
   std::atomic<int64_t> next_stage{0}, next_item{0}, staged_done{0};
   const int64_t n_stage = (transpose_k || stage_rows) ? int64_t(stage_units.size()) : 0;
+  // Per-thread scratch, allocated before the threads start: an allocation failing inside a
+  // worker would end the process instead of returning kInternal.
+  auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };  // keep every array 64-byte aligned
+  const int64_t qs_n = blk * Dp, o_n = blk * Dp;
+  const int64_t per_thread = up16(qs_n) + up16(o_n) + 2 * up16(blk) + up16(rmax * ksub) + up16(rmax);
+  FloatBuffer scratch;
+  scratch.Allocate(per_thread * threads);
   RunOnThreads(threads, [&](int tid) {
-    (void)tid;
     // Phase 1: stage K (and V) blocks.
     for (int64_t i; (i = next_stage.fetch_add(1)) < n_stage;) {
       const int64_t u = stage_units[size_t(i)];
@@ -293,12 +277,8 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
     while (staged_done.load(std::memory_order_acquire) < n_stage) std::this_thread::yield();
 
     // Phase 2: attention rows.
-    FloatBuffer scratch;
-    const int64_t qs_n = blk * Dp, o_n = blk * Dp;
-    auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };  // keep every array 64-byte aligned
-    scratch.Allocate(up16(qs_n) + up16(o_n) + 2 * up16(blk) + up16(rmax * ksub) + up16(rmax));
     Scratch sc;
-    sc.qs = scratch.data;
+    sc.qs = scratch.data + per_thread * tid;
     sc.o = sc.qs + up16(qs_n);
     sc.m = sc.o + up16(o_n);
     sc.l = sc.m + up16(blk);

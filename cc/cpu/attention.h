@@ -33,6 +33,31 @@ struct AttentionArgs {
 // (B, Hq, Lq, Lk); mismatches are kInvalidArgument naming the field.
 Status Attention(const AttentionArgs& args, const BlockPlan& plan);
 
+struct BackwardArgs {
+  Shape shape;          // as AttentionArgs; every array contiguous fp32
+  double scale = 0.0;   // the forward's resolved scale
+  const float* q = nullptr;     // (B,Hq,Lq,D)
+  const float* k = nullptr;     // (B,Hkv,Lk,D)
+  const float* v = nullptr;
+  const float* out = nullptr;   // the forward's output (B,Hq,Lq,D)
+  const float* lse = nullptr;   // the forward's natural-log LSE (B,Hq,Lq)
+  const float* dout = nullptr;  // (B,Hq,Lq,D)
+  const float* dlse = nullptr;  // optional (B,Hq,Lq): gradient reaching lse
+  float* dq = nullptr;          // (B,Hq,Lq,D)
+  float* dk = nullptr;          // (B,Hkv,Lk,D), summed over each query group
+  float* dv = nullptr;
+  int32_t num_threads = 0;      // 0: hardware concurrency (capped at kMaxThreads)
+};
+
+// Gradients of Attention() over the same plan (docs/contract.md, "Gradients"): with
+// P = exp(scale q.k - lse) on the visible pairs and delta = rowsum(dout * out) - dlse,
+// dv = P^T dout, dS = P (dout v^T - delta), dq = scale dS k, dk = scale dS^T q.
+// Deterministic for any thread count: dq by (b, h, query block), dk/dv by (b, kv head, key block)
+// over the transposed plan, no atomics; no Lq x Lk buffer (staging is O(B*(Hq*Lq + Hkv*Lk)*D)).
+// Inputs must be finite; a row whose lse is not finite (-inf: no visible key; +inf: the caller's
+// way to drop a row) contributes nothing. Errors as Attention().
+Status AttentionBackward(const BackwardArgs& args, const BlockPlan& plan);
+
 }  // namespace cpu
 }  // namespace sattn
 

@@ -62,6 +62,47 @@ struct Partial {
   float* l = nullptr;
 };
 
+// The backward's inputs, staged by attention_backward.cc (all fp32; see kernel_bwd.inc).
+struct BwdProblem {
+  const BlockPlan* plan = nullptr;
+  int32_t B = 0, Hq = 0, Hkv = 0, Lq = 0, Lk = 0, D = 0;
+  int32_t Dp = 0;     // D rounded up to the lane count: row stride of qs, dos and the accumulators
+  int32_t group = 1;  // Hq / Hkv
+  const float* qs = nullptr;     // (B*Hq*Lq) rows of Dp: q * scale * log2(e), zero padded
+  const float* dos = nullptr;    // (B*Hq*Lq) rows of Dp: dout, zero padded
+  const float* lse2 = nullptr;   // B*Hq*Lq: lse * log2(e); +inf where the row contributes nothing
+  const float* delta = nullptr;  // B*Hq*Lq: sum_d dout*out - dlse
+  // Staged K and V, each in the layout of Problem::kt (chunks of D rows of kt_w keys).
+  const float* kt = nullptr;
+  const float* vt = nullptr;
+  int32_t kt_w = 0;
+  int64_t kt_block_stride = 0;
+  // Row-major K (rows readable up to Dp): k_rows + bkv*k_head_stride + j*k_ld.
+  const float* k_rows = nullptr;
+  int64_t k_ld = 0;
+  int64_t k_head_stride = 0;
+  // The plan transposed: for key (pb*plan_h + ph)*n_k_blocks + c, entries t_ptr[key] ..
+  // t_ptr[key+1] of (plan row r = t_row[t], entry index t_ent[t]), ascending r.
+  const int32_t* t_ptr = nullptr;
+  const int32_t* t_row = nullptr;
+  const int32_t* t_ent = nullptr;
+  float* dq = nullptr;  // (B,Hq,Lq,D)
+  float* dk = nullptr;  // (B,Hkv,Lk,D)
+  float* dv = nullptr;
+  float dq_scale = 0;   // scale
+  float dk_scale = 0;   // ln 2 (qs carries scale*log2(e))
+};
+
+// Per-thread scratch of the backward: acc/acc2 (acc_n floats each: n_chunks*ksub rows of Dp),
+// p and ds (block * ksub each).
+struct BwdScratch {
+  float* acc;
+  float* acc2;
+  float* p;
+  float* ds;
+  int64_t acc_n;
+};
+
 struct Isa {
   const char* name;
   int32_t lanes;  // floats per vector register
@@ -72,6 +113,9 @@ struct Isa {
   // out/lse of one item from its n slices (LSE-weighted).
   void (*merge)(const Problem& pr, int64_t item, const Partial* parts, int n);
   float (*exp2)(float x);  // the kernel's vector exp2 on one value (for the accuracy test)
+  // Backward: dq rows of one (b, h, query block) item; dk/dv rows of one (b, kv head, key block).
+  void (*bwd_dq)(const BwdProblem& pr, int64_t item, const BwdScratch& sc);
+  void (*bwd_dkdv)(const BwdProblem& pr, int64_t item, const BwdScratch& sc);
 };
 
 // Kernels built into this binary; null where the ISA is not compiled in (non-x86 hosts).
@@ -102,6 +146,10 @@ constexpr int64_t kSerialBelow = int64_t(1) << 20;
 // serial_below = 0 so that small problems exercise the threads too).
 Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const Isa* isa,
                         KeyLayout layout = KeyLayout::kAuto, int64_t serial_below = kSerialBelow);
+
+// The backward with an explicit kernel set (tests run every ISA, with serial_below = 0).
+Status AttentionBackwardWithIsa(const BackwardArgs& args, const BlockPlan& plan, const Isa* isa,
+                                int64_t serial_below = kSerialBelow);
 
 }  // namespace internal
 }  // namespace cpu

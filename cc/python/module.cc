@@ -264,6 +264,46 @@ py::tuple AttentionCpu(const py::array& q, const py::array& k, const py::array& 
   return py::make_tuple(out, want_lse ? py::object(lse) : py::object(py::none()));
 }
 
+// Gradients of attention_cpu over the same plan (cpu::AttentionBackward): fp32 arrays in, fp32
+// (dq, dk, dv) out; dlse may be None.
+py::tuple AttentionBackwardCpu(const py::array& q, const py::array& k, const py::array& v, const py::array& out,
+                               const py::array& lse, const py::array& dout, const py::object& dlse,
+                               const py::dict& plan_d, const py::tuple& shape, double scale, int32_t threads) {
+  const Shape sh = ShapeFromTuple(shape);
+  const BlockPlan plan = PlanFromDict(plan_d);
+  const int64_t nq = int64_t(sh.B) * sh.Hq * sh.Lq, nk = int64_t(sh.B) * sh.Hkv * sh.Lk;
+  auto f32 = [](const py::handle& h, const char* name, int64_t n) {
+    auto a = py::array::ensure(h);
+    if (!a || a.dtype().kind() != 'f' || a.itemsize() != 4 || !(a.flags() & py::array::c_style))
+      throw py::type_error(std::string(name) + ": expected a C-contiguous float32 array");
+    if (a.size() != n) throw py::value_error(std::string(name) + ": size does not match the shape");
+    return a;
+  };
+  const py::array qa = f32(q, "q", nq * sh.D), ka = f32(k, "k", nk * sh.D), va = f32(v, "v", nk * sh.D);
+  const py::array oa = f32(out, "out", nq * sh.D), la = f32(lse, "lse", nq), da = f32(dout, "dout", nq * sh.D);
+  py::array dla;
+  if (!dlse.is_none()) dla = f32(dlse, "dlse", nq);
+  py::array_t<float> dq(std::vector<py::ssize_t>{sh.B, sh.Hq, sh.Lq, sh.D});
+  py::array_t<float> dk(std::vector<py::ssize_t>{sh.B, sh.Hkv, sh.Lk, sh.D});
+  py::array_t<float> dv(std::vector<py::ssize_t>{sh.B, sh.Hkv, sh.Lk, sh.D});
+  cpu::BackwardArgs a;
+  a.shape = sh;
+  a.scale = scale;
+  a.num_threads = threads;
+  a.q = static_cast<const float*>(qa.data()), a.k = static_cast<const float*>(ka.data());
+  a.v = static_cast<const float*>(va.data()), a.out = static_cast<const float*>(oa.data());
+  a.lse = static_cast<const float*>(la.data()), a.dout = static_cast<const float*>(da.data());
+  a.dlse = dlse.is_none() ? nullptr : static_cast<const float*>(dla.data());
+  a.dq = dq.mutable_data(), a.dk = dk.mutable_data(), a.dv = dv.mutable_data();
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = cpu::AttentionBackward(a, plan);
+  }
+  Throw(st);
+  return py::make_tuple(dq, dk, dv);
+}
+
 using F32In = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using U8In = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
@@ -386,6 +426,9 @@ PYBIND11_MODULE(_cc, m) {
   m.def("visible_pairs", [](const py::dict& d) { return PlanFromDict(d).VisiblePairs(); });
   m.def("attention_cpu", &AttentionCpu, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"),
         py::arg("shape"), py::arg("scale"), py::arg("dtype"), py::arg("threads") = 0, py::arg("want_lse") = false);
+  m.def("attention_backward_cpu", &AttentionBackwardCpu, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
+        py::arg("lse"), py::arg("dout"), py::arg("dlse"), py::arg("plan"), py::arg("shape"), py::arg("scale"),
+        py::arg("threads") = 0);
   m.def("serialize_problem", &SerializeProblemPy);
   m.def("parse_problem", &ParseProblemPy);
   m.def("serialize_result", &SerializeResultPy);

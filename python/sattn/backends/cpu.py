@@ -7,7 +7,7 @@ import numpy as np
 
 from sattn import _inputs
 from sattn import specs as S
-from sattn.backends.base import BackendResult
+from sattn.backends.base import BackendGrads, BackendResult
 from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
 
 NAME = "cpu"
@@ -59,7 +59,27 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
         import torch
         out = torch.from_numpy(out.view(np.int16)).view(torch.bfloat16)
     counters = {"plan_ns": int((t1 - t0) * 1e9), "kernel_ns": int((t2 - t1) * 1e9), "nnz_blocks": plan.nnz}
-    return BackendResult(out=out, lse=lse, counters=counters)
+    return BackendResult(out=out, lse=lse, counters=counters, plan=plan)
+
+
+def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int | None = None, threads: int = 0,
+                       **options):
+    """dq, dk, dv (float32) over the forward's plan: the multithreaded kernels of
+    cc/cpu/attention_backward.cc (dq by query block, dk/dv by key block over the transposed plan;
+    deterministic, no atomics). Inputs are float32 arrays (sattn._op widens bf16/fp16 exactly);
+    a row whose lse is not finite contributes nothing. tile is the forward's option (unused here)."""
+    from sattn import _cc
+    _inputs.check_options("the cpu backend's attention_backward", options, ())
+    if not isinstance(plan, BlockPlan):
+        raise TypeError(f"plan: expected the forward's sattn.BlockPlan, got {type(plan).__name__}")
+    threads = _inputs.check_threads(threads)
+    B, Hq, Lq, D = q.shape
+    shape = (B, Hq, k.shape[1], Lq, k.shape[2], D)
+    arrays = [None if x is None else np.ascontiguousarray(x, dtype=np.float32) for x in (q, k, v, out, lse, dout, dlse)]
+    t0 = time.perf_counter()
+    dq, dk, dv = _cc.attention_backward_cpu(*arrays, plan.to_dict(), shape, float(scale), threads)
+    t1 = time.perf_counter()
+    return BackendGrads(dq=dq, dk=dk, dv=dv, counters={"kernel_ns": int((t1 - t0) * 1e9)})
 
 
 def _median_time(fn, repeat):

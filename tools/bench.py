@@ -8,6 +8,7 @@ Performance is measured here, never asserted in tests.
 from __future__ import annotations
 
 import datetime
+import gc
 import math
 import json
 import os
@@ -54,6 +55,9 @@ flags.DEFINE_integer("check_rows", None, "Query rows checked against the float64
                      "(default: all when Lq <= 2048, else 64 sampled rows; 0 disables).")
 flags.DEFINE_bool("compare", False, "Also run the backend's peers (torch SDPA, FlexAttention, baselines) "
                   "in this process.")
+flags.DEFINE_enum("mode", "fwd", ["fwd", "fwdbwd"], "fwd: the forward; fwdbwd: forward + backward through "
+                  "sattn.sparse_attention (host backends with attention_backward), with torch SDPA dense "
+                  "forward + backward as the --compare peer, and peak RSS of forward vs backward.")
 flags.DEFINE_enum("format", "table", ["table", "json"], "Output format on stdout.")
 flags.DEFINE_string("out", None, "Write the JSON rows to this file (one JSON list).")
 flags.DEFINE_integer("vlen", None, "RVV vector length in bits (128, 256, 512): shorthand for --option vlen=N.")
@@ -215,6 +219,8 @@ def main(argv):
     density = None if visible is None else visible / float(B * Hq * Lq * Lk)
     flops = None if visible is None else 4.0 * D * visible
 
+    if FLAGS.mode == "fwdbwd":
+        return run_fwdbwd(sattn, mod, name, spec, q, k, v, scale, options, visible)
     call = lambda: mod.attention(q, k, v, spec, scale=scale, return_lse=True, tile=FLAGS.tile, **options)  # noqa: E731
     log(f"running {name}: {FLAGS.warmup} warm-up + {FLAGS.repeat} timed")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -260,6 +266,147 @@ def main(argv):
             log(f"running peers of {name}")
             for peer in peers(q, k, v, spec, scale=scale, repeat=FLAGS.repeat, tile=FLAGS.tile, **options):
                 out_rows.append(make_row(peer.name, peer, []))
+    if FLAGS.out:
+        with open(FLAGS.out, "w") as f:
+            json.dump(out_rows, f, indent=1, default=float)
+        log(f"wrote {len(out_rows)} rows to {FLAGS.out}")
+    if FLAGS.format == "json":
+        print(json.dumps(out_rows, indent=1, default=float))
+    else:
+        print_table(out_rows)
+    return 0
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Sets the process's peak RSS (VmHWM) to its current RSS (Linux clear_refs 5); False if not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def phase_peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024.0
+
+
+def run_fwdbwd(sattn, mod, name, spec, q, k, v, scale, options, visible):
+    """--mode fwdbwd: sparse_attention forward + backward (one backward of random dout), the
+    forward alone before it (for its peak RSS; ru_maxrss only grows, so it is read first), and
+    with --compare torch SDPA dense forward + backward on the same inputs. FLOPs: the contract's
+    2.5x the forward count (docs/contract.md)."""
+    import torch
+    import torch.nn.functional as F
+    if FLAGS.device != "cpu" or not hasattr(mod, "attention_backward"):
+        print(f"bench: --mode fwdbwd needs a host backend with attention_backward; {name} has none here",
+              file=sys.stderr)
+        return 2
+    B, Hq, Hkv, Lq, Lk, D = q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3]
+    g = torch.Generator().manual_seed(FLAGS.seed + 1)
+    dout = torch.randn(q.shape, generator=g).to(q.dtype)
+    leaves = [x.detach().clone().requires_grad_() for x in (q, k, v)]
+    opts = dict(options, tile=FLAGS.tile)
+
+    def forward():
+        with torch.no_grad():
+            return sattn.sparse_attention(*leaves, spec, backend=name, scale=scale, **opts)
+
+    def fwd_bwd():
+        for x in leaves:
+            x.grad = None
+        t0 = time.perf_counter()
+        out = sattn.sparse_attention(*leaves, spec, backend=name, scale=scale, **opts)
+        t1 = time.perf_counter()
+        out.backward(dout)
+        return out, t1 - t0, time.perf_counter() - t1
+
+    # Warm-ups of both first (one-off loading and allocator growth is not either phase's), then
+    # each phase's peak RSS from a reset high-water mark (VmHWM): what that phase itself needs.
+    log(f"warming up: {FLAGS.warmup} forward and {FLAGS.warmup} forward + backward calls")
+    splits = []
+    for _ in range(FLAGS.warmup):
+        forward()
+        fwd_bwd()
+    gc.collect()
+    per_phase = reset_peak_rss()
+    rss0 = current_rss_mb()
+    log(f"running {name} forward: {FLAGS.repeat} timed")
+    out_fwd, fwd_times = timed(forward, FLAGS.repeat, 0, lambda: None)
+    peak_fwd = phase_peak_rss_mb() if per_phase else peak_rss_mb()
+    del out_fwd
+    gc.collect()
+    per_phase = per_phase and reset_peak_rss()
+    rss1 = current_rss_mb()
+    log(f"running {name} forward + backward: {FLAGS.repeat} timed")
+    res, fb_times = timed(lambda: splits.append(fwd_bwd()) or splits[-1][0], FLAGS.repeat, 0, lambda: None)
+    peak_fb = phase_peak_rss_mb() if per_phase else peak_rss_mb()
+    out_fwd = res.detach()
+    fwd_flops = None if visible is None else 4.0 * D * visible
+    n_check = FLAGS.check_rows if FLAGS.check_rows is not None else (Lq if Lq <= 2048 else 64)
+    rows = np.unique(np.linspace(0, Lq - 1, num=min(n_check, Lq)).astype(np.int64)) if n_check else np.array([], np.int64)
+    common = {
+        "spec": spec.kind, "spec_params": spec.params(), "B": B, "Hq": Hq, "Hkv": Hkv, "Lq": Lq, "Lk": Lk, "D": D,
+        "dtype": FLAGS.dtype, "device": FLAGS.device, "mode": "fwdbwd", "visible_pairs": visible,
+        "density": None if visible is None else visible / float(B * Hq * Lq * Lk),
+        "machine": machine_info(), "versions": versions(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "bazel run //tools:bench -- " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+
+    def row(system, t, flops, counters, note="", err=None, peak=None):
+        r = dict(common)
+        r.update({"backend": name, "system": system, "time_ms": t * 1e3, "time_kind": "wall time",
+                  "flops": flops, "gflops_effective": None if flops is None else flops / t / 1e9,
+                  "max_abs_err": err, "max_abs_err_lse": None, "rows_checked": int(len(rows)) if err is not None else 0,
+                  "counters": counters, "note": note, "peak_rss_mb": peak})
+        return r
+
+    err = None
+    if len(rows):
+        log(f"checking {len(rows)} rows of the forward output against the float64 reference")
+        err, _ = error_vs_reference(sattn, q, k, v, spec, scale, out_fwd, None, rows)
+    counters = {
+        "fwd_ms": statistics.median(fwd_times) * 1e3,
+        "fwd_in_fwdbwd_ms": statistics.median(s[1] for s in splits) * 1e3,
+        "bwd_ms": statistics.median(s[2] for s in splits) * 1e3,
+        "peak_rss_per_phase": int(per_phase),
+        "rss_before_fwd_mb": rss0, "rss_before_fwdbwd_mb": rss1,
+        "peak_rss_fwd_mb": peak_fwd, "peak_rss_fwdbwd_mb": peak_fb, "peak_rss_ratio": peak_fb / peak_fwd,
+        "peak_above_start_fwd_mb": peak_fwd - rss0, "peak_above_start_fwdbwd_mb": peak_fb - rss1,
+    }
+    note = (f"fwd {counters['fwd_ms']:.1f} ms alone; bwd {counters['bwd_ms']:.1f} ms; peak RSS fwd "
+            f"{peak_fwd:.0f} MB, fwd+bwd {peak_fb:.0f} MB ({counters['peak_rss_ratio']:.2f}x; above the phase's "
+            f"start: {peak_fwd - rss0:.0f} vs {peak_fb - rss1:.0f} MB)")
+    out_rows = [row(name, statistics.median(fb_times), None if fwd_flops is None else 2.5 * fwd_flops, counters,
+                    note, err, peak_fb)]
+    del res, splits
+    if FLAGS.compare:
+        log("running torch SDPA dense forward + backward")
+        tq, tk, tv = (x.detach().clone().requires_grad_() for x in (q, k, v))
+
+        def sdpa():
+            for x in (tq, tk, tv):
+                x.grad = None
+            o = F.scaled_dot_product_attention(tq, tk, tv, scale=scale, enable_gqa=Hq != Hkv)
+            o.backward(dout)
+            return o
+
+        _, t_sdpa = timed(sdpa, FLAGS.repeat, FLAGS.warmup, lambda: None)
+        dense_flops = 2.5 * 4.0 * D * B * Hq * Lq * Lk
+        out_rows.append(row("sdpa_dense_fwdbwd", statistics.median(t_sdpa), dense_flops, {},
+                            f"dense attention forward + backward (different function); process peak RSS after "
+                            f"it {peak_rss_mb():.0f} MB"))
     if FLAGS.out:
         with open(FLAGS.out, "w") as f:
             json.dump(out_rows, f, indent=1, default=float)

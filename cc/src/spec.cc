@@ -16,36 +16,7 @@ Status Bad(const std::string& field, const std::string& expected, const std::str
 
 Status ValidateSpec(const Spec& s) {
   switch (s.kind) {
-    case SpecKind::kDense:
-      return Status::Ok();
-    case SpecKind::kSlidingWindow:
-      if (s.window < 1) return Bad("window", "an integer >= 1", std::to_string(s.window));
-      if (s.dilation < 1) return Bad("dilation", "an integer >= 1", std::to_string(s.dilation));
-      if (s.global_tokens < 0)
-        return Bad("global_tokens", "an integer >= 0", std::to_string(s.global_tokens));
-      return Status::Ok();
-    case SpecKind::kBlockTopK:
-      if (s.block < 1 || s.block > 4096) return Bad("block", "1..4096", std::to_string(s.block));
-      if (!(s.keep > 0.0 && s.keep <= 1.0)) return Bad("keep", "a value in (0, 1]", std::to_string(s.keep));
-      if (s.global_blocks < 0)
-        return Bad("global_blocks", "an integer >= 0", std::to_string(s.global_blocks));
-      if (s.local_blocks < 0)
-        return Bad("local_blocks", "an integer >= 0", std::to_string(s.local_blocks));
-      if (s.score != BlockScore::kMean && s.score != BlockScore::kMax)
-        return Bad("score", "mean or max", std::to_string(int(s.score)));
-      return Status::Ok();
-    case SpecKind::kBigBird:
-      if (s.block < 1 || s.block > 4096) return Bad("block", "1..4096", std::to_string(s.block));
-      if (s.window_blocks < 0)
-        return Bad("window_blocks", "an integer >= 0", std::to_string(s.window_blocks));
-      if (s.global_blocks < 0)
-        return Bad("global_blocks", "an integer >= 0", std::to_string(s.global_blocks));
-      if (s.random_blocks < 0)
-        return Bad("random_blocks", "an integer >= 0", std::to_string(s.random_blocks));
-      return Status::Ok();
-    case SpecKind::kTopKPerQuery:
-      if (s.topk < 1) return Bad("k", "an integer >= 1", std::to_string(s.topk));
-      return Status::Ok();
+#include "spec_validate.inc"  // generated from spec/schema.json: one range check per field
   }
   return Bad("kind", "one of Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery",
              std::to_string(int(s.kind)));

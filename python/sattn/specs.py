@@ -1,7 +1,9 @@
 """The five attention specs of the sattn contract (docs/contract.md) as frozen, validated dataclasses.
 
-Every field is checked on construction; a bad value raises ValueError/TypeError naming the field
-and what was expected. `spec.to_fields()` gives the flat dict the C++ core reads (cc/include/sattn/spec.h).
+Their fields, defaults, ranges and doc lines come from spec/schema.json (through the generated
+sattn._schema). Every field is checked on construction; a bad value raises ValueError/TypeError
+naming the field and what was expected. `spec.to_fields()` gives the flat dict the C++ core reads
+(cc/include/sattn/spec_fields.h).
 """
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ import dataclasses
 import math
 import numbers
 
+from sattn import _schema
+
 __all__ = ["Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery", "KIND_IDS", "check_spec"]
 
 # Numeric kinds shared with C++ (sattn::SpecKind) and the plan file format (docs/bsr.md).
-KIND_IDS = {"Dense": 0, "SlidingWindow": 1, "BlockTopK": 2, "BigBird": 3, "TopKPerQuery": 4}
-MAX_BLOCK = 4096
-# The C++ spec's integer fields are int32 (seed uint64): cc/include/sattn/spec.h.
-INT32_MAX = 2**31 - 1
-UINT64_MAX = 2**64 - 1
+KIND_IDS = {name: sp["kind_id"] for name, sp in _schema.SPECS.items()}
+MAX_BLOCK = next(f["max"] for f in _schema.SPECS["BlockTopK"]["fields"] if f["name"] == "block")
+# The C++ spec's integer fields are int32 (seed uint64): spec/schema.json.
+INT32_MAX = _schema.INT32_MAX
+UINT64_MAX = _schema.UINT64_MAX
 
 
 def _check_int(spec, name: str, lo: int, hi: int = INT32_MAX) -> None:
@@ -25,7 +29,7 @@ def _check_int(spec, name: str, lo: int, hi: int = INT32_MAX) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
     if not lo <= value <= hi:
-        rng = f">= {lo}" if value < lo and hi == INT32_MAX else f"in [{lo}, {hi}]"
+        rng = f">= {lo}" if value < lo and hi in (INT32_MAX, UINT64_MAX) else f"in [{lo}, {hi}]"
         raise ValueError(f"{name}: expected an integer {rng}, got {value}")
     object.__setattr__(spec, name, int(value))
 
@@ -36,13 +40,41 @@ def _check_bool(spec, name: str) -> None:
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
 
 
-def check_spec(spec) -> None:
-    """TypeError unless `spec` is an instance of one of the five specs."""
-    if isinstance(spec, type) and issubclass(spec, Spec):
-        raise TypeError(f"spec: expected a spec instance such as {spec.__name__}(), got the class {spec.__name__}")
-    if type(spec) not in (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery):
-        raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, BlockTopK, BigBird, "
-                        f"TopKPerQuery), got {type(spec).__name__}")
+def _check_float(spec, name: str, f: dict) -> None:
+    value = getattr(spec, name)
+    lo, hi, open_lo = f["min"], f["max"], f.get("min_open", False)
+    rng = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a float in {rng}, got {type(value).__name__} {value!r}")
+    x = float(value)
+    if math.isnan(x) or not ((lo < x) if open_lo else (lo <= x)) or not x <= hi:
+        raise ValueError(f"{name}: expected a float in {rng}, got {value}")
+    object.__setattr__(spec, name, x)
+
+
+def _check_enum(spec, name: str, values) -> None:
+    value = getattr(spec, name)
+    choices = " or ".join(repr(v) for v in values)
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected {choices}, got {type(value).__name__} {value!r}")
+    if value not in values:
+        raise ValueError(f"{name}: expected {choices}, got {value!r}")
+
+
+def _validate(spec) -> None:
+    """Checks (and normalises) every field of `spec` against its range in spec/schema.json."""
+    for f in _schema.SPECS[type(spec).__name__]["fields"]:
+        name, typ = f["name"], f["type"]
+        if typ == "bool":
+            _check_bool(spec, name)
+        elif typ == "int32":
+            _check_int(spec, name, f.get("min", -INT32_MAX - 1), f.get("max", INT32_MAX))
+        elif typ == "uint64":
+            _check_int(spec, name, f.get("min", 0), f.get("max", UINT64_MAX))
+        elif typ == "float64":
+            _check_float(spec, name, f)
+        else:
+            _check_enum(spec, name, f["values"])
 
 
 class Spec:
@@ -55,13 +87,14 @@ class Spec:
         return type(self).__name__
 
     def to_fields(self) -> dict:
-        """Flat field dict for the C++ core (unused fields keep the C++ defaults)."""
+        """Flat field dict for the C++ core, keyed by the C++ names (cc/include/sattn/spec_fields.h)."""
         fields = {"kind": KIND_IDS[self.kind], "causal": self.causal}
-        fields.update(self._cc_fields())
+        for f in _schema.SPECS[self.kind]["fields"]:
+            if f["name"] == "causal":
+                continue
+            value = getattr(self, f["name"])
+            fields[f.get("cc", f["name"])] = f["values"].index(value) if f["type"] == "enum" else value
         return fields
-
-    def _cc_fields(self) -> dict:
-        return {}
 
     def params(self) -> dict:
         """The spec's own parameters, for bench rows and docs."""
@@ -71,110 +104,47 @@ class Spec:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{self.kind}({args})"
 
-
-@dataclasses.dataclass(frozen=True)
-class Dense(Spec):
-    """Every key visible (only j <= p when causal)."""
-
-    causal: bool = False
-
     def __post_init__(self):
-        _check_bool(self, "causal")
+        _validate(self)
 
 
-@dataclasses.dataclass(frozen=True)
-class SlidingWindow(Spec):
-    """Key j visible from position p iff (not causal or j <= p) and
-    ((|p-j| < window*dilation and (p-j) % dilation == 0) or j < global_tokens or p < global_tokens)."""
-
-    window: int = 256
-    causal: bool = False
-    dilation: int = 1
-    global_tokens: int = 0
-
-    def __post_init__(self):
-        _check_int(self, "window", 1)
-        _check_bool(self, "causal")
-        _check_int(self, "dilation", 1)
-        _check_int(self, "global_tokens", 0)
-
-    def _cc_fields(self):
-        return {"window": self.window, "dilation": self.dilation, "global_tokens": self.global_tokens}
+_PY_TYPES = {"bool": bool, "int32": int, "uint64": int, "float64": float, "enum": str}
 
 
-@dataclasses.dataclass(frozen=True)
-class BlockTopK(Spec):
-    """Per query block, keep the top-scoring key blocks (mean- or max-pooled block scores)."""
-
-    block: int = 64
-    keep: float = 0.125
-    global_blocks: int = 1
-    local_blocks: int = 1
-    causal: bool = False
-    score: str = "mean"
-
-    def __post_init__(self):
-        _check_int(self, "block", 1, MAX_BLOCK)
-        if isinstance(self.keep, bool) or not isinstance(self.keep, numbers.Real):
-            raise TypeError(f"keep: expected a float in (0, 1], got {type(self.keep).__name__} {self.keep!r}")
-        if not (0.0 < float(self.keep) <= 1.0) or math.isnan(self.keep):
-            raise ValueError(f"keep: expected a float in (0, 1], got {self.keep}")
-        object.__setattr__(self, "keep", float(self.keep))
-        _check_int(self, "global_blocks", 0)
-        _check_int(self, "local_blocks", 0)
-        _check_bool(self, "causal")
-        if not isinstance(self.score, str):
-            raise TypeError(f"score: expected 'mean' or 'max', got {type(self.score).__name__} {self.score!r}")
-        if self.score not in ("mean", "max"):
-            raise ValueError(f"score: expected 'mean' or 'max', got {self.score!r}")
-
-    def _cc_fields(self):
-        return {"block": self.block, "keep": float(self.keep), "global_blocks": self.global_blocks,
-                "local_blocks": self.local_blocks, "score": 0 if self.score == "mean" else 1}
+def _make_spec(name: str) -> type:
+    """The frozen dataclass of spec `name`: its fields, order, defaults and doc from spec/schema.json."""
+    sp = _schema.SPECS[name]
+    fields = [(f["name"], _PY_TYPES[f["type"]], dataclasses.field(default=f["default"])) for f in sp["fields"]]
+    cls = dataclasses.make_dataclass(name, fields, bases=(Spec,), frozen=True)
+    cls.__module__ = __name__
+    doc = [sp["doc"], "", "Fields (spec/schema.json):"]
+    doc += [f"    {f['name']} (default {f['default']!r}): {f['doc']}" for f in sp["fields"]]
+    cls.__doc__ = "\n".join(doc)
+    return cls
 
 
-@dataclasses.dataclass(frozen=True)
-class BigBird(Spec):
-    """Window, global and seeded random blocks (counter-based generator, docs/contract.md)."""
-
-    block: int = 64
-    window_blocks: int = 3
-    global_blocks: int = 1
-    random_blocks: int = 2
-    seed: int = 0
-    causal: bool = False
-
-    def __post_init__(self):
-        _check_int(self, "block", 1, MAX_BLOCK)
-        _check_int(self, "window_blocks", 0)
-        _check_int(self, "global_blocks", 0)
-        _check_int(self, "random_blocks", 0)
-        _check_int(self, "seed", 0, UINT64_MAX)
-        _check_bool(self, "causal")
-
-    def _cc_fields(self):
-        return {"block": self.block, "window_blocks": self.window_blocks, "global_blocks": self.global_blocks,
-                "random_blocks": self.random_blocks, "seed": self.seed}
+Dense = _make_spec("Dense")
+SlidingWindow = _make_spec("SlidingWindow")
+BlockTopK = _make_spec("BlockTopK")
+BigBird = _make_spec("BigBird")
+TopKPerQuery = _make_spec("TopKPerQuery")
+CONTRACT_SPECS = (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery)
+if tuple(c.__name__ for c in CONTRACT_SPECS) != tuple(_schema.SPECS):
+    raise ImportError("sattn.specs: the spec classes are not those of spec/schema.json")
 
 
-@dataclasses.dataclass(frozen=True)
-class TopKPerQuery(Spec):
-    """Each query sees its k highest-scoring eligible keys (q.k, ties to the lower j)."""
-
-    k: int = 64
-    causal: bool = False
-
-    def __post_init__(self):
-        _check_int(self, "k", 1)
-        _check_bool(self, "causal")
-
-    def _cc_fields(self):
-        return {"topk": self.k}
+def check_spec(spec) -> None:
+    """TypeError unless `spec` is an instance of one of the five specs."""
+    if isinstance(spec, type) and issubclass(spec, Spec):
+        raise TypeError(f"spec: expected a spec instance such as {spec.__name__}(), got the class {spec.__name__}")
+    if type(spec) not in CONTRACT_SPECS:
+        raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, BlockTopK, BigBird, "
+                        f"TopKPerQuery), got {type(spec).__name__}")
 
 
 def _spec_class(name: str):
     """The spec class named `name`, case-insensitive, underscores ignored ('block_topk')."""
-    table = {cls.__name__.lower(): cls for cls in (Dense, SlidingWindow, BlockTopK, BigBird, TopKPerQuery)}
+    table = {cls.__name__.lower(): cls for cls in CONTRACT_SPECS}
     cls = table.get(name.lower().replace("_", ""))
     if cls is None:
         raise ValueError(f"spec: expected one of {sorted(c.__name__ for c in table.values())}, got {name!r}")

@@ -1,56 +1,20 @@
 // sattn spec contract in C++: the five attention specs of docs/contract.md.
 //
-// This header is the C++ mirror of python/sattn/specs.py; docs/contract.md is the single
-// source of truth for what each field means. Portable C++17, no host assumptions: the CPU,
-// RVV and RoCC targets all compile it.
+// The spec fields, their defaults and ranges come from spec/schema.json (tools/spec_schema.py
+// generates sattn/spec_fields.h and the checks of ValidateSpec); docs/contract.md says what each
+// field means. Portable C++17, no host assumptions: the CPU, RVV and RoCC targets all compile it.
 #ifndef SATTN_SPEC_H_
 #define SATTN_SPEC_H_
 
 #include <cstdint>
 #include <string>
 
+#include "sattn/spec_fields.h"
+
 namespace sattn {
 
-enum class SpecKind : int32_t {
-  kDense = 0,
-  kSlidingWindow = 1,
-  kBlockTopK = 2,
-  kBigBird = 3,
-  kTopKPerQuery = 4,
-};
-
-enum class BlockScore : int32_t { kMean = 0, kMax = 1 };
-
-// One flat struct for every spec; fields that a kind does not use are ignored.
-struct Spec {
-  SpecKind kind = SpecKind::kDense;
-  bool causal = false;
-  // SlidingWindow
-  int32_t window = 0;
-  int32_t dilation = 1;
-  int32_t global_tokens = 0;
-  // BlockTopK and BigBird
-  int32_t block = 64;
-  double keep = 0.125;
-  int32_t global_blocks = 1;
-  int32_t local_blocks = 1;
-  BlockScore score = BlockScore::kMean;
-  int32_t window_blocks = 3;
-  int32_t random_blocks = 2;
-  uint64_t seed = 0;
-  // TopKPerQuery
-  int32_t topk = 64;
-};
-
-// The Spec fields after `kind` and `causal`, in declaration order, which is also the order of the
-// plan/problem file format (plan_io.cc) and of the C struct sattn_spec (sattn.h). Every
-// field-by-field conversion (C API, Python bindings, serialisation) expands this one list, so a
-// new field cannot be forgotten in one of them. `score` is the BlockScore enum (an int32 on the
-// wire and in Python; the C API's `score_max` flag).
-#define SATTN_SPEC_FIELDS(INT32, FLOAT64, UINT64, SCORE)                                        \
-  INT32(window) INT32(dilation) INT32(global_tokens) INT32(block) FLOAT64(keep)               \
-  INT32(global_blocks) INT32(local_blocks) SCORE(score) INT32(window_blocks) INT32(random_blocks) \
-  UINT64(seed) INT32(topk)
+// SpecKind, BlockScore, struct Spec (every field with the contract's default) and the field list
+// SATTN_SPEC_FIELDS, generated from spec/schema.json (the one place a field is declared).
 
 // Problem shape: q is (B, Hq, Lq, D); k and v are (B, Hkv, Lk, D), all row-major contiguous.
 // Query row i sits at absolute position i + Lk - Lq.
@@ -84,8 +48,7 @@ constexpr int64_t kMaxPlanEntries = 2147483647;  // 2^31 - 1
 // Worker threads one call may ask for (0 means the hardware's count, capped at this).
 constexpr int32_t kMaxThreads = 1024;
 
-// Validates spec fields and shape (block in [1, 4096], keep in (0, 1], window >= 1, counts >= 0,
-// Hq % Hkv == 0, 1 <= Lq <= Lk, D >= 1, element counts <= kMaxTensorElements, ...). Returns the
+// Validates spec fields (the ranges of spec/schema.json) and shape (Hq % Hkv == 0, 1 <= Lq <= Lk, D >= 1, element counts <= kMaxTensorElements, ...). Returns the
 // first problem found.
 Status ValidateSpec(const Spec& spec);
 Status ValidateShape(const Shape& shape);

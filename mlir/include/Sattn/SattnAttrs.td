@@ -49,7 +49,7 @@ def Sattn_SlidingWindowSpecAttr : Sattn_SpecAttr<"SlidingWindowSpec", "sliding_w
     p < global_tokens).
   }];
   let parameters = (ins
-    Sattn_I64Param<"0">:$window,
+    Sattn_I64Param<"256">:$window,
     Sattn_BoolParam<"false">:$causal,
     Sattn_I64Param<"1">:$dilation,
     Sattn_I64Param<"0">:$global_tokens);

@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 from sattn import _inputs
-from sattn.backends.base import BackendResult
+from sattn.backends.base import BackendGrads, BackendResult
+from sattn.errors import GradientNotSupported
 from sattn import specs as S
 from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
 from sattn.specs import BlockTopK
@@ -150,50 +151,84 @@ def _check_options(vlen, variant, dtype):
         raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
 
 
-def run_problem(problem: bytes, *, vlen: int = 256, variant: str = "rvv", dtype: str = "fp32",
-                extra_args=(), timeout_s: float | None = None):
-    """Runs one serialized Problem under QEMU; returns (out, lse, counters, wall seconds)."""
-    from sattn import _cc
+def _run_runner(inputs: dict, outputs: tuple, args, *, vlen: int, variant: str, dtype: str,
+                timeout_s: float | None):
+    """Writes `inputs` ({file name: bytes}) to a temporary folder and runs the `variant` runner under
+    QEMU with the counting plugin; `args(path)` gives the runner's arguments, `path(name)` naming
+    a file in that folder. Returns ({name: bytes} for `outputs}`, counters, wall seconds)."""
     qemu, runner, plugin = _qemu(), _find(VARIANTS[variant]), _find(PLUGIN)
     if qemu is None or runner is None or plugin is None:
         raise RuntimeError(f"rvv backend unavailable: {available()[1]}")
     with tempfile.TemporaryDirectory(prefix="sattn-rvv-") as tmp:
-        prob_path, res_path, cnt_path = (os.path.join(tmp, n) for n in ("problem.bin", "result.bin", "counts.txt"))
-        with open(prob_path, "wb") as f:
-            f.write(problem)
+        path = lambda name: os.path.join(tmp, name)  # noqa: E731
+        for name, data in inputs.items():
+            with open(path(name), "wb") as f:
+                f.write(data)
+        cnt_path = path("counts.txt")
         cmd = [qemu, "-cpu", f"rv64,v=true,vext_spec=v1.0,vlen={vlen},elen=64",
-               "-plugin", f"{plugin},out={cnt_path}", str(runner),
-               "--problem", prob_path, "--result", res_path, "--dtype", dtype, *extra_args]
+               "-plugin", f"{plugin},out={cnt_path}", str(runner), *args(path), "--dtype", dtype]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"rvv runner ({variant}, VLEN={vlen}) failed with exit {proc.returncode}: "
                                f"{proc.stderr.strip()[-2000:]}")
-        with open(res_path, "rb") as f:
-            out, lse, counters = _cc.parse_result(f.read())
+        files = {}
+        for name in outputs:
+            with open(path(name), "rb") as f:
+                files[name] = f.read()
         with open(cnt_path) as f:
             counts = parse_counts(f.read())
-    counters = dict(counters)
     if not counts.get("region.valid"):
         raise RuntimeError("rvv plugin: the runner's kernel region markers were not seen exactly once")
     region = {k[len("region."):]: v for k, v in counts.items() if k.startswith("region.") and k != "region.valid"}
     insns = region["insns"]
     vec = region["vec_cfg"] + region["vec_arith"] + region["vec_mem"]
-    counters.update({
+    counters = {
         "simulated": 1, "vlen": vlen, "variant": variant,
         "instructions": insns,
         "vector_fraction": vec / insns if insns else 0.0,
         "bytes": region["scalar_mem_bytes"] + region["vec_mem_bytes"],
         "process_instructions": counts["total.insns"],
-    })
+    }
     counters.update({f"insn_{k}": v for k, v in region.items() if k != "insns"})
     for prof in PROFILES:
         pr = proxy(region, vlen, prof)
         counters[f"proxy_cycles_{prof}"] = pr["cycles"]
         counters[f"proxy_energy_nj_{prof}"] = pr["energy_nj"]
     counters["proxy_cycles"] = counters["proxy_cycles_low_power"]
-    return out, lse, counters, wall
+    return files, counters, wall
+
+
+def run_problem(problem: bytes, *, vlen: int = 256, variant: str = "rvv", dtype: str = "fp32",
+                extra_args=(), timeout_s: float | None = None):
+    """Runs one serialized Problem under QEMU; returns (out, lse, counters, wall seconds)."""
+    from sattn import _cc
+    files, counters, wall = _run_runner(
+        {"problem.bin": problem}, ("result.bin",),
+        lambda path: ["--problem", path("problem.bin"), "--result", path("result.bin"), *extra_args],
+        vlen=vlen, variant=variant, dtype=dtype, timeout_s=timeout_s)
+    out, lse, runner_counters = _cc.parse_result(files["result.bin"])
+    return out, lse, {**dict(runner_counters), **counters}, wall
+
+
+def run_backward(problem: bytes, forward: bytes, upstream: bytes, *, vlen: int = 256, variant: str = "rvv",
+                 dtype: str = "fp32", chunk_keys: int = 512, timeout_s: float | None = None):
+    """The runner's --mode backward on serialized files: `forward` a Result holding (out, lse),
+    `upstream` a Result holding (dout, dlse). Returns (dq, dk, dv, delta, counters, wall seconds);
+    dk and dv come back (B, Hkv, Lk, D)."""
+    from sattn import _cc
+    files, counters, wall = _run_runner(
+        {"problem.bin": problem, "forward.bin": forward, "upstream.bin": upstream},
+        ("dq.bin", "dk.bin", "dv.bin"),
+        lambda path: ["--mode", "backward", "--problem", path("problem.bin"), "--forward", path("forward.bin"),
+                      "--upstream", path("upstream.bin"), "--result", path("dq.bin"), "--result-dk", path("dk.bin"),
+                      "--result-dv", path("dv.bin"), "--chunk-keys", str(chunk_keys)],
+        vlen=vlen, variant=variant, dtype=dtype, timeout_s=timeout_s)
+    dq, delta, runner_counters = _cc.parse_result(files["dq.bin"])
+    dk = _cc.parse_result(files["dk.bin"])[0]
+    dv = _cc.parse_result(files["dv.bin"])[0]
+    return dq, dk, dv, delta, {**dict(runner_counters), **counters}, wall
 
 
 def _default_dtype(prob) -> str:
@@ -252,7 +287,67 @@ def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str
     counters["region"] = region
     return BackendResult(out=out, lse=lse, counters=counters, time_s=None,
                          name=f"rvv_{variant}" if variant != "rvv" else None,
-                         note=f"QEMU VLEN={vlen} {dtype}; compare instructions, not time")
+                         note=f"QEMU VLEN={vlen} {dtype}; compare instructions, not time", plan=plan)
+
+
+def _grad_array(name: str, x, shape: tuple) -> np.ndarray:
+    a = _inputs.to_numpy(x, np.float32)
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, vlen: int = 256, variant: str = "rvv",
+                       dtype: str | None = None, chunk_keys: int = 512, timeout_s: float | None = None,
+                       tile: int | None = None, threads: int = 0, plan_on_target: bool = False,
+                       check_selection: bool = False, region: str = "attention", **options):
+    """dq, dk, dv of the forward that returned (out, lse) with `plan`, computed by the runner's
+    --mode backward under QEMU with the same kernel build (`variant`) at `vlen`; counters are the
+    plugin's for the backward kernels alone (docs/backends/rvv.md, "Backward"). dtype "bf16"
+    rounds q, k, v to bfloat16 as the forward did; int8 storage has no gradient. tile,
+    plan_on_target, check_selection and region are forward options the backward takes unchanged
+    and does not use (the plan is the forward's). A row whose lse is not finite contributes
+    nothing. No non-finite policy: finite inputs give finite gradients; NaN/Inf inputs propagate
+    through the arithmetic they meet (which entries become NaN is not specified)."""
+    from sattn import _cc
+    _inputs.check_options("the rvv backend's attention_backward", options, ())
+    if not isinstance(plan, BlockPlan):
+        raise TypeError(f"plan: expected the forward's sattn.BlockPlan, got {type(plan).__name__}")
+    prob = _inputs.check_qkv(q, k, v)
+    B, Hq, Lq, D = prob.B, prob.Hq, prob.Lq, prob.D
+    if not plan.matches(prob):
+        raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
+                         f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
+    dtype = "fp32" if dtype is None else dtype
+    _check_options(vlen, variant, dtype)
+    if dtype == "int8":
+        raise GradientNotSupported("dtype: the rvv backend has no gradient for int8 storage (quantised q and k); "
+                                   "use dtype='fp32' or 'bf16'")
+    if isinstance(chunk_keys, bool) or not isinstance(chunk_keys, int) or not 1 <= chunk_keys <= 1 << 20:
+        raise ValueError(f"chunk_keys: expected an integer in [1, 1048576], got {chunk_keys!r}")
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real)
+                                  or not math.isfinite(timeout_s) or timeout_s <= 0):
+        raise ValueError(f"timeout_s: expected None or a finite number of seconds > 0, got {timeout_s!r}")
+    _inputs.check_threads(threads)
+    del tile, plan_on_target, check_selection, region  # forward-only: the plan is the forward's
+    if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale: expected a finite number > 0, got {scale!r}")
+    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    oa = _grad_array("out", out, (B, Hq, Lq, D))
+    ga = _grad_array("dout", dout, (B, Hq, Lq, D))
+    la = _grad_array("lse", lse, (B, Hq, Lq))
+    dla = np.zeros((B, Hq, Lq), np.float32) if dlse is None else _grad_array("dlse", dlse, (B, Hq, Lq))
+    # The runner needs a valid spec in the Problem file but does not re-plan: the plan's own spec
+    # when sattn.plan() built it, else Dense (any spec passes).
+    spec = plan.source.spec if plan.source is not None else S.Dense()
+    problem = _cc.serialize_problem(spec.to_fields(), prob.shape_tuple, float(scale), qa, ka, va, plan.to_dict())
+    forward = _cc.serialize_result(prob.shape_tuple, oa, la, {})
+    upstream = _cc.serialize_result(prob.shape_tuple, ga, dla, {})
+    dq, dk, dv, _delta, counters, wall = run_backward(problem, forward, upstream, vlen=vlen, variant=variant,
+                                                      dtype=dtype, chunk_keys=chunk_keys, timeout_s=timeout_s)
+    counters["qemu_wall_ms"] = int(wall * 1e3)
+    counters["region"] = "backward"
+    return BackendGrads(dq=dq, dk=dk, dv=dv, counters=counters, time_s=None)
 
 
 def bench_peers(q, k, v, spec, *, scale, repeat, vlen: int = 256, dtype: str | None = None, tile: int = 64,

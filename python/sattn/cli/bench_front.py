@@ -144,7 +144,8 @@ def run(args) -> int:
     for i, argv in enumerate(runs):
         if len(runs) > 1:
             done = int(24 * i / len(runs))
-            print(f"[sattn bench] [{'#' * done:<24}] run {i + 1}/{len(runs)} ({argv[-1]}), "
+            label = next(a for a in reversed(argv) if a.startswith("--seq_len="))
+            print(f"[sattn bench] [{'#' * done:<24}] run {i + 1}/{len(runs)} ({label}), "
                   f"{time.perf_counter() - t0:.0f} s elapsed", file=sys.stderr, flush=True)
         rows = run_once(bench, args, argv)
         all_rows += rows

@@ -9,14 +9,15 @@ from sattn.specs import BigBird, BlockTopK, Dense, SlidingWindow, Spec, TopKPerQ
 from sattn.mask import dense_mask
 from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
-from sattn.errors import GradientNotSupported
+from sattn.errors import GradientNotSupported, QuantNotSupported
+from sattn.quant import Quant, Scales, ScalesMismatch, calibrate, load_scales
 from sattn import reference
 from sattn._version import __version__  # rendered from pyproject.toml at build time
 
 __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
     "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
-    "GradientNotSupported",
+    "GradientNotSupported", "QuantNotSupported", "Quant", "Scales", "ScalesMismatch", "calibrate", "load_scales",
     "__version__",
 ]
 

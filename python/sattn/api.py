@@ -30,7 +30,8 @@ def _like(x, template, dtype_of):
     return a.astype(dtype_of, copy=False)
 
 
-def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return_lse: bool = False, **options):
+def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return_lse: bool = False, quant=None,
+                     scales=None, **options):
     """Attention restricted to `spec`'s visible pairs (docs/contract.md).
 
     q (B, Hq, Lq, D); k, v (B, Hkv, Lk, D); torch tensors or numpy arrays. Returns out with q's
@@ -50,6 +51,11 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     break), whose backward reuses the forward's plan and LSE; triton has its own op. A backend
     with no backward raises sattn.GradientNotSupported naming it and the spec when a gradient is
     needed (an input requires grad with grad mode on).
+
+    Quantization (docs/contract.md, "Quantization"): quant=sattn.Quant(...) runs the scheme, with
+    dynamic scales, or static clips from scales=sattn.calibrate(...) / sattn.load_scales(...).
+    Backends with a quantized path: _quantized(); others raise sattn.QuantNotSupported. Quantized
+    calls have no backward (GradientNotSupported when a gradient is needed).
     """
     S.check_spec(spec)
     if not isinstance(backend, str):
@@ -62,6 +68,8 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     prob = _inputs.check_qkv(q, k, v)
     scale = _inputs.resolve_scale(scale, prob.D)
     check_block_fits(spec, prob)
+    if quant is not None or scales is not None:
+        return _quantized(q, k, v, spec, prob, backend, scale, return_lse, quant, scales, options)
     if prob.framework == "torch" and backend != "triton" and not (backend == "auto" and prob.device.startswith("cuda")):
         from sattn import _op  # imports torch: only for torch inputs
         return _op.sparse_attention(q, k, v, spec, prob, backend, scale, return_lse, options)
@@ -78,3 +86,32 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     else:
         lse = np.asarray(_inputs.to_numpy(res.lse) if _inputs._is_torch(res.lse) else res.lse, dtype=np.float32)
     return out, lse
+
+
+# Backends with a quantized path; the reference's is the float64 error model (sattn.quant).
+QUANT_BACKENDS = ("reference",)
+
+
+def _quantized(q, k, v, spec, prob, backend, scale, return_lse, quant, scales, options):
+    from sattn import quant as Q
+    from sattn.errors import QuantNotSupported
+    if quant is None:
+        raise ValueError("scales: given without quant=; pass the sattn.Quant the scales were calibrated for")
+    Q.check_quant(quant)
+    if scales is not None:
+        Q.check_scales(scales, quant, prob)
+    name = _pick_auto(prob) if backend == "auto" else backend
+    if name not in QUANT_BACKENDS:
+        raise QuantNotSupported(f"backend: {name!r}{' (auto)' if backend == 'auto' else ''} has no quantized path "
+                                f"for {quant}; backends with one: {', '.join(QUANT_BACKENDS)}")
+    _inputs.check_options(f"the quantized {name} backend", options)
+    if prob.framework == "torch":
+        _inputs.check_no_grad(name, q, k, v)
+    out, lse = Q.attention(q, k, v, spec, quant, scale=scale, scales=scales, return_lse=True)
+    out = _like(out, q, q.dtype)
+    if not return_lse:
+        return out
+    if _inputs._is_torch(q):
+        import torch
+        return out, _like(lse, q, torch.float32)
+    return out, lse.astype(np.float32)

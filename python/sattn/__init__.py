@@ -6,16 +6,23 @@
 docs/contract.md defines what every backend computes; sattn.reference.attention is the float64 judge.
 """
 from sattn.specs import BigBird, BlockTopK, Dense, SlidingWindow, Spec, TopKPerQuery
+from sattn.specs import FlexBlockMask, FromMask, Intersection, MaskFn, PerHead, Union
 from sattn.mask import dense_mask
 from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
 from sattn.errors import GradientNotSupported, QuantNotSupported
 from sattn.quant import Quant, Scales, ScalesMismatch, calibrate, load_scales
 from sattn import reference
-from sattn._version import __version__  # rendered from pyproject.toml at build time
+try:
+    from sattn._version import __version__  # rendered from pyproject.toml at build time
+except ImportError:  # a source checkout used without a build (PYTHONPATH=python)
+    from sattn._source_version import version_from_pyproject as _v
+    __version__ = _v()
+    del _v
 
 __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
+    "MaskFn", "FromMask", "FlexBlockMask", "Union", "Intersection", "PerHead",
     "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
     "GradientNotSupported", "QuantNotSupported", "Quant", "Scales", "ScalesMismatch", "calibrate", "load_scales",
     "__version__",

@@ -366,8 +366,9 @@ def run_fwdbwd(sattn, mod, name, spec, q, k, v, scale, options, visible):
 
     def row(system, t, flops, counters, note="", err=None, peak=None):
         r = dict(common)
-        r.update({"backend": name, "system": system, "time_ms": t * 1e3, "time_kind": "wall time",
-                  "flops": flops, "gflops_effective": None if flops is None else flops / t / 1e9,
+        r.update({"backend": name, "system": system, "time_ms": None if t is None else t * 1e3,
+                  "time_kind": "wall time" if t is not None else "simulated (counters only)",
+                  "flops": flops, "gflops_effective": None if flops is None or t is None else flops / t / 1e9,
                   "max_abs_err": err, "max_abs_err_lse": None, "rows_checked": int(len(rows)) if err is not None else 0,
                   "counters": counters, "note": note, "peak_rss_mb": peak})
         return r
@@ -407,6 +408,12 @@ def run_fwdbwd(sattn, mod, name, spec, q, k, v, scale, options, visible):
         out_rows.append(row("sdpa_dense_fwdbwd", statistics.median(t_sdpa), dense_flops, {},
                             f"dense attention forward + backward (different function); process peak RSS after "
                             f"it {peak_rss_mb():.0f} MB"))
+        # Simulated backends (rvv: QEMU) report their builds' instruction counts instead of times.
+        sim_peers = getattr(mod, "bench_fwdbwd_peers", None)
+        if sim_peers is not None:
+            log(f"running the forward + backward peers of {name}")
+            for peer in sim_peers(q, k, v, dout, spec, scale=scale, tile=FLAGS.tile, **options):
+                out_rows.append(row(peer.name, peer.time_s, None, peer.counters, peer.note))
     if FLAGS.out:
         with open(FLAGS.out, "w") as f:
             json.dump(out_rows, f, indent=1, default=float)

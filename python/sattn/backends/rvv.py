@@ -362,3 +362,27 @@ def bench_peers(q, k, v, spec, *, scale, repeat, vlen: int = 256, dtype: str | N
         res.name = f"rvv_{variant}"
         peers.append(res)
     return peers
+
+
+def bench_fwdbwd_peers(q, k, v, dout, spec, *, scale, vlen: int = 256, dtype: str | None = None, tile: int = 64,
+                       **options):
+    """`bench --mode fwdbwd --compare` rows: forward then backward (of `dout`, no gradient through
+    lse) through each kernel build (the RVV kernels, the scalar and the auto-vectorised baselines)
+    at the same VLEN. `instructions` and the other region counters are the backward's; the
+    forward's count is `fwd_instructions`. Times are QEMU's and say nothing about a core."""
+    options.pop("variant", None)
+    ga = _inputs.to_numpy(dout, np.float32)
+    rows = []
+    for variant in ("rvv", "scalar", "autovec"):
+        fwd = attention(q, k, v, spec, scale=scale, return_lse=True, vlen=vlen, variant=variant, dtype=dtype,
+                        tile=tile, **options)
+        g = attention_backward(q, k, v, fwd.out, fwd.lse, ga, None, fwd.plan, scale=scale, vlen=vlen,
+                               variant=variant, dtype=dtype, tile=tile, **options)
+        c = dict(g.counters)
+        c.update({"fwd_instructions": fwd.counters["instructions"], "bwd_instructions": g.counters["instructions"],
+                  "fwdbwd_instructions": fwd.counters["instructions"] + g.counters["instructions"],
+                  "fwd_proxy_cycles": fwd.counters["proxy_cycles"]})
+        rows.append(BackendResult(out=None, counters=c, time_s=None, name="rvv_bwd" if variant == "rvv" else f"rvv_{variant}_bwd",
+                                  note=f"QEMU VLEN={vlen}; instructions = backward region; compare instructions, "
+                                       f"not time"))
+    return rows

@@ -103,3 +103,18 @@ func.func @plan_bt64(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %
       : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi64>, memref<1x1x2048x64xf32>
   return
 }
+
+// The backward over the same plan (rvv/runner --mode backward executes the same problem file's
+// plan): dq, dk, dv from the forward's out and lse and an upstream dout.
+func.func @grad_plan_bt64(%q: memref<1x1x2048x64xf32>, %k: memref<1x1x2048x64xf32>, %v: memref<1x1x2048x64xf32>,
+                          %o: memref<1x1x2048x64xf32>, %lse: memref<1x1x2048xf32>, %do: memref<1x1x2048x64xf32>,
+                          %rp: memref<?xi32>, %ci: memref<?xi32>, %mi: memref<?xi32>, %bm: memref<?xi64>,
+                          %dq: memref<1x1x2048x64xf32>, %dk: memref<1x1x2048x64xf32>, %dv: memref<1x1x2048x64xf32>)
+    attributes {llvm.emit_c_interface} {
+  sattn.block_sparse_attention_grad %q, %k, %v, %o, %lse, %do plan(%rp, %ci, %mi, %bm) into %dq, %dk, %dv
+      {block = 64 : i64, plan_b = 1 : i64, plan_h = 1 : i64, scale = 0.125 : f64}
+      : memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>,
+        memref<1x1x2048xf32>, memref<1x1x2048x64xf32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi64>,
+        memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>, memref<1x1x2048x64xf32>
+  return
+}

@@ -11,8 +11,12 @@ runners under qemu-riscv64 (VLEN=256) with rvv/plugin's counter in the same run:
     call, planning included; `cgrid_*` / `cauto` repeat that for causal attention, and
     `hgrid_*` / `hauto` (causal, L=1024, keep 0.25) were not used to fit the cost model.
 The vector-length-agnostic build of `plan_bt64` and the hand-written kernel also run at VLEN 128
-and 512 (the same VLA binary at every VLEN). Every output is also checked against the float64
-reference.
+and 512 (the same VLA binary at every VLEN). The backward (`grad_plan_bt64`, fixed-length and VLA
+builds, vs `rvv/runner --mode backward`) runs on the same plan, from the hand kernel's forward out
+and lse and one upstream dout (dlse = 0), each counting the backward region only. Every output is
+also checked against the float64 reference.
+
+    --rows forward|backward|all   which rows to run (default all)
 """
 import argparse
 import json
@@ -83,10 +87,74 @@ def problem(shape, spec, seed=0):
     return q, k, v, scale, _cc.serialize_problem(spec.to_fields(), shape, float(scale), q, k, v, plan.to_dict())
 
 
+def backward_rows(spec, q, k, v, scale, pin, pout, plugin, rvv_runner, mlir_runner, vla_runner, tmp):
+    """The backward rows; `pout` holds the hand kernel's forward Result (out, lse) of `pin`."""
+    out, lse, _ = _cc.parse_result(open(pout, "rb").read())
+    out, lse = np.asarray(out, np.float32), np.asarray(lse, np.float32)
+    shape = SHAPE
+    dout = np.random.default_rng(1).standard_normal(q.shape, dtype=np.float32)
+    fwd, up, gin, gout = (os.path.join(tmp, n) for n in ("fwd.bin", "up.bin", "g.bin", "go.bin"))
+    dq_p, dk_p, dv_p = (os.path.join(tmp, n) for n in ("dq.bin", "dk.bin", "dv.bin"))
+    with open(fwd, "wb") as f:
+        f.write(_cc.serialize_result(shape, out, lse, {}))
+    with open(up, "wb") as f:
+        f.write(_cc.serialize_result(shape, dout, np.zeros_like(lse), {}))
+    with open(gin, "wb") as f:
+        f.write(np.concatenate([out.ravel(), lse.ravel(), dout.ravel()]).astype("<f4").tobytes())
+    mask = sattn.plan(spec, q, k, scale=scale, threads=1).to_dense_mask()
+    ref = reference.backward(q, k, v, out, lse, dout, None, mask, scale=scale)
+
+    def err(got):
+        e = max(float(np.max(np.abs(g.reshape(r.shape) - r))) for g, r in zip(got, ref))
+        if e > 1e-3:
+            sys.exit(f"bench_insn: backward: max error {e:.3g} vs the float64 reference")
+        return e
+
+    rows = {}
+    for vl in VLA_VLENS:
+        sfx = "" if vl == VLEN else f"@{vl}"
+        n, s = run(["--mode", "backward", "--problem", pin, "--forward", fwd, "--upstream", up, "--result", dq_p,
+                    "--result-dk", dk_p, "--result-dv", dv_p, "--dtype", "fp32"], rvv_runner, plugin, tmp, vl)
+        got = [_cc.parse_result(open(x, "rb").read())[0] for x in (dq_p, dk_p, dv_p)]
+        rows["rvv_kernel_bwd" + sfx] = {"insns": n, "err": err(got), "qemu_s": s}
+        builds = [("grad_plan_bt64_vla", vla_runner)] + ([("grad_plan_bt64", mlir_runner)] if vl == VLEN else [])
+        for name, runner in builds:
+            n, s = run(["--case", "grad_plan_bt64", "--problem", pin, "--grad", gin, "--grad-out", gout], runner,
+                       plugin, tmp, vl)
+            g = np.fromfile(gout, dtype="<f4")
+            nq = q.size
+            got = [g[:nq], g[nq:nq + k.size], g[nq + k.size:]]
+            rows[name + sfx] = {"insns": n, "err": err(got), "qemu_s": s}
+    return rows
+
+
+def report_backward(rows, args):
+    if args is not None:
+        print("| program | region instructions | max abs err vs float64 |")
+        print("|---|---:|---:|")
+        for name, r in rows.items():
+            print(f"| {name} | {r['insns']:,} | {r['err']:.2g} |")
+    base = rows["rvv_kernel_bwd"]["insns"]
+    out = {"bwd_ratio_vs_rvv": rows["grad_plan_bt64"]["insns"] / base, "bwd_vla_ratio_vs_rvv": {}}
+    print(f"\nMLIR grad_plan_bt64 / hand-written RVV backward: {out['bwd_ratio_vs_rvv']:.3f}x (target <= 1.3x)")
+    for vl in VLA_VLENS:
+        sfx = "" if vl == VLEN else f"@{vl}"
+        r = rows["grad_plan_bt64_vla" + sfx]["insns"] / rows["rvv_kernel_bwd" + sfx]["insns"]
+        out["bwd_vla_ratio_vs_rvv"][vl] = r
+        print(f"VLA backward / hand-written RVV backward at VLEN={vl}: {r:.3f}x")
+    if args is not None and args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, **out}, f, indent=1)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", help="also write the numbers here")
+    ap.add_argument("--rows", choices=["forward", "backward", "all"], default="all",
+                    help="forward: the forward rows; backward: the backward rows (plus the forward they start from)")
     args = ap.parse_args()
+    do_fwd, do_bwd = args.rows in ("forward", "all"), args.rows in ("backward", "all")
     spec = S.BlockTopK(block=64, keep=0.125)
     q, k, v, scale, blob = problem(SHAPE, spec)
     hq, hk, hv, hscale, hblob = problem(HSHAPE, S.BlockTopK(block=64, keep=0.25, causal=True))
@@ -116,6 +184,11 @@ def main():
 
         n, s = run(["--problem", pin, "--result", pout, "--dtype", "fp32"], rvv_runner, plugin, tmp)
         rows["rvv_kernel"] = {"insns": n, "err": check("rvv_kernel", spec), "qemu_s": s}
+        if do_bwd:
+            rows.update(backward_rows(spec, q, k, v, scale, pin, pout, plugin, rvv_runner, mlir_runner, vla_runner,
+                                      tmp))
+        if not do_fwd:
+            return report_backward(rows, args)
         n, s = run(["--case", "plan_bt64", "--problem", pin, "--result", pout], vla_runner, plugin, tmp)
         rows["plan_bt64_vla"] = {"insns": n, "err": check("plan_bt64_vla", spec), "qemu_s": s}
         for vl in VLA_VLENS:
@@ -137,6 +210,8 @@ def main():
             err = check(case, ref_spec, held) if not case.endswith("auto") else None
             rows[case] = {"insns": n, "err": err, "qemu_s": s}
     ratio = rows["plan_bt64"]["insns"] / rows["rvv_kernel"]["insns"]
+    if do_bwd:
+        report_backward(rows, None)
     best = min(GRID, key=lambda c: rows[c]["insns"])
     print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.machine()} qemu-riscv64 VLEN={VLEN}")
     print("| program | region instructions | max abs err vs float64 |")

@@ -184,5 +184,8 @@ def test_static_clip_applies():
     x = gaussian_with_outlier(n=512, outlier=40.0)
     quant = sattn.Quant(pv="fp32", smooth_k=False)
     s = sattn.calibrate([(x, x, x)], quant, "percentile", percentile=99.0)
-    qeff, _, _, _ = Q.operands(x, x, x, quant, s)
-    assert np.abs(qeff).max() <= s.q[0] * (1 + 1e-12) < 40.0
+    qeff, keff, _, _ = Q.operands(x, x, x, quant, s)
+    assert np.abs(qeff).max() == pytest.approx(s.q[0]) and s.q[0] < 40.0        # the outlier saturates
+    codes = qeff / (s.q[0] / 127)                                                   # one static scale
+    np.testing.assert_allclose(codes, np.rint(codes), atol=1e-9)
+    np.testing.assert_array_equal(qeff, keff)

@@ -6,12 +6,14 @@ float64. For a call with scheme `quant` and optional static `scales`:
 
 1. K smoothing (smooth_k): K <- K - mean over tokens of K, per (batch, kv head, channel). Each
    row's scores shift by a constant q.mean, so softmax is unchanged; the quantizer sees a centred K.
-2. Static clips (scales from sattn.calibrate): q, k (smoothed), v are clipped elementwise to
-   [-c, c] with c per head (per head and channel for k, v under granularity="channel").
-3. Q, K to `qk`: symmetric, scale = amax / qmax over each group (granularity: "block" = `block`
-   consecutive tokens x all channels, "token" = one token, "channel" = K per channel over the
-   call's tokens, with K's channel scales folded into Q before Q is quantized per token, so an
-   integer dot product stays exact). int8: codes rint(x/scale) (round half to even) clipped to
+2. Scales: dynamic (no `scales`): symmetric, scale = amax / qmax over each group (granularity:
+   "block" = `block` consecutive tokens x all channels, "token" = one token, "channel" = K per
+   channel over the call's tokens, with K's channel scales folded into Q before Q is quantized
+   per token, so an integer dot product stays exact). Static (scales from sattn.calibrate): no
+   runtime amax at all; scale = clip / qmax with the calibrated clip per head (per head and
+   channel for k and v under granularity="channel"; q's clip is then that of the folded Q), and
+   values beyond the clip saturate.
+3. Q, K to `qk`. int8: codes rint(x/scale) (round half to even) clipped to
    [-127, 127]; fp8_e4m3: x/scale rounded to float8 e4m3fn (round to nearest even, qmax 448).
    S = scale_attn * dequant(Q) . dequant(K)^T, exact in float64 (what an int32 accumulator holds).
 4. V to `v` (the KV-cache format) when set: int8 codes in [-127, 127] or int4 codes in [-7, 7]
@@ -154,26 +156,29 @@ def _safe(scale):
     return np.where(scale > 0, scale, 1.0)
 
 
-def fake_quant(x, fmt: str, granularity: str, block: int) -> np.ndarray:
-    """Quantize-dequantize x (B, H, L, D) to `fmt` with dynamic symmetric group scales."""
-    scale = _safe(_group_amax(x, granularity, block) / QMAX[fmt])
-    if fmt == "fp8_e4m3":
-        return round_e4m3(x / scale) * scale
-    return quantize_int(x, scale, QMAX[fmt]) * scale
-
-
-def quantize_v(v, fmt: str, granularity: str, block: int):
-    """(codes, scale) of V in the KV-cache format; int4 codes come back packed (uint8)."""
-    scale = _safe(_group_amax(v, granularity, block) / QMAX[fmt])
+def quantize_v(v, fmt: str, granularity: str, block: int, scale=None):
+    """(codes, scale) of V in the KV-cache format, with dynamic group scales or the given static
+    scale; int4 codes come back packed (uint8)."""
+    if scale is None:
+        scale = _safe(_group_amax(v, granularity, block) / QMAX[fmt])
     codes = quantize_int(v, scale, QMAX[fmt])
     return (pack_int4(codes) if fmt == "int4" else codes.astype(np.int8)), scale
 
 
-def _clip(x, c, channel: bool):
-    """Clips x (B, H, L, D) to [-c, c]: c per head (H,) or per head and channel (H, D)."""
-    c = np.asarray(c, dtype=np.float64)
-    c = c[None, :, None, :] if channel else c[None, :, None, None]
-    return np.clip(x, -c, c)
+def _static(c, channel: bool, qmax: float):
+    """The static scale clip / qmax, broadcastable to (B, H, L, D): per head (H,) or per head and
+    channel (H, D)."""
+    c = np.asarray(c, dtype=np.float64) / qmax
+    return c[None, :, None, :] if channel else c[None, :, None, None]
+
+
+def _group_scale(x, fmt, granularity, block):
+    return _safe(_group_amax(x, granularity, block) / QMAX[fmt])
+
+
+def _codes(x, fmt):
+    """x (already divided by its scale) on fmt's grid: e4m3 values, or integer codes."""
+    return round_e4m3(x) if fmt == "fp8_e4m3" else quantize_int(x, 1.0, QMAX[fmt])
 
 
 def _check_finite(name, x):
@@ -193,28 +198,31 @@ def operands(q, k, v, quant: Quant, scales=None):
     kmean = kn.mean(axis=-2, keepdims=True) if quant.smooth_k else np.zeros_like(kn[:, :, :1])
     kn = kn - kmean
     channel = quant.granularity == "channel"
-    if scales is not None:
-        qn = _clip(qn, scales.q, False)
-        kn = _clip(kn, scales.k, channel)
-        if scales.v is not None:
-            vn = _clip(vn, scales.v, channel)
+    static = scales is not None
     if channel:
-        sk = _safe(np.abs(kn).max(axis=-2, keepdims=True) / QMAX[quant.qk])       # (B, Hkv, 1, D)
-        kc = kn / sk
-        keff = round_e4m3(kc) if quant.qk == "fp8_e4m3" else quantize_int(kc, 1.0, QMAX[quant.qk])
-        qeff = fake_quant(qn * np.repeat(sk, group, axis=1), quant.qk, "token", quant.block)
+        # K per channel; its channel scales folded into Q, which is then quantized per token
+        sk = (_static(scales.k, True, QMAX[quant.qk]) if static
+              else _safe(np.abs(kn).max(axis=-2, keepdims=True) / QMAX[quant.qk]))        # (B|1, Hkv, 1, D)
+        keff = _codes(kn / sk, quant.qk)
+        qf = qn * np.repeat(sk, group, axis=1)
+        sq = _static(scales.q, False, QMAX[quant.qk]) if static else _group_scale(qf, quant.qk, "token", quant.block)
+        qeff = _codes(qf / sq, quant.qk) * sq
     else:
-        qeff = fake_quant(qn, quant.qk, quant.granularity, quant.block)
-        keff = fake_quant(kn, quant.qk, quant.granularity, quant.block)
+        sq, sk = ((_static(scales.q, False, QMAX[quant.qk]), _static(scales.k, False, QMAX[quant.qk])) if static
+                  else (_group_scale(x, quant.qk, quant.granularity, quant.block) for x in (qn, kn)))
+        qeff = _codes(qn / sq, quant.qk) * sq
+        keff = _codes(kn / sk, quant.qk) * sk
     if quant.v is not None:
-        codes, vs = quantize_v(vn, quant.v, quant.granularity, quant.block)
+        vs = _static(scales.v, channel, QMAX[quant.v]) if static else None
+        codes, vs = quantize_v(vn, quant.v, quant.granularity, quant.block, scale=vs)
         vn = (unpack_int4(codes) if quant.v == "int4" else codes.astype(np.float64)) * vs
     if quant.pv == "fp32":
         veff = vn.astype(np.float32).astype(np.float64)
     elif quant.pv == "bf16":
         veff = round_bf16(vn)
     else:
-        vsc = _safe(np.abs(vn).max(axis=-2, keepdims=True) / QMAX["fp8_e4m3"])
+        vsc = (_static(scales.v, channel, QMAX["fp8_e4m3"]) if static
+               else _safe(np.abs(vn).max(axis=-2, keepdims=True) / QMAX["fp8_e4m3"]))
         veff = round_e4m3(vn / vsc) * vsc
     return qeff, keff, veff, kmean
 
@@ -261,8 +269,9 @@ def attention(q, k, v, spec, quant: Quant, *, scale=None, scales=None, return_ls
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Scales:
-    """Static clip values from sattn.calibrate: q (Hq,), k and v (Hkv,) or (Hkv, D) under
-    granularity="channel"; v is None when the scheme stores V unquantized with pv != fp8."""
+    """Static clip values from sattn.calibrate (scale = clip / qmax, module docstring step 2): q
+    (Hq,), k and v (Hkv,) or (Hkv, D) under granularity="channel"; v is None when the scheme
+    stores V unquantized with pv != fp8."""
 
     quant: Quant
     method: str
@@ -463,7 +472,13 @@ def calibrate(samples, quant: Quant, method: str = "max", *, percentile: float =
                 out[r] = _kl_threshold(hist[r], width[r], fmt)
         return np.minimum(out, np.where(amax > 0, amax, 1.0)).reshape(shape)
 
-    cq = clips(0, quant.qk, False, Hq)
     ck = clips(1, quant.qk, channel, Hkv)
+    if channel:
+        # Q is quantized after K's channel scales are folded in: calibrate that product
+        group = Hq // Hkv
+        sk = np.repeat(_static(ck, True, QMAX[quant.qk]), group, axis=1)
+        for b in batches:
+            b[0] = b[0] * sk
+    cq = clips(0, quant.qk, False, Hq)
     cv = clips(2, vfmt, channel, Hkv) if vfmt is not None else None
     return Scales(quant, method, cq, ck, cv, Hq, Hkv, D, dtype, float(percentile))

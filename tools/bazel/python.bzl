@@ -2,6 +2,7 @@
 
 load("@rules_cc//cc:defs.bzl", "cc_binary")
 load("@rules_python//python:defs.bzl", "py_test")
+load("//tools/bazel:cc.bzl", "SATTN_CXXOPTS")
 
 def pybind11_headers(abi = ""):
     """pybind11 + Python headers of the toolchain interpreter, or of CPython `abi` (e.g. "cp312",
@@ -19,7 +20,7 @@ def pybind_extension(name, srcs = [], deps = [], copts = [], abi = "", **kwargs)
         name = name + ".so",
         srcs = srcs,
         deps = deps + [pybind11_headers(abi)],
-        copts = copts + ["-fvisibility=hidden", "-fno-strict-aliasing"],
+        copts = SATTN_CXXOPTS + copts + ["-fvisibility=hidden", "-fno-strict-aliasing"],
         linkshared = True,
         linkstatic = True,
         **kwargs

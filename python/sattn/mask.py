@@ -107,14 +107,15 @@ def dense_mask(spec: S.Spec, q, k, *, rows=None, scale=None):
 
 def dense_mask_numpy(spec: S.Spec, q, k, *, rows=None, scale=None) -> np.ndarray:
     """dense_mask as a numpy bool array whatever the input framework (the reference's form)."""
-    if not isinstance(spec, S.Spec):
-        raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, ...), got {type(spec).__name__}")
+    S.check_spec(spec)
     prob = _inputs.check_qkv(q, k, k)
     scale = _inputs.resolve_scale(scale, prob.D)
     B, Hq, Hkv, Lq, Lk = prob.B, prob.Hq, prob.Hkv, prob.Lq, prob.Lk
     rows = np.arange(Lq) if rows is None else np.asarray(rows, dtype=np.int64)
     p = rows + (Lk - Lq)
     j = np.arange(Lk)
+    if isinstance(spec, S.USER_SPECS):
+        return _user_mask(spec, q, k, prob, rows, p, scale)
     token = _token_rule(spec, p, j)
     if isinstance(spec, (S.Dense, S.SlidingWindow)):
         return np.broadcast_to(token, (B, Hq, len(rows), Lk)).copy()
@@ -144,3 +145,56 @@ def dense_mask_numpy(spec: S.Spec, q, k, *, rows=None, scale=None) -> np.ndarray
             else:
                 raise TypeError(f"spec: unsupported spec type {type(spec).__name__}")
     return out
+
+
+def _user_mask(spec, q, k, prob, rows, p, scale) -> np.ndarray:
+    """The specs users write, straight from their definitions (docs/specs.md): the mask function
+    on every pair, the given bool mask, a BlockMask's blocks with its mask_mod, OR / AND of the
+    parts, one spec per head. Independent of sattn.custom's block classification."""
+    from sattn import custom
+    B, Hq, Lk = prob.B, prob.Hq, prob.Lk
+    shape = (B, Hq, len(rows), Lk)
+    if isinstance(spec, S.MaskFn):
+        return np.array(custom.call_mask_fn(
+            custom._fn_label(spec), spec.fn, spec.array, np.arange(B)[:, None, None, None],
+            np.arange(Hq)[None, :, None, None], p[None, None, :, None], np.arange(Lk)[None, None, None, :]), dtype=bool, copy=True)
+    if isinstance(spec, S.FromMask):
+        m = spec.mask
+        if m.shape[2:] != (prob.Lq, Lk) or m.shape[0] not in (1, B) or m.shape[1] not in (1, Hq):
+            raise ValueError(f"mask: expected shape (Lq, Lk)=({prob.Lq}, {Lk}) with batch 1 or {B} and heads "
+                             f"1 or {Hq}, got {m.shape}")
+        return np.broadcast_to(m[:, :, rows], shape).copy()
+    if isinstance(spec, S.FlexBlockMask):
+        if (prob.Lq, Lk) != (spec.q_len, spec.kv_len):
+            raise ValueError(f"block_mask: built for Q_LEN=KV_LEN={spec.q_len}, got Lq={prob.Lq}, Lk={Lk}")
+        blk = spec.block
+        qb, kb = p // blk, np.arange(Lk) // blk
+        out = np.zeros(shape, dtype=bool)
+        for b in range(B):
+            for h in range(Hq):
+                pb, ph = (b if spec.plan_b > 1 else 0), (h if spec.plan_h > 1 else 0)
+                listed = {}
+                for which, lists in (("full", spec.full), ("partial", spec.partial)):
+                    if lists is not None:
+                        num, idx = lists
+                        for r in range(num.shape[2]):
+                            for c in idx[pb, ph, r, :num[pb, ph, r]]:
+                                listed[(r, int(c))] = which
+                vis = np.array([[listed.get((int(a), int(c))) for c in kb] for a in qb], dtype=object)
+                fn_vals = custom.call_mask_fn("FlexBlockMask mask_mod", spec.mask_mod, "torch", np.int64(b),
+                                              np.int64(h), p[:, None], np.arange(Lk)[None, :])
+                out[b, h] = (vis == "full") | ((vis == "partial") & fn_vals)
+        return out
+    if isinstance(spec, S._Combination):
+        parts = [dense_mask_numpy(part, q, k, rows=rows, scale=scale) for part in spec.parts]
+        return np.logical_or.reduce(parts) if spec._op == "|" else np.logical_and.reduce(parts)
+    if isinstance(spec, S.PerHead):
+        if len(spec.specs) != Hq:
+            raise ValueError(f"spec: PerHead has {len(spec.specs)} specs for Hq={Hq} query heads")
+        group = Hq // prob.Hkv
+        out = np.zeros(shape, dtype=bool)
+        for h, part in enumerate(spec.specs):
+            out[:, h] = dense_mask_numpy(part, q[:, h:h + 1], k[:, h // group:h // group + 1],
+                                         rows=rows, scale=scale)[:, 0]
+        return out
+    raise TypeError(f"spec: unsupported spec type {type(spec).__name__}")

@@ -50,9 +50,10 @@ class PlanSource:
 
 def source_for(spec: S.Spec, shape: tuple, tile: int, scale: float) -> PlanSource:
     """The PlanSource of a plan of `spec` for `shape` (the fields the plan depends on only)."""
-    own_block = isinstance(spec, (S.BlockTopK, S.BigBird))
+    from sattn import custom
+    own_block = custom.spec_block(spec) is not None
     return PlanSource(spec=spec, shape=tuple(int(x) for x in shape), tile=None if own_block else int(tile),
-                      scale=float(scale) if isinstance(spec, DYNAMIC_SPECS) else None)
+                      scale=float(scale) if custom.is_dynamic(spec) else None)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -212,13 +213,16 @@ def check_tile(tile) -> int:
 
 def check_block_fits(spec: S.Spec, prob) -> None:
     """A spec's own block may not exceed the key length (the contract's blocks would be empty)."""
-    blk = getattr(spec, "block", None)
+    from sattn import custom
+    blk = custom.spec_block(spec)
     if blk is not None and blk > prob.Lk:
         raise ValueError(f"block: expected at most the key length Lk={prob.Lk}, got {blk}")
 
 
 def plan(spec: S.Spec, q, k, *, tile: int = 64, scale=None, threads: int = 0) -> BlockPlan:
     """Runs the shared planner. `tile` is the block edge for specs without a block of their own.
+    The specs users write (MaskFn, FromMask, FlexBlockMask, a | b, a & b, PerHead) are planned in
+    Python by sattn.custom (docs/specs.md), into the same layout.
 
     The plan records its PlanSource (spec, shape, tile, scale): see check_plan for what a backend
     given plan= checks against the call."""
@@ -228,6 +232,12 @@ def plan(spec: S.Spec, q, k, *, tile: int = 64, scale=None, threads: int = 0) ->
     tile = check_tile(tile)
     threads = _inputs.check_threads(threads)
     check_block_fits(spec, prob)
+    if isinstance(spec, S.USER_SPECS):
+        from sattn import custom
+        block = custom.spec_block(spec) or tile
+        _limits.check_plan_size(prob.B, prob.Hq, prob.Lq, prob.Lk, block, True)
+        p = custom.build_plan(spec, q, k, prob, tile=tile, scale=scale, threads=threads)
+        return dataclasses.replace(p, source=source_for(spec, prob.shape_tuple, tile, scale))
     dynamic = isinstance(spec, DYNAMIC_SPECS)
     _limits.check_plan_size(prob.B, prob.Hq, prob.Lq, prob.Lk, getattr(spec, "block", tile), dynamic)
     qa = _inputs.to_numpy(q, np.float32) if dynamic else None

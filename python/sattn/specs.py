@@ -11,9 +11,12 @@ import dataclasses
 import math
 import numbers
 
+import numpy as np
+
 from sattn import _schema
 
-__all__ = ["Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery", "KIND_IDS", "check_spec"]
+__all__ = ["Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery", "MaskFn", "FromMask",
+           "FlexBlockMask", "Union", "Intersection", "PerHead", "KIND_IDS", "check_spec"]
 
 # Numeric kinds shared with C++ (sattn::SpecKind) and the plan file format (docs/bsr.md).
 KIND_IDS = {name: sp["kind_id"] for name, sp in _schema.SPECS.items()}
@@ -133,15 +136,6 @@ if tuple(c.__name__ for c in CONTRACT_SPECS) != tuple(_schema.SPECS):
     raise ImportError("sattn.specs: the spec classes are not those of spec/schema.json")
 
 
-def check_spec(spec) -> None:
-    """TypeError unless `spec` is an instance of one of the five specs."""
-    if isinstance(spec, type) and issubclass(spec, Spec):
-        raise TypeError(f"spec: expected a spec instance such as {spec.__name__}(), got the class {spec.__name__}")
-    if type(spec) not in CONTRACT_SPECS:
-        raise TypeError(f"spec: expected a sattn spec (Dense, SlidingWindow, BlockTopK, BigBird, "
-                        f"TopKPerQuery), got {type(spec).__name__}")
-
-
 def _spec_class(name: str):
     """The spec class named `name`, case-insensitive, underscores ignored ('block_topk')."""
     table = {cls.__name__.lower(): cls for cls in CONTRACT_SPECS}
@@ -167,3 +161,231 @@ def from_options(name: str, options: dict) -> Spec:
     if cls is TopKPerQuery and "topk" in opts:
         opts.setdefault("k", opts["topk"])
     return cls(**{key: value for key, value in opts.items() if key in fields})
+
+
+# ---------------------------------------------------------------------------------------------
+# Specs users write: mask functions, boolean masks, FlexAttention BlockMasks, unions,
+# intersections and per-head specs (docs/specs.md). They have no C++ kind: sattn.plan() builds
+# their BlockPlan in Python (sattn.custom) and every backend that takes a plan runs it.
+
+def _fn_name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+class UserSpec(Spec):
+    """Base class of the specs whose plan is built in Python from a mask (sattn.custom)."""
+
+    causal = False
+
+    def to_fields(self) -> dict:
+        raise TypeError(f"spec: {self.kind} has no C++ spec fields; build its plan with "
+                        f"sattn.plan(spec, q, k) and pass plan= to the backend")
+
+    def params(self) -> dict:
+        return {}
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+class MaskFn(UserSpec):
+    """Key j visible from query position p iff fn(b, h, p, j) is true.
+
+    `fn` is called like FlexAttention's mask_mod, on index arrays that broadcast against each
+    other (b, h: batch and query head; q_idx: the query's absolute position p = i + Lk - Lq;
+    kv_idx: the key position), and must return a bool array of their broadcast shape, computed
+    elementwise (no Python branching on values). `array` picks what it is given: "torch" (int64
+    tensors), "numpy" (int64 arrays), or "auto" (torch where it is installed). Equal, and sharing
+    cached plans, exactly when `fn` is the same object."""
+
+    __slots__ = ("fn", "array")
+
+    def __init__(self, fn, *, array: str = "auto"):
+        if not callable(fn):
+            raise TypeError(f"fn: expected a callable fn(b, h, q_idx, kv_idx) -> bool array, got {type(fn).__name__}")
+        if array not in ("auto", "torch", "numpy"):
+            raise ValueError(f"array: expected 'auto', 'torch' or 'numpy', got {array!r}")
+        if array == "auto":
+            try:
+                import torch  # noqa: F401
+                array = "torch"
+            except ImportError:
+                array = "numpy"
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "array", array)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{self.kind} is immutable")
+
+    def __eq__(self, other):
+        return type(other) is MaskFn and other.fn is self.fn and other.array == self.array
+
+    def __hash__(self):
+        return hash((MaskFn, id(self.fn), self.array))
+
+    def __repr__(self):
+        return f"MaskFn(fn={_fn_name(self.fn)}, array={self.array!r})"
+
+
+class FromMask(UserSpec):
+    """The visible pairs given as a bool array (numpy or torch) of shape (Lq, Lk), (Hq, Lq, Lk) or
+    (B, Hq, Lq, Lk); a batch or head dimension of 1 broadcasts. A read-only copy is kept, so later
+    changes to the caller's array change nothing. Equal only to itself."""
+
+    __slots__ = ("mask",)
+
+    def __init__(self, mask):
+        from sattn import _inputs
+        if _inputs._is_torch(mask):
+            import torch
+            if mask.dtype != torch.bool:
+                raise TypeError(f"mask: expected a bool tensor, got dtype {mask.dtype}")
+            mask = mask.detach().cpu().numpy()
+        elif isinstance(mask, np.ndarray):
+            if mask.dtype != np.bool_:
+                raise TypeError(f"mask: expected a bool array, got dtype {mask.dtype}")
+        else:
+            raise TypeError(f"mask: expected a numpy bool array or torch bool tensor, got {type(mask).__name__}")
+        if not 2 <= mask.ndim <= 4 or 0 in mask.shape:
+            raise ValueError(f"mask: expected shape (Lq, Lk), (Hq, Lq, Lk) or (B, Hq, Lq, Lk), got {mask.shape}")
+        m = np.array(mask, dtype=bool, copy=True).reshape((1,) * (4 - mask.ndim) + mask.shape)
+        m.flags.writeable = False
+        object.__setattr__(self, "mask", m)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{self.kind} is immutable")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return f"FromMask(mask of shape {self.mask.shape}, {int(self.mask.sum())} visible)"
+
+
+class FlexBlockMask(UserSpec):
+    """A FlexAttention BlockMask (torch.nn.attention.flex_attention.create_block_mask) as a spec:
+    its full blocks, and its partial blocks with the pairs its mask_mod keeps. Needs square blocks
+    (Q_BLOCK_SIZE == KV_BLOCK_SIZE, at most 4096) and Q_LEN == KV_LEN (Flex numbers queries from 0,
+    the contract from Lk - Lq). Equal only to itself."""
+
+    __slots__ = ("block", "plan_b", "plan_h", "q_len", "kv_len", "partial", "full", "mask_mod")
+
+    def __init__(self, block_mask):
+        try:
+            from torch.nn.attention.flex_attention import BlockMask
+        except ImportError as e:
+            raise TypeError(f"block_mask: FlexBlockMask needs torch with FlexAttention ({e})") from None
+        if not isinstance(block_mask, BlockMask):
+            raise TypeError(f"block_mask: expected a torch BlockMask, got {type(block_mask).__name__}")
+        qb, kb = (int(x) for x in block_mask.BLOCK_SIZE)
+        if qb != kb or not 1 <= qb <= MAX_BLOCK:
+            raise ValueError(f"block_mask: expected square blocks of at most {MAX_BLOCK}, got BLOCK_SIZE={(qb, kb)}")
+        q_len, kv_len = (int(x) for x in block_mask.seq_lengths)
+        if q_len != kv_len:
+            raise ValueError(f"block_mask: expected Q_LEN == KV_LEN, got {(q_len, kv_len)}")
+
+        def lists(num, idx):
+            if num is None:
+                return None
+            return (num.detach().cpu().numpy().astype(np.int64), idx.detach().cpu().numpy().astype(np.int64))
+
+        partial = lists(block_mask.kv_num_blocks, block_mask.kv_indices)
+        full = lists(block_mask.full_kv_num_blocks, block_mask.full_kv_indices)
+        nb = partial[0].shape
+        for name, value in (("block", qb), ("plan_b", nb[0]), ("plan_h", nb[1]), ("q_len", q_len),
+                            ("kv_len", kv_len), ("partial", partial), ("full", full), ("mask_mod", block_mask.mask_mod)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{self.kind} is immutable")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self):
+        return f"FlexBlockMask(block={self.block}, Q_LEN=KV_LEN={self.q_len}, mask_mod={_fn_name(self.mask_mod)})"
+
+
+class _Combination(UserSpec):
+    __slots__ = ("parts",)
+    _op = ""
+
+    def __init__(self, *parts):
+        flat = []
+        for i, part in enumerate(parts):
+            check_spec(part, f"{type(self).__name__} part {i}")
+            flat.extend(part.parts if type(part) is type(self) else (part,))
+        if len(flat) < 2:
+            raise ValueError(f"spec: {type(self).__name__} needs at least two specs, got {len(flat)}")
+        object.__setattr__(self, "parts", tuple(flat))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{self.kind} is immutable")
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.parts == self.parts
+
+    def __hash__(self):
+        return hash((type(self), self.parts))
+
+    def __repr__(self):
+        return "(" + f" {self._op} ".join(repr(p) if isinstance(p, UserSpec) else str(p) for p in self.parts) + ")"
+
+
+class Union(_Combination):
+    """Visible where any part is visible: `a | b`."""
+    _op = "|"
+
+
+class Intersection(_Combination):
+    """Visible where every part is visible: `a & b`."""
+    _op = "&"
+
+
+class PerHead(UserSpec):
+    """One spec per query head: query head h sees what specs[h] gives it (len(specs) must be Hq)."""
+
+    __slots__ = ("specs",)
+
+    def __init__(self, specs):
+        specs = tuple(specs)
+        if not specs:
+            raise ValueError("specs: expected one spec per query head, got none")
+        for i, part in enumerate(specs):
+            check_spec(part, f"specs[{i}]")
+        object.__setattr__(self, "specs", specs)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{self.kind} is immutable")
+
+    def __eq__(self, other):
+        return type(other) is PerHead and other.specs == self.specs
+
+    def __hash__(self):
+        return hash((PerHead, self.specs))
+
+    def __repr__(self):
+        return "PerHead([" + ", ".join(repr(p) if isinstance(p, UserSpec) else str(p) for p in self.specs) + "])"
+
+
+USER_SPECS = (MaskFn, FromMask, FlexBlockMask, Union, Intersection, PerHead)
+
+
+def _or(self, other):
+    return Union(self, other) if isinstance(other, Spec) else NotImplemented
+
+
+def _and(self, other):
+    return Intersection(self, other) if isinstance(other, Spec) else NotImplemented
+
+
+Spec.__or__ = _or
+Spec.__and__ = _and
+
+
+def check_spec(spec, name: str = "spec") -> None:
+    """TypeError unless `spec` is a spec instance: one of the five contract specs or a user spec."""
+    if isinstance(spec, type) and issubclass(spec, Spec):
+        raise TypeError(f"{name}: expected a spec instance such as {spec.__name__}(), got the class {spec.__name__}")
+    if type(spec) not in CONTRACT_SPECS + USER_SPECS:
+        raise TypeError(f"{name}: expected a sattn spec (Dense, SlidingWindow, BlockTopK, BigBird, "
+                        f"TopKPerQuery, MaskFn, FromMask, FlexBlockMask, a | b, a & b, PerHead), "
+                        f"got {type(spec).__name__}")

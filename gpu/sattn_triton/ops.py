@@ -231,11 +231,9 @@ def _static_host_plan(spec_str: str, shape, tile: int, device: str):
     return P.from_host(_static_numpy_plan(spec_str, shape, tile), torch.device(device), bitmap_masks=False)
 
 
-@torch.compiler.assume_constant_result
 def _spec_str(spec) -> str:
-    """Specs are frozen dataclasses: the string is a constant of the traced graph."""
-    import json
-    return json.dumps([type(spec).__name__, spec.params()], sort_keys=True)
+    """The spec's trace_key, a str set when the frozen spec was made: a constant of the graph."""
+    return spec.trace_key
 
 
 # Static plans enter compiled graphs through an op too: its fake implementation runs the (cached,

@@ -8,6 +8,7 @@ naming the field and what was expected. `spec.to_fields()` gives the flat dict t
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
 
@@ -109,6 +110,9 @@ class Spec:
 
     def __post_init__(self):
         _validate(self)
+        # A plain string attribute: torch.compile reads it as a constant, where calling a
+        # function on the frozen dataclass is refused by some torch releases (2.11's dynamo).
+        object.__setattr__(self, "trace_key", json.dumps([self.kind, self.params()], sort_keys=True))
 
 
 _PY_TYPES = {"bool": bool, "int32": int, "uint64": int, "float64": float, "enum": str}

@@ -36,7 +36,7 @@ SPECS = [
 spec_st = st.sampled_from(SPECS)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec_st, spec_st, spec_st)
 def test_laws(a, b, c):
     q, k, _ = qkv()

@@ -81,10 +81,6 @@ def pack_bits(tiles: np.ndarray, words: int) -> np.ndarray:
     return np.packbits(padded, axis=-1, bitorder="little").view("<u8").astype(np.uint64).reshape(n, blk, words)
 
 
-def unpack_bits(bits: np.ndarray, blk: int) -> np.ndarray:
-    return np.unpackbits(bits.astype("<u8").view(np.uint8), axis=-1, bitorder="little")[..., :blk].astype(bool)
-
-
 class Tiles:
     """Entries of a plan over rows (pb, ph, r): sorted keys, a full flag, bits of the partial ones."""
 

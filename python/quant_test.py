@@ -189,3 +189,19 @@ def test_static_clip_applies():
     codes = qeff / (s.q[0] / 127)                                                   # one static scale
     np.testing.assert_allclose(codes, np.rint(codes), atol=1e-9)
     np.testing.assert_array_equal(qeff, keff)
+
+
+@pytest.mark.parametrize("quant", [sattn.Quant(qk=a, pv=b, v=c, granularity=g, smooth_k=sm)
+                                   for a, b, c, g, sm in [("int8", "fp32", None, "block", True),
+                                                          ("int8", "bf16", None, "channel", True),
+                                                          ("int8", "bf16", "int8", "token", True),
+                                                          ("fp8_e4m3", "fp8_e4m3", None, "block", True),
+                                                          ("int8", "bf16", "int4", "token", True),
+                                                          ("int8", "bf16", "int8", "block", False)]], ids=str)
+def test_contract_budget_on_normal_inputs(quant):
+    # the contract's shape and inputs (docs/contract.md, "Quantization"; tools/quant_error.py)
+    r = np.random.default_rng(0)
+    q, k, v = (r.standard_normal((1, h, 512, 64)) for h in (4, 2, 2))
+    spec = sattn.Dense(causal=True)
+    err = np.abs(Q.attention(q, k, v, spec, quant) - reference.attention(q, k, v, spec)).max() / np.abs(v).max()
+    assert err < Q.error_budget(quant), err

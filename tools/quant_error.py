@@ -59,7 +59,7 @@ def main(argv=None):
     inputs = [("normal", 1.0)] + [("outlier", amp) for amp in (0.5, 1.0, 2.0, 4.0)]
     spec = sattn.Dense(causal=True)
     rows = []
-    print(f"| scheme | input | {' | '.join(METHODS)} |\n|---|---|" + "---|" * len(METHODS))
+    print(f"| scheme | input | budget | {' | '.join(METHODS)} |\n|---|---|---|" + "---|" * len(METHODS))
     for name in names:
         quant = SCHEMES[name]
         for kind, amp in inputs:
@@ -77,7 +77,8 @@ def main(argv=None):
                              "seq_len": a.seq_len, "max_err_rel_max_abs_v": err,
                              "median_row_err_rel_max_abs_v": float(np.median(diff.max(axis=-1)) / np.abs(v).max())})
             label = "N(0,1)" if kind == "normal" else f"outliers, amp {amp:g}"
-            print(f"| {name} | {label} | " + " | ".join(f"{100 * e:.2f}%" for e in errs) + " |")
+            budget = f"{100 * Q.error_budget(quant):g}%" if kind == "normal" else "-"
+            print(f"| {name} | {label} | {budget} | " + " | ".join(f"{100 * e:.2f}%" for e in errs) + " |")
             sys.stdout.flush()
     if a.json:
         # `bazel run` starts in the runfiles tree; a relative path means the caller's directory

@@ -85,6 +85,17 @@ class Quant:
         return dataclasses.asdict(self)
 
 
+def error_budget(quant: Quant) -> float:
+    """The contract's bound on max |out - float64 out| / max |v| for N(0, 1) inputs with dynamic
+    scales (docs/contract.md, "Quantization"; measured by tools/quant_error.py)."""
+    check_quant(quant)
+    if quant.v == "int4":
+        return 0.08
+    if "fp8_e4m3" in (quant.qk, quant.pv):
+        return 0.05
+    return 0.01 if quant.granularity in ("token", "channel") else 0.015
+
+
 def check_quant(quant) -> Quant:
     if not isinstance(quant, Quant):
         raise TypeError(f"quant: expected a sattn.Quant, got {type(quant).__name__}")

@@ -421,7 +421,8 @@ def calibrate(samples, quant: Quant, method: str = "max", *, percentile: float =
     method: "max" (the largest |x| seen), "percentile" (the `percentile`-th percentile of |x|,
     from a HIST_BINS-bin histogram, the bin's upper edge) or "kl" (TensorRT entropy calibration
     over the histogram, _kl_threshold). Statistics are per head (per head and channel for k and v
-    under granularity="channel"), of k after smoothing when quant.smooth_k."""
+    under granularity="channel"), of k after smoothing when quant.smooth_k. The batches are held
+    in memory for the two passes (amax, then histograms over [0, amax])."""
     check_quant(quant)
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method: expected one of {', '.join(map(repr, METHODS))}, got {method!r}")

@@ -54,8 +54,9 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
 
     Quantization (docs/contract.md, "Quantization"): quant=sattn.Quant(...) runs the scheme, with
     dynamic scales, or static clips from scales=sattn.calibrate(...) / sattn.load_scales(...).
-    Backends with a quantized path: _quantized(); others raise sattn.QuantNotSupported. Quantized
-    calls have no backward (GradientNotSupported when a gradient is needed).
+    Backends with a quantized path: sattn.api.QUANT_BACKENDS (today the reference); others raise
+    sattn.QuantNotSupported. Quantized calls have no backward (GradientNotSupported when a
+    gradient is needed).
     """
     S.check_spec(spec)
     if not isinstance(backend, str):

@@ -151,10 +151,11 @@ def report_backward(rows, args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", help="also write the numbers here")
-    ap.add_argument("--rows", choices=["forward", "backward", "all"], default="all",
-                    help="forward: the forward rows; backward: the backward rows (plus the forward they start from)")
+    ap.add_argument("--rows", choices=["forward", "vla", "backward", "all"], default="all",
+                    help="forward: the forward rows; vla: only the VLA build and the hand kernel at each VLEN; "
+                         "backward: the backward rows (plus the forward they start from)")
     args = ap.parse_args()
-    do_fwd, do_bwd = args.rows in ("forward", "all"), args.rows in ("backward", "all")
+    do_fwd, do_bwd = args.rows in ("forward", "vla", "all"), args.rows in ("backward", "all")
     spec = S.BlockTopK(block=64, keep=0.125)
     q, k, v, scale, blob = problem(SHAPE, spec)
     hq, hk, hv, hscale, hblob = problem(HSHAPE, S.BlockTopK(block=64, keep=0.25, causal=True))
@@ -198,6 +199,14 @@ def main():
             rows[f"rvv_kernel@{vl}"] = {"insns": n, "err": check(f"rvv_kernel@{vl}", spec), "qemu_s": s}
             n, s = run(["--case", "plan_bt64", "--problem", pin, "--result", pout], vla_runner, plugin, tmp, vl)
             rows[f"plan_bt64_vla@{vl}"] = {"insns": n, "err": check(f"plan_bt64_vla@{vl}", spec), "qemu_s": s}
+        if args.rows == "vla":
+            for name, r in rows.items():
+                print(f"| {name} | {r['insns']:,} | {r['err']:.2g} |")
+            for vl in VLA_VLENS:
+                sfx = "" if vl == VLEN else f"@{vl}"
+                print(f"VLA build / hand-written RVV kernel at VLEN={vl}: "
+                      f"{rows['plan_bt64_vla' + sfx]['insns'] / rows['rvv_kernel' + sfx]['insns']:.3f}x")
+            return
         for case in ["plan_bt64"] + GRID + ["auto"] + CGRID + ["cauto"] + HGRID + ["hauto"]:
             held = case.startswith("h")
             n, s = run(["--case", case, "--problem", hin if held else pin, "--result", pout], mlir_runner, plugin,

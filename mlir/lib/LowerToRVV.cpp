@@ -178,7 +178,8 @@ class Emitter {
   Value icst(Value like, int32_t v) {
     Value c = b.create<arith::ConstantOp>(loc, b.getI32IntegerAttr(v));
     if (auto vt2 = dyn_cast<VectorType>(like.getType()))
-      return b.create<vector::SplatOp>(loc, VectorType::get(vt2.getShape(), b.getI32Type()), c);
+      return b.create<vector::SplatOp>(loc, VectorType::get(vt2.getShape(), b.getI32Type(), vt2.getScalableDims()),
+                                       c);
     return c;
   }
   // exp(x) for f32 scalars or vectors: x = n ln2 + r, |r| <= ln2/2, exp(r) by its degree-6
@@ -187,7 +188,8 @@ class Emitter {
   // translation blocks, and this form is shorter anyway. Inputs are clamped to [-87, 88].
   Value exp(Value x) {
     Type it = x.getType();
-    if (auto vt2 = dyn_cast<VectorType>(it)) it = VectorType::get(vt2.getShape(), b.getI32Type());
+    if (auto vt2 = dyn_cast<VectorType>(it))
+      it = VectorType::get(vt2.getShape(), b.getI32Type(), vt2.getScalableDims());
     else it = b.getI32Type();
     x = b.create<arith::MaxNumFOp>(loc, x, cst(x, -87.0));
     x = b.create<arith::MinNumFOp>(loc, x, cst(x, 88.0));
@@ -355,6 +357,13 @@ SmallVector<Value> scaledQ(Emitter &e, Value q, Value b, Value h, Value qRow, in
   return qv;
 }
 
+// Lanes along keys of the key-direction scores: the full group, halved while wider than a block.
+int64_t keyLanes(Emitter &e, int64_t blk) {
+  int64_t kw = e.fullLanes;
+  while (kw % 2 == 0 && kw > kMinLanes && kw * e.exact > blk) kw /= 2;
+  return kw;
+}
+
 // Online softmax of score row `row[prefix.., 0..blk)`: updates m[i], l[i], overwrites the row with
 // probabilities, and returns alpha (the factor the acc row must be scaled by).
 Value emitSoftmaxRow(Emitter &e, Value rowMax, Value m, Value l, Value i, Value row, SmallVector<Value> prefix,
@@ -367,8 +376,15 @@ Value emitSoftmaxRow(Emitter &e, Value rowMax, Value m, Value l, Value i, Value 
   Value alpha = e.expShifted(mOld, ref);
   // p = exp(s - ref) over the row in chunks, plus their sum. The polynomial keeps ~6 vectors
   // live, so chunks are capped at 16 lanes (LMUL 2 at VLEN=256): wider ones spill.
-  const int64_t EW = std::min<int64_t>(e.W, 16);
+  int64_t EW = std::min<int64_t>(e.W, 16);
   VectorType et = VectorType::get({EW}, e.f32);
+  if (e.keyDir) {
+    // Wide machines (the key-direction copies): vector<[kw]xf32> of at most LMUL 4, which the
+    // polynomial's ~6 live vectors still fit, and at most a block's lanes.
+    int64_t kw = std::min<int64_t>(keyLanes(e, blk), 8);
+    et = VectorType::get({kw}, e.f32, {true});
+    EW = kw * e.exact;
+  }
   auto esplat = [&](Value x) -> Value { return e.b.create<vector::SplatOp>(e.loc, et, x); };
   int64_t full = blk / EW;
   Value vsum = esplat(e.f(0));
@@ -484,13 +500,6 @@ void lowerStore(TileStoreOp op, Emitter &e) {
     e.storeRow(a, op.getOut(), {op.getB(), op.getH(), e.add(rows.qRow0, i), e.idx(0)}, D);
     return SmallVector<Value>{};
   });
-}
-
-// Lanes along keys of the key-direction scores: the full group, halved while wider than a block.
-int64_t keyLanes(Emitter &e, int64_t blk) {
-  int64_t kw = e.fullLanes;
-  while (kw % 2 == 0 && kw > kMinLanes && kw * e.exact > blk) kw /= 2;
-  return kw;
 }
 
 // Key-direction scores for an unmasked tile: kt[d][j] = k[k0 + j][d] (strided gathers, once per

@@ -14,9 +14,9 @@ func.func @sliding_ragged(%q: memref<1x2x80x36xf32>, %k: memref<1x1x130x36xf32>,
   return
 }
 
-func.func @block_topk_causal(%q: memref<2x2x256x64xf32>, %k: memref<2x1x256x64xf32>, %v: memref<2x1x256x64xf32>, %o: memref<2x2x256x64xf32>) attributes {llvm.emit_c_interface} {
+func.func @block_topk_causal(%q: memref<2x2x251x64xf32>, %k: memref<2x1x251x64xf32>, %v: memref<2x1x251x64xf32>, %o: memref<2x2x251x64xf32>) attributes {llvm.emit_c_interface} {
   sattn.attention %q, %k, %v, %o {spec = #sattn.block_topk<block = 32, keep = 0.25, causal = true>}
-      : memref<2x2x256x64xf32>, memref<2x1x256x64xf32>, memref<2x1x256x64xf32>, memref<2x2x256x64xf32>
+      : memref<2x2x251x64xf32>, memref<2x1x251x64xf32>, memref<2x1x251x64xf32>, memref<2x2x251x64xf32>
   return
 }
 

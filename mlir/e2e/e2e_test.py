@@ -40,7 +40,7 @@ CASES = {
     "dense_causal_gqa": (S.Dense(causal=True), (1, 4, 2, 100, 100, 32), None, 64),
     "sliding_ragged": (S.SlidingWindow(window=16, causal=True, dilation=2, global_tokens=3),
                        (1, 2, 1, 80, 130, 36), None, 64),
-    "block_topk_causal": (S.BlockTopK(block=32, keep=0.25, causal=True), (2, 2, 1, 256, 256, 64), None, 64),
+    "block_topk_causal": (S.BlockTopK(block=32, keep=0.25, causal=True), (2, 2, 1, 251, 251, 64), None, 64),
     "bigbird": (S.BigBird(block=16, window_blocks=3, global_blocks=1, random_blocks=2, seed=7),
                 (1, 2, 2, 96, 96, 16), None, 64),
     "topk_per_query": (S.TopKPerQuery(k=8), (1, 1, 1, 64, 64, 16), None, 16),

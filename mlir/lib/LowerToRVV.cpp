@@ -423,6 +423,50 @@ void emitPVRow(Emitter &e, Value acc, Value i, Value alpha, Value v, Value b, Va
     Value al = e.splat(alpha);
     for (Value &x : a) x = e.b.create<arith::MulFOp>(e.loc, x, al);
   }
+  if (e.keyDir && a.size() == 1 && e.W * e.exact == D && 2 * D == e.fullLanes * e.exact) {
+    // A full group holds exactly two V rows (D = 64 at VLEN 512): keys go in pairs, rows j and
+    // j+1 in one load, times [p_j x D, p_j+1 x D]; the two halves of the sum fold at the end.
+    VectorType wt = VectorType::get({e.fullLanes}, e.f32, {true});
+    VectorType wm = VectorType::get({e.fullLanes}, e.b.getI1Type(), {true});
+    auto wsplat = [&](Value x) -> Value { return e.b.create<vector::SplatOp>(e.loc, wt, x); };
+    Value zero = wsplat(e.f(0));
+    Value acc2 = e.b.create<vector::ScalableInsertOp>(e.loc, a[0], zero, e.b.getI64IntegerAttr(0));
+    Value low = e.b.create<vector::CreateMaskOp>(e.loc, wm, ValueRange{e.idx(D)});
+    auto vty = cast<MemRefType>(v.getType());
+    int64_t Hkv = vty.getDimSize(1), Lk = vty.getDimSize(2);
+    Value vf = e.b.create<memref::CollapseShapeOp>(e.loc, MemRefType::get({vty.getNumElements()}, e.f32), v,
+                                                   ArrayRef<ReassociationIndices>{{0, 1, 2, 3}});
+    Value vbase = e.mul(e.add(e.mul(e.add(e.mul(b, e.idx(Hkv)), kvh), e.idx(Lk)), k0), e.idx(D));
+    auto pAt = [&](Value j) {
+      SmallVector<Value> ix = prefix;
+      ix.push_back(j);
+      return e.b.create<memref::LoadOp>(e.loc, p, ix).getResult();
+    };
+    Value nEven = e.b.create<arith::AndIOp>(e.loc, nk, e.idx(~int64_t(1)));
+    Value sum = forLoop(e, e.idx(0), nEven, {acc2}, [&](Value j, ValueRange it) {
+      Value pp = e.b.create<arith::SelectOp>(e.loc, low, wsplat(pAt(j)), wsplat(pAt(e.add(j, e.idx(1)))));
+      Value vv = e.b.create<vector::LoadOp>(e.loc, wt, vf, ValueRange{e.add(vbase, e.mul(j, e.idx(D)))});
+      return SmallVector<Value>{e.b.create<vector::FMAOp>(e.loc, pp, vv, it[0])};
+    }, 2).getResult(0);
+    // An odd last key: its row alone, in the low half.
+    Value odd = e.b.create<arith::CmpIOp>(e.loc, arith::CmpIPredicate::ne, nEven, nk);
+    auto ifOp = e.b.create<scf::IfOp>(e.loc, TypeRange{wt}, odd, /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard g(e.b);
+      e.b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      Value pp = e.b.create<arith::SelectOp>(e.loc, low, wsplat(pAt(nEven)), zero);
+      Value vv = e.b.create<vector::MaskedLoadOp>(e.loc, wt, vf, ValueRange{e.add(vbase, e.mul(nEven, e.idx(D)))},
+                                                  low, zero);
+      e.b.create<scf::YieldOp>(e.loc, ValueRange{e.b.create<vector::FMAOp>(e.loc, pp, vv, sum)});
+      e.b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+      e.b.create<scf::YieldOp>(e.loc, ValueRange{sum});
+    }
+    Value s2 = ifOp.getResult(0);
+    Value lo = e.b.create<vector::ScalableExtractOp>(e.loc, e.vt, s2, e.b.getI64IntegerAttr(0));
+    Value hi = e.b.create<vector::ScalableExtractOp>(e.loc, e.vt, s2, e.b.getI64IntegerAttr(e.W));
+    e.storeRow({e.b.create<arith::AddFOp>(e.loc, lo, hi)}, acc, {i, e.idx(0)}, D);
+    return;
+  }
   auto loop = forLoop(e, e.idx(0), nk, a, [&](Value j, ValueRange it) {
     SmallVector<Value> ix = prefix;
     ix.push_back(j);

@@ -219,8 +219,7 @@ def main():
             err = check(case, ref_spec, held) if not case.endswith("auto") else None
             rows[case] = {"insns": n, "err": err, "qemu_s": s}
     ratio = rows["plan_bt64"]["insns"] / rows["rvv_kernel"]["insns"]
-    if do_bwd:
-        report_backward(rows, None)
+    bwd = report_backward(rows, None) if do_bwd else {}
     best = min(GRID, key=lambda c: rows[c]["insns"])
     print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.machine()} qemu-riscv64 VLEN={VLEN}")
     print("| program | region instructions | max abs err vs float64 |")
@@ -245,7 +244,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "ratio_vs_rvv": ratio, "vla_ratio_vs_rvv": vla, "grid_best": best, "causal_grid_best": cbest,
-                       "held_out_grid_best": hbest}, f,
+                       "held_out_grid_best": hbest, **bwd}, f,
                       indent=1)
 
 

@@ -8,6 +8,8 @@
 // an inline polynomial (Emitter::exp), so it vectorises instead of calling libm once per key.
 // Masked entries (mask >= 0) test one bitmap bit per pair; the unmasked case gets its own copy
 // of the key loop so it pays nothing for masks.
+// Scalable (VLA) code is specialised per vscale; where a D row would fill at most half a group,
+// unmasked fused tiles work along keys instead (lowerFused, emitPVRow).
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -54,9 +54,15 @@ Status Validate(const AttentionArgs& a, const BlockPlan& plan) {
   if (a.k == nullptr) return Status::Invalid("k: null pointer");
   if (a.v == nullptr) return Status::Invalid("v: null pointer");
   if (a.out == nullptr) return Status::Invalid("out: null pointer");
-  if (!(a.scale > 0.0) || !std::isfinite(a.scale))
-    return Status::Invalid("scale: expected a finite value > 0, got " + std::to_string(a.scale));
-  st = ValidateThreads(a.num_threads, "num_threads");
+  return ValidateCallCommon(a.scale, a.num_threads, s, plan);
+}
+
+}  // namespace
+
+Status ValidateCallCommon(double scale, int num_threads, const Shape& s, const BlockPlan& plan) {
+  if (!(scale > 0.0) || !std::isfinite(scale))
+    return Status::Invalid("scale: expected a finite value > 0, got " + std::to_string(scale));
+  Status st = ValidateThreads(num_threads, "num_threads");
   if (!st.ok()) return st;
   auto mismatch = [](const char* field, int64_t plan_v, int64_t arg_v) {
     return Status::Invalid(std::string("plan.") + field + ": plan built for " + std::to_string(plan_v) +
@@ -68,8 +74,6 @@ Status Validate(const AttentionArgs& a, const BlockPlan& plan) {
   if (plan.Lk != s.Lk) return mismatch("Lk", plan.Lk, s.Lk);
   return ValidatePlan(plan);
 }
-
-}  // namespace
 
 const Isa* SelectIsa() {
   static const Isa* chosen = [] {

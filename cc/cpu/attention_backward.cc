@@ -46,19 +46,7 @@ Status ValidateBackward(const BackwardArgs& a, const BlockPlan& plan) {
               {a.dout, "dout"}, {a.dq, "dq"}, {a.dk, "dk"}, {a.dv, "dv"}};
   for (const auto& x : ptrs)
     if (x.p == nullptr) return Status::Invalid(std::string(x.name) + ": null pointer");
-  if (!(a.scale > 0.0) || !std::isfinite(a.scale))
-    return Status::Invalid("scale: expected a finite value > 0, got " + std::to_string(a.scale));
-  st = ValidateThreads(a.num_threads, "num_threads");
-  if (!st.ok()) return st;
-  auto mismatch = [](const char* field, int64_t plan_v, int64_t arg_v) {
-    return Status::Invalid(std::string("plan.") + field + ": plan built for " + std::to_string(plan_v) +
-                           ", arguments have " + std::to_string(arg_v));
-  };
-  if (plan.B != s.B) return mismatch("B", plan.B, s.B);
-  if (plan.Hq != s.Hq) return mismatch("Hq", plan.Hq, s.Hq);
-  if (plan.Lq != s.Lq) return mismatch("Lq", plan.Lq, s.Lq);
-  if (plan.Lk != s.Lk) return mismatch("Lk", plan.Lk, s.Lk);
-  return ValidatePlan(plan);
+  return ValidateCallCommon(a.scale, a.num_threads, s, plan);
 }
 
 }  // namespace

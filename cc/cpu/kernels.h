@@ -131,6 +131,10 @@ bool CpuHasAvx2();
 // variable SATTN_CPU_ISA (avx512, avx2 or portable) when that one is supported.
 const Isa* SelectIsa();
 
+// The checks the forward and the backward share once their pointers and dtype are checked:
+// scale, thread count, and a plan that was built for this (B, Hq, Lq, Lk) and is well formed.
+Status ValidateCallCommon(double scale, int num_threads, const Shape& s, const BlockPlan& plan);
+
 // How keys reach the kernel. kTransposed stages each referenced key block as D x W chunks (the
 // fast layout for Q K^T); kRows reads keys row-major (no transposition: cheaper when only a few
 // query rows read each key block, as in decode). kAuto picks by the plan's rows per key block.

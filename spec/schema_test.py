@@ -85,6 +85,15 @@ def test_python_classes_are_the_schema():
     assert S.SlidingWindow().window == 256
 
 
+def test_trace_key_is_the_json_of_kind_and_params():
+    # gpu/sattn_triton/ops.py decodes trace_key with json.loads; specs.py builds it without json.
+    import json
+    for cls in S.CONTRACT_SPECS:
+        for spec in (cls(), cls(causal=True)):
+            assert json.loads(spec.trace_key) == [spec.kind, spec.params()]
+    assert json.loads(S.BlockTopK(keep=0.3, score="max").trace_key)[1]["keep"] == 0.3
+
+
 def test_tolerances_are_the_schema():
     ref = _schema.TOLERANCES["reference"]["dtypes"]
     assert sattn.reference.TOLERANCES == {dt: (t["out"], t["lse"]) for dt, t in ref.items()}

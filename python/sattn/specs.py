@@ -8,7 +8,6 @@ naming the field and what was expected. `spec.to_fields()` gives the flat dict t
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 
@@ -112,7 +111,20 @@ class Spec:
         _validate(self)
         # A plain string attribute: torch.compile reads it as a constant, where calling a
         # function on the frozen dataclass is refused by some torch releases (2.11's dynamo).
-        object.__setattr__(self, "trace_key", json.dumps([self.kind, self.params()], sort_keys=True))
+        # Built with string operations only, because a spec made inside a compiled function runs
+        # this under dynamo, which cannot trace json's C encoder.
+        items = sorted(self.params().items())
+        body = ", ".join(f'"{name}": {_json_scalar(value)}' for name, value in items)
+        object.__setattr__(self, "trace_key", f'["{self.kind}", {{{body}}}]')
+
+
+def _json_scalar(value) -> str:
+    """JSON text of a spec field value (bool, int, finite float or identifier-like str)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
 
 
 _PY_TYPES = {"bool": bool, "int32": int, "uint64": int, "float64": float, "enum": str}

@@ -11,3 +11,33 @@ class GradientNotSupported(NotImplementedError):
 class QuantNotSupported(NotImplementedError):
     """A quantized call (sparse_attention(..., quant=...)) to a backend with no quantized path; the
     message names the backend and the scheme."""
+
+
+class AttentionNotSupported(NotImplementedError):
+    """A model, option or input that sattn's attention function for Hugging Face transformers
+    (sattn.integrations.transformers) cannot honour: a padding or custom attention mask, attention
+    dropout, returned attention weights, a model family or cache it does not know. The message
+    names what is unsupported and what to do instead; nothing is ignored silently."""
+
+
+class ContextParallelError(RuntimeError):
+    """A sattn.distributed call failed on this rank; `rank` is this rank in the process group,
+    `step` the phase of the call (e.g. 'forward: receiving keys/values'), `peer` the rank it was
+    waiting for (None for a collective)."""
+
+    def __init__(self, rank: int, step: str, peer, detail: str):
+        self.rank, self.step, self.peer, self.detail = rank, step, peer, detail
+        who = "" if peer is None else f" from rank {peer}"
+        super().__init__(f"rank {rank}: {step}{who} failed: {detail}")
+
+    def __reduce__(self):
+        return (type(self), (self.rank, self.step, self.peer, self.detail))
+
+
+class PeerFailure(ContextParallelError):
+    """A peer died, raised, or did not answer within the call's timeout."""
+
+
+class ShardMismatch(ContextParallelError, ValueError):
+    """The ranks' shards or arguments disagree (shapes, dtype, layout, tile, scale or spec), or a
+    rank refused its own inputs; detected by one all_gather before any exchange, on every rank."""

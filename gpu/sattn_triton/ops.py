@@ -29,11 +29,22 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_HEAD_DIM = 256
 
 
+# `geom`, the ops' list of launch integers: the plan's geometry (GEOM_PLAN ints: block, plan_b,
+# plan_h, q_block_begin, n_q_blocks, n_k_blocks, words_per_row; zeros when planless), then the
+# forward's launch (BLOCK_M, BLOCK_N, num_warps, num_stages), zeros for the kernels' own choice.
+GEOM_PLAN = 7
+
+
+def _fwd_launch(geom: List[int]):
+    launch = tuple(geom[GEOM_PLAN:GEOM_PLAN + 4])
+    return launch if len(launch) == 4 and launch[0] else None
+
+
 def _plan_from(geom: List[int], bitmap_masks: bool, shape, row_ptr, col_idx, mask_idx, bitmaps):
     if row_ptr is None:
         return None
     B, Hq, Lq, Lk = shape
-    block, plan_b, plan_h, qbb, nqb, nkb, words = geom
+    block, plan_b, plan_h, qbb, nqb, nkb, words = geom[:GEOM_PLAN]
     return P.GpuPlan(block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk, plan_b=plan_b, plan_h=plan_h,
                      q_block_begin=qbb, n_q_blocks=nqb, n_k_blocks=nkb, words_per_row=words,
                      row_ptr=row_ptr, col_idx=col_idx, mask_idx=mask_idx, bitmaps=bitmaps,
@@ -50,7 +61,7 @@ def _attention_impl(
     B, Hq, Lq, _ = q.shape
     plan = _plan_from(geom, bitmap_masks, (B, Hq, Lq, k.shape[2]), row_ptr, col_idx, mask_idx, bitmaps)
     return _fwd.forward(q, k, v, scale=scale, mode=mode, causal=causal, window=window,
-                        dilation=dilation, global_tokens=global_tokens, plan=plan)
+                        dilation=dilation, global_tokens=global_tokens, plan=plan, tiles=_fwd_launch(geom))
 
 
 sparse_attention_op = torch.library.custom_op("sattn::sparse_attention", mutates_args=())(_attention_impl)
@@ -413,13 +424,16 @@ def visible_pairs(q, k, spec, *, scale: Optional[float] = None, plan=None, tile:
 
 
 def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: int = 64,
-              force_plan: bool = False) -> Tuple[Tensor, Tensor]:
+              force_plan: bool = False, fwd_tiles=None) -> Tuple[Tensor, Tensor]:
     """(out, lse) for q (B,Hq,Lq,D), k/v (B,Hkv,Lk,D) under `spec`; differentiable in q, k, v.
 
     `force_plan=True` runs Dense/SlidingWindow through the host plan (tile `tile`) instead of the
-    specialised planless path (used by tests to cross-check the two).
+    specialised planless path (used by tests to cross-check the two). `fwd_tiles` (BLOCK_M,
+    BLOCK_N, num_warps, num_stages) replaces the forward's launch rule (forward.fwd_tiles); the
+    tile edges are fitted to the plan block as that rule's are.
     """
     check_inputs(q, k, v)
+    launch_fwd = [0, 0, 0, 0] if fwd_tiles is None else list(_fwd.check_fwd_tiles(fwd_tiles))
     # The contract's rule, in one place: the kernels' float32 softmax assumes it.
     from sattn._inputs import resolve_scale
     scale = resolve_scale(scale, q.shape[-1])
@@ -434,7 +448,7 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
     if gp is None:
         mode = MODE_SLIDING if kind == "SlidingWindow" else MODE_DENSE
         tensors = [None] * len(_PLAN_ARGS)
-        geom = [0] * 7
+        geom = [0] * GEOM_PLAN
         bitmap_masks = False
     else:
         mode = MODE_PLAN
@@ -443,6 +457,7 @@ def attention(q, k, v, spec, *, scale: Optional[float] = None, plan=None, tile: 
         geom = [gp.block, gp.plan_b, gp.plan_h, gp.q_block_begin, gp.n_q_blocks, gp.n_k_blocks,
                 gp.words_per_row]
         bitmap_masks = gp.bitmap_masks
+    geom = geom + launch_fwd
     args = (q, k, v, *tensors, geom, mode, launch["causal"], launch["window"], launch["dilation"],
             launch["global_tokens"], bitmap_masks, scale)
     if torch.compiler.is_compiling():

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from sattn import _inputs
+from sattn import _inputs, tuning
 from sattn import specs as S
 from sattn.backends.base import BackendGrads, BackendResult
 from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
@@ -31,9 +31,12 @@ def _as_kernel_input(x, dtype: str) -> np.ndarray:
 
 
 def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int | None = None,
-              threads: int = 0, **options):
+              threads: int | None = None, **options):
     """Options: plan (a sattn.plan() to reuse, checked against the call), tile (block edge for
-    specs without their own block; default 64, or the plan's), threads (0 = one per core)."""
+    specs without their own block; default 64, or the plan's), threads (0 = one per core, the
+    default). A call with neither tile nor threads (nor a plan) runs the configuration `sattn
+    autotune --backend cpu` cached for this machine, shape, spec and dtype, if any (sattn.tuning;
+    counter "tuned")."""
     from sattn import _cc
     _inputs.check_options("the cpu backend", options, _inputs.keyword_options(attention))
     S.check_spec(spec)
@@ -42,6 +45,11 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
         raise ValueError(f"q: the cpu backend needs host tensors, got device {prob.device}")
     _inputs.check_no_grad(NAME, q, k, v)
     scale = _inputs.resolve_scale(scale, prob.D)
+    tuned = None if plan is not None else tuning.tuned_options(
+        NAME, {"tile": tile, "threads": threads}, tuning.cpu_device(), spec, prob)
+    if tuned is not None:
+        tile, threads = tuned["tile"], tuned["threads"]
+    threads = 0 if threads is None else threads
     tile = None if tile is None else check_tile(tile)
     threads = _inputs.check_threads(threads)
     return_lse = _inputs.check_bool("return_lse", return_lse)
@@ -58,7 +66,8 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     if dtype == "bfloat16":
         import torch
         out = torch.from_numpy(out.view(np.int16)).view(torch.bfloat16)
-    counters = {"plan_ns": int((t1 - t0) * 1e9), "kernel_ns": int((t2 - t1) * 1e9), "nnz_blocks": plan.nnz}
+    counters = {"plan_ns": int((t1 - t0) * 1e9), "kernel_ns": int((t2 - t1) * 1e9), "nnz_blocks": plan.nnz,
+                "tuned": int(tuned is not None), "tile": plan.block, "threads": threads}
     return BackendResult(out=out, lse=lse, counters=counters, plan=plan)
 
 

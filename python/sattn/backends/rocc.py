@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from sattn import _inputs
+from sattn import _inputs, tuning
 from sattn import specs as S
 from sattn.backends.base import BackendGrads, BackendResult
 from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
@@ -107,13 +107,22 @@ def _check_sim_options(path, latency, bytes_per_cycle, check_golden) -> None:
     _inputs.check_bool("check_golden", check_golden)
 
 
+def tuning_device(latency, bytes_per_cycle) -> str:
+    """The autotune cache's device for a call: this build's MAC array and the memory model."""
+    c = _consts()
+    return tuning.rocc_device(latency, bytes_per_cycle, c.MAC_ROWS, c.MAC_COLS)
+
+
 def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int | None = None,
-              threads: int = 0, path: str = "fused", latency: int = 40, bytes_per_cycle: float = 16.0,
+              threads: int = 0, path: str | None = None, latency: int = 40, bytes_per_cycle: float = 16.0,
               check_golden: bool = False, **options):
-    """Runs on the simulated accelerator. Options: `path` "fused" (SOFTMAX_FUSED) or "unfused"
-    (SPDOT_BSR then SPMM_BSR, scores through memory); the memory model's `latency` (cycles) and
-    `bytes_per_cycle`; `check_golden` also runs the bit-exact golden model and reports whether the
-    RTL matched it (counter golden_match)."""
+    """Runs on the simulated accelerator. Options: `path` "fused" (SOFTMAX_FUSED, the default) or
+    "unfused" (SPDOT_BSR then SPMM_BSR, scores through memory); `tile` the plan block for specs
+    without their own (a multiple of 16 up to MAX_BLK; default 64); the memory model's `latency`
+    (cycles) and `bytes_per_cycle`; `check_golden` also runs the bit-exact golden model and reports
+    whether the RTL matched it (counter golden_match). A call with neither tile nor path (nor a
+    plan) runs the configuration `sattn autotune --backend rocc` cached for this memory model,
+    shape and spec, if any (sattn.tuning; counter "tuned")."""
     _inputs.check_options("the rocc backend", options, _inputs.keyword_options(attention))
     S.check_spec(spec)
     prob = _inputs.check_qkv(q, k, v)
@@ -123,7 +132,12 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     scale = _inputs.resolve_scale(scale, prob.D)
     threads = _inputs.check_threads(threads)
     return_lse = _inputs.check_bool("return_lse", return_lse)
-    _check_sim_options(path, latency, bytes_per_cycle, check_golden)
+    _check_sim_options("fused" if path is None else path, latency, bytes_per_cycle, check_golden)
+    tuned = None if plan is not None else tuning.tuned_options(
+        NAME, {"tile": tile, "path": path}, tuning_device(latency, bytes_per_cycle), spec, prob)
+    if tuned is not None:
+        tile, path = tuned["tile"], tuned["path"]
+    path = "fused" if path is None else path
     tile = None if tile is None else check_tile(tile)
     if tile is not None and (tile % 16 != 0 or tile > _consts().MAX_BLK):
         raise ValueError(f"tile: the rocc accelerator needs a multiple of 16 up to {_consts().MAX_BLK}, got {tile}")
@@ -146,7 +160,8 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     counters = {k: int(v) for k, v in res["counters"].items()}
     counters.update(roofline(counters, float(bytes_per_cycle)))
     counters.update({"simulated": 1, "plan_ns": int((t1 - t0) * 1e9), "sim_ns": int((t2 - t1) * 1e9), "nnz_blocks": pl.nnz,
-                     "bytes_per_cycle": float(bytes_per_cycle), "latency": int(latency)})
+                     "bytes_per_cycle": float(bytes_per_cycle), "latency": int(latency),
+                     "tuned": int(tuned is not None), "tile": pl.block, "path": path})
     if check_golden:
         counters["golden_match"] = bool(res["golden_match"])
     note = (f"{path}: {counters['cycles']} cycles = {counters['cycles_over_roofline']:.3f}x roofline "
@@ -164,7 +179,7 @@ def _grad_input(name, x, shape):
 
 
 def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int | None = None, threads: int = 0,
-                       path: str = "fused", latency: int = 40, bytes_per_cycle: float = 16.0,
+                       path: str | None = None, latency: int = 40, bytes_per_cycle: float = 16.0,
                        check_golden: bool = False, **options):
     """dq, dk, dv computed by the accelerator's ATTN_BWD command (docs/backends/rocc.md,
     "Backward") on the forward's plan: int8 Q/K/V quantised as the forward did, int8 dO, 8-bit P
@@ -180,7 +195,7 @@ def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int 
     if not plan.matches(prob):
         raise ValueError(f"plan: built for (B, Hq, Lq, Lk)={(plan.B, plan.Hq, plan.Lq, plan.Lk)}, "
                          f"got {(prob.B, prob.Hq, prob.Lq, prob.Lk)}")
-    _check_sim_options(path, latency, bytes_per_cycle, check_golden)
+    _check_sim_options("fused" if path is None else path, latency, bytes_per_cycle, check_golden)
     _inputs.check_threads(threads)
     del tile  # forward option: the plan is the forward's
     if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and np.isfinite(scale) and scale > 0):

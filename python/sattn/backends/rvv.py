@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from sattn import _inputs
+from sattn import _inputs, tuning
 from sattn.backends.base import BackendGrads, BackendResult
 from sattn.errors import GradientNotSupported
 from sattn import specs as S
@@ -231,14 +231,23 @@ def run_backward(problem: bytes, forward: bytes, upstream: bytes, *, vlen: int =
     return dq, dk, dv, delta, {**dict(runner_counters), **counters}, wall
 
 
+def tuning_device(vlen: int, variant: str, dtype: str) -> str:
+    """The autotune cache's device for a call: QEMU at `vlen`, the kernel build and storage type
+    (instruction counts depend on these, not on the host)."""
+    return f"{tuning.rvv_device(vlen)} {variant} {dtype}"
+
+
 def _default_dtype(prob) -> str:
     return "bf16" if prob.dtype == "bfloat16" else "fp32"
 
 
 def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str = "rvv", dtype: str | None = None,
               plan: BlockPlan | None = None, tile: int | None = None, plan_on_target: bool = False,
-              check_selection: bool = False, chunk_keys: int = 512, timeout_s: float | None = None,
+              check_selection: bool = False, chunk_keys: int | None = None, timeout_s: float | None = None,
               threads: int = 0, region: str = "attention", **options):
+    """A call with neither tile nor chunk_keys (nor a plan) runs the configuration `sattn autotune
+    --backend rvv` cached for this VLEN, kernel build, storage type, shape and spec, if any
+    (sattn.tuning; counter "tuned"); else tile 64, chunk_keys 512."""
     from sattn import _cc
     _inputs.check_options("the rvv backend", options, _inputs.keyword_options(attention))
     S.check_spec(spec)
@@ -247,6 +256,13 @@ def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str
         raise ValueError(f"q: the rvv backend needs host tensors, got device {prob.device}")
     _inputs.check_no_grad(NAME, q, k, v)
     scale = _inputs.resolve_scale(scale, prob.D)
+    dtype = _default_dtype(prob) if dtype is None else dtype
+    _check_options(vlen, variant, dtype)
+    tuned = None if plan is not None else tuning.tuned_options(
+        NAME, {"tile": tile, "chunk_keys": chunk_keys}, tuning_device(vlen, variant, dtype), spec, prob)
+    if tuned is not None:
+        tile, chunk_keys = tuned["tile"], tuned["chunk_keys"]
+    chunk_keys = 512 if chunk_keys is None else chunk_keys
     tile = None if tile is None else check_tile(tile)
     threads = _inputs.check_threads(threads)
     return_lse = _inputs.check_bool("return_lse", return_lse)
@@ -255,8 +271,6 @@ def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str
     if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, numbers.Real)
                                   or not math.isfinite(timeout_s) or timeout_s <= 0):
         raise ValueError(f"timeout_s: expected None or a finite number of seconds > 0, got {timeout_s!r}")
-    dtype = _default_dtype(prob) if dtype is None else dtype
-    _check_options(vlen, variant, dtype)
     if not isinstance(region, str) or region not in REGIONS:
         raise ValueError(f"region: expected one of {REGIONS}, got {region!r}")
     if region == "selection" and not isinstance(spec, BlockTopK):
@@ -285,6 +299,7 @@ def attention(q, k, v, spec, *, scale, return_lse, vlen: int = 256, variant: str
     # it is a counter, not time_s: the bench then shows no misleading "speedup" between builds.
     counters["qemu_wall_ms"] = int(wall * 1e3)
     counters["region"] = region
+    counters.update({"tuned": int(tuned is not None), "tile": plan.block, "chunk_keys": chunk_keys})
     return BackendResult(out=out, lse=lse, counters=counters, time_s=None,
                          name=f"rvv_{variant}" if variant != "rvv" else None,
                          note=f"QEMU VLEN={vlen} {dtype}; compare instructions, not time", plan=plan)

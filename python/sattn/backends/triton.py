@@ -7,6 +7,10 @@ tensors; differentiable in q, k, v through the `sattn::sparse_attention` op. Opt
                                     BigBird/Dense/SlidingWindow when force_plan=True)
   force_plan=False                  run Dense/SlidingWindow through a plan instead of the
                                     specialised planless kernels
+  fwd_tiles=None                    the forward's launch (BLOCK_M, BLOCK_N, num_warps, num_stages)
+                                    instead of the kernels' table; a call without it (and
+                                    without plan/tile) runs what `sattn autotune --backend triton`
+                                    cached for this GPU, shape, spec and dtype (sattn.tuning)
 docs/backends/gpu.md has the design, tolerances and the H100 benchmark table.
 """
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import sys
 import time
 
-from sattn import _inputs
+from sattn import _inputs, tuning
 from sattn import specs as S
 from sattn.backends.base import BackendResult
 from sattn.plan import BlockPlan, check_plan, check_tile
@@ -71,11 +75,19 @@ def _check_call(where, q, k, v, spec, scale, plan, tile, force_plan, options):
 
 
 def attention(q, k, v, spec, *, scale, return_lse, plan=None, tile: int | None = None,
-              force_plan: bool = False, **options):
+              force_plan: bool = False, fwd_tiles=None, **options):
+    given_tile = tile
     scale, tile, plan = _check_call("the triton backend", q, k, v, spec, scale, plan, tile, force_plan, options)
     return_lse = _inputs.check_bool("return_lse", return_lse)
-    out, lse = _import_kernels().attention(q, k, v, spec, scale=scale, plan=plan, tile=tile, force_plan=force_plan)
-    return BackendResult(out=out, lse=lse if return_lse else None)
+    tuned = None
+    if plan is None and given_tile is None:
+        tuned = tuning.tuned_options(NAME, {"fwd_tiles": fwd_tiles}, tuning.triton_device(q.device), spec,
+                                     _inputs.check_qkv(q, k, v))
+    if tuned is not None:
+        fwd_tiles = None if tuned["fwd_tiles"] is None else tuple(tuned["fwd_tiles"])
+    out, lse = _import_kernels().attention(q, k, v, spec, scale=scale, plan=plan, tile=tile, force_plan=force_plan,
+                                           fwd_tiles=fwd_tiles)
+    return BackendResult(out=out, lse=lse if return_lse else None, counters={"tuned": int(tuned is not None)})
 
 
 def visible_pairs(q, k, spec, *, scale, plan=None, tile: int | None = None, force_plan: bool = False, **options):

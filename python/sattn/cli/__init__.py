@@ -4,7 +4,7 @@
     sattn profiles list | show NAME | check FILE named workloads (model shape, spec, dtype)
     sattn plan --profile NAME --stats            density, blocks, bytes, per-row histogram
     sattn bench --profile NAME --backend cpu     the benchmark (tools/bench.py), JSON lines out
-    sattn autotune --backend cpu --profile NAME  search the CPU tunables, cache the best
+    sattn autotune --backend X --profile NAME    search a backend's tunables, cache the best
     sattn report RESULTS.jsonl -o report.html    plots in one self-contained HTML page
 
 Usage errors exit 2 with one line on stderr; failures exit 1 with one line (--debug: traceback).
@@ -117,12 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     p = sub.add_parser("autotune", help="search a backend's tunables for a profile; cache the best",
-                       description="Times every candidate configuration of the backend's tunables on the "
-                                   "profile (CPU: tile x threads) and caches the fastest, keyed by device, "
-                                   "shape, spec and sattn version; `sattn bench --tuned` reads it back.")
+                       description="Runs every candidate configuration of the backend's tunables on the "
+                                   "profile and caches the best, keyed by device, shape, spec, dtype and "
+                                   "sattn version; the backend's calls on that workload that give none of "
+                                   "the tunables then run it. cpu: tile x threads (wall time); rvv: tile x "
+                                   "chunk_keys (QEMU instructions); rocc: tile x path (Verilator cycles); "
+                                   "triton: fwd_tiles BLOCK_M x BLOCK_N x num_warps x num_stages (CUDA "
+                                   "time; needs a CUDA GPU).")
     _add_profile_args(p)
-    p.add_argument("--backend", default="cpu", help="cpu (the only backend with a tuner today)")
-    p.add_argument("--repeat", type=_positive_int, default=3, help="timed calls per candidate (median)")
+    p.add_argument("--backend", default="cpu", choices=["cpu", "rvv", "rocc", "triton"],
+                   help="the backend whose tunables are searched (default cpu)")
+    p.add_argument("--repeat", type=_positive_int, default=3,
+                   help="timed calls per candidate, median (cpu, triton; simulations run once)")
+    p.add_argument("--vlen", type=int, default=256, choices=[128, 256, 512, 1024],
+                   help="rvv: the QEMU VLEN the search counts at (part of the cache key; default 256)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $XDG_CACHE_HOME/sattn)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
 

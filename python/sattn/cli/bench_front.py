@@ -71,16 +71,19 @@ def _mode_args(FLAGS, mode: str) -> list:
 
 
 def _tuned_args(args, argv: list, FLAGS) -> list:
-    """--option tile/threads from the autotune cache for the workload the bench flags describe."""
-    from sattn import specs
-    from sattn.cli import autotune
+    """--tile/--threads from the autotune cache for the workload the bench flags describe."""
+    from sattn import specs, tuning
     if args.backend != "cpu":
-        raise UsageError("--tuned: only the cpu backend has a tuner")
+        raise UsageError(f"--tuned: the bench passes --tile to every backend, which turns the cache off; "
+                         f"--tuned fills it in for the cpu backend only, not {args.backend!r}")
     spec = specs.from_options(FLAGS.spec, FLAGS.flag_values_dict())
     Lk = FLAGS.seq_len
     shape = {"B": FLAGS.batch, "Hq": FLAGS.heads, "Hkv": FLAGS.kv_heads or FLAGS.heads,
              "Lq": FLAGS.q_len or Lk, "Lk": Lk, "D": FLAGS.head_dim}
-    cfg = autotune.lookup("cpu", spec, shape, FLAGS.dtype, args.cache_dir)
+    try:
+        cfg = tuning.lookup(tuning.key("cpu", tuning.cpu_device(), spec, shape, FLAGS.dtype), "cpu", args.cache_dir)
+    except tuning.CacheError as e:
+        raise Failure(str(e)) from None
     if cfg is None:
         raise Failure(f"--tuned: no cached configuration for this workload on this machine; run "
                       f"sattn autotune --backend cpu with the same profile and shape first")

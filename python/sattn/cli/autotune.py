@@ -225,7 +225,7 @@ def run(args) -> int:
     width = max(len(_config_text(r["config"])) for r in rows)
     print(f"{'configuration':<{width}} {unit:>14} {'max|diff| vs default':>21}")
     for r in rows:
-        mark = " <- best" if r is best else (" (default)" if r is default else "")
+        mark = (" <- best" if r is best else "") + (" (default)" if r is default else "")
         val = r.get(field)
         shown = r.get("error", "failed") if val is None else (f"{val:.3f}" if isinstance(val, float) else str(val))
         diff = r.get("max_abs_diff_vs_default")

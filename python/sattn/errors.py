@@ -41,3 +41,9 @@ class PeerFailure(ContextParallelError):
 class ShardMismatch(ContextParallelError, ValueError):
     """The ranks' shards or arguments disagree (shapes, dtype, layout, tile, scale or spec), or a
     rank refused its own inputs; detected by one all_gather before any exchange, on every rank."""
+
+    def __init__(self, rank: int, step: str, detail: str, peer=None):
+        ContextParallelError.__init__(self, rank, step, peer, detail)
+
+    def __reduce__(self):
+        return (type(self), (self.rank, self.step, self.detail, self.peer))

@@ -26,10 +26,13 @@ def test_wheel_carries_every_backend_and_pyproject_metadata():
     names = set(z.namelist())
     for need in ("sattn/_cc.so", "sattn/__init__.py", "sattn/_version.py", "sattn/backends/cpu.py",
                  "sattn/cli/__init__.py", "sattn/cli/profile.schema.json", "sattn/profiles/bigbird-base-4k.json",
-                 "sattn/_bench.py", "sattn_triton/ops.py", "sattn_rocc_sim.so", "sattn_rocc_consts.py",
+                 "sattn/_bench.py", "sattn/_triton/ops.py", "sattn/_rocc/sattn_rocc_sim.so",
+                 "sattn/_rocc/sattn_rocc_consts.py",
                  "sattn/_rvv/runner_riscv64", "sattn/_rvv/librvv_insn_count.so"):
         assert need in names, need
     dist = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+    # Nothing beside the package: a wheel that installs only `sattn` (and its dist-info).
+    assert {n.split("/")[0] for n in names} == {"sattn", dist}, sorted({n.split("/")[0] for n in names})
     meta = email.parser.Parser().parsestr(z.read(f"{dist}/METADATA").decode())
     import tomllib
     root = os.environ.get("TEST_SRCDIR", "")

@@ -8,7 +8,10 @@ and sattn/_version.py (imported by `sattn.__version__`) are all rendered here fr
 import argparse
 import re
 import sys
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package (the sdist build asks for it)
+    import tomli as tomllib
 
 _REQUIRED = ("name", "version", "description", "requires-python", "dependencies")
 # PEP 440 public versions (the subset sattn uses: N.N.N with an optional pre/post/dev suffix).

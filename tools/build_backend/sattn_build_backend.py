@@ -76,8 +76,9 @@ def _project():
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     try:
         import pyproject_meta
-    except ImportError as e:  # tomllib is Python >= 3.11
-        raise BuildError(f"building an sdist needs Python >= 3.11 (tomllib): {e}") from e
+    except ImportError as e:  # Python 3.10 has no tomllib: get_requires_for_build_sdist asks for tomli
+        raise BuildError(f"building an sdist on Python {sys.version.split()[0]} needs tomli "
+                         f"(pip install tomli): {e}") from e
     return pyproject_meta, pyproject_meta.load(os.path.join(ROOT, "pyproject.toml"))
 
 
@@ -109,4 +110,5 @@ def get_requires_for_build_wheel(config_settings=None):
 
 
 def get_requires_for_build_sdist(config_settings=None):
-    return []
+    # The metadata is read with tomllib, which Python 3.10 lacks; tomli is the same parser.
+    return ["tomli>=1.1; python_version < '3.11'"]

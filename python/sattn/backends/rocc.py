@@ -29,14 +29,28 @@ LSE_ATOL = 0.05
 GRAD_ATOL_REL = 0.05
 
 
+def _rtl_module(name: str):
+    """sattn._rocc.<name> where a wheel installed it, else <name> from the path (Bazel runfiles of
+    //rtl:rocc_py). ImportError naming both places when neither has it."""
+    import importlib
+    try:
+        return importlib.import_module(f"sattn._rocc.{name}")
+    except ModuleNotFoundError as installed:
+        if installed.name not in ("sattn._rocc", f"sattn._rocc.{name}"):
+            raise
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            raise ImportError(f"{name}: neither sattn._rocc.{name} (a wheel) nor {name} (Bazel) is "
+                              f"importable ({e})") from e
+
+
 def _sim():
-    import sattn_rocc_sim  # pybind11 module built by //rtl:sattn_rocc_sim
-    return sattn_rocc_sim
+    return _rtl_module("sattn_rocc_sim")  # pybind11 module built by //rtl:sattn_rocc_sim
 
 
 def _consts():
-    import sattn_rocc_consts  # generated from rtl/spec/commands.json
-    return sattn_rocc_consts
+    return _rtl_module("sattn_rocc_consts")  # generated from rtl/spec/commands.json
 
 
 class RoccFault(RuntimeError):

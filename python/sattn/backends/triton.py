@@ -29,6 +29,11 @@ TAKES_TORCH = True
 
 
 def _import_kernels():
+    import importlib.util
+    if "sattn_triton" not in sys.modules and importlib.util.find_spec("sattn._triton") is not None:
+        # Installed from the wheel, the kernels are sattn/_triton; they import one another as
+        # sattn_triton (their name in the repository), so that name is this package.
+        sys.modules["sattn_triton"] = importlib.import_module("sattn._triton")
     try:
         import sattn_triton  # noqa: F401  (Bazel puts gpu/ on the path)
     except ImportError:

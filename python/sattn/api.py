@@ -54,9 +54,9 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
 
     Quantization (docs/contract.md, "Quantization"): quant=sattn.Quant(...) runs the scheme, with
     dynamic scales, or static clips from scales=sattn.calibrate(...) / sattn.load_scales(...).
-    Backends with a quantized path: sattn.api.QUANT_BACKENDS (today the reference); others raise
-    sattn.QuantNotSupported. Quantized calls have no backward (GradientNotSupported when a
-    gradient is needed).
+    Backends with a quantized path: sattn.api.QUANT_BACKENDS (each backend's page says which
+    schemes it runs); others raise sattn.QuantNotSupported. Quantized calls have no backward
+    (GradientNotSupported when a gradient is needed).
     """
     S.check_spec(spec)
     if not isinstance(backend, str):
@@ -89,8 +89,9 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     return out, lse
 
 
-# Backends with a quantized path; the reference's is the float64 error model (sattn.quant).
-QUANT_BACKENDS = ("reference",)
+# Backends with a quantized path; the reference's is the float64 error model (sattn.quant), the
+# others' modules define quantized_attention(q, k, v, spec, *, quant, scales, scale, **options).
+QUANT_BACKENDS = ("reference", "rocc", "rvv")
 
 
 def _quantized(q, k, v, spec, prob, backend, scale, return_lse, quant, scales, options):
@@ -105,10 +106,15 @@ def _quantized(q, k, v, spec, prob, backend, scale, return_lse, quant, scales, o
     if name not in QUANT_BACKENDS:
         raise QuantNotSupported(f"backend: {name!r}{' (auto)' if backend == 'auto' else ''} has no quantized path "
                                 f"for {quant}; backends with one: {', '.join(QUANT_BACKENDS)}")
-    _inputs.check_options(f"the quantized {name} backend", options)
     if prob.framework == "torch":
         _inputs.check_no_grad(name, q, k, v)
-    out, lse = Q.attention(q, k, v, spec, quant, scale=scale, scales=scales, return_lse=True)
+    if name == "reference":
+        _inputs.check_options(f"the quantized {name} backend", options)
+        out, lse = Q.attention(q, k, v, spec, quant, scale=scale, scales=scales, return_lse=True)
+    else:
+        res = _backends.get(name).quantized_attention(q, k, v, spec, quant=quant, scales=scales, scale=scale,
+                                                      **options)
+        out, lse = res.out, res.lse
     out = _like(out, q, q.dtype)
     if not return_lse:
         return out

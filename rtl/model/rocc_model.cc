@@ -104,7 +104,7 @@ BlockPlan RetilePlan(const BlockPlan& f, int32_t T) {
 
 std::string Quantize(const float* q, const float* k, const float* v, int32_t B, int32_t Hq,
                      int32_t Hkv, int32_t Lq, int32_t Lk, int32_t D0, double scale,
-                     const BlockPlan& plan_in, Problem* p) {
+                     const BlockPlan& plan_in, Problem* p, const StaticClips& clips) {
   if (B <= 0 || Hq <= 0 || Hkv <= 0 || Lq <= 0 || Lk <= 0 || D0 <= 0) return "shape: every dimension must be positive";
   if (Hq % Hkv != 0) return "shape: Hq must be a multiple of Hkv";
   if (Lq > Lk) return "shape: Lq must not exceed Lk";
@@ -149,6 +149,22 @@ std::string Quantize(const float* q, const float* k, const float* v, int32_t B, 
   for (double& s : sq) s /= 127.0;
   for (double& s : sk) s /= 127.0;
   for (double& s : p->v_scale) s /= 127.0;
+  const auto clip_ok = [](const double* c, int32_t n) {
+    for (int32_t i = 0; i < n; ++i)
+      if (!(c[i] > 0.0) || !std::isfinite(c[i])) return false;
+    return true;
+  };
+  if (clips.q && !clip_ok(clips.q, Hq)) return "scales.q: static clips must be finite and > 0";
+  if (clips.k && !clip_ok(clips.k, Hkv)) return "scales.k: static clips must be finite and > 0";
+  if (clips.v && !clip_ok(clips.v, Hkv)) return "scales.v: static clips must be finite and > 0";
+  for (int32_t b = 0; b < B; ++b) {
+    for (int32_t h = 0; h < Hq && clips.q; ++h)
+      for (int32_t a = 0; a < nkb; ++a) sq[(size_t(b) * Hq + h) * nkb + a] = clips.q[h] / 127.0;
+    for (int32_t h = 0; h < Hkv; ++h) {
+      for (int32_t c = 0; c < nkb && clips.k; ++c) sk[(size_t(b) * Hkv + h) * nkb + c] = clips.k[h] / 127.0;
+      if (clips.v) p->v_scale[size_t(b) * Hkv + h] = clips.v[h] / 127.0;
+    }
+  }
   p->q_scale = sq;
   p->k_scale = sk;
 

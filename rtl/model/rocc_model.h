@@ -62,11 +62,21 @@ BlockPlan RetilePlan(const BlockPlan& plan, int32_t T);
 // MAX_BLK, else the nearest such edge.
 int32_t AcceleratorTile(int32_t block);
 
+// Static scales (the clips of a sattn.calibrate scales object): one clip per head, q[Hq],
+// k[Hkv], v[Hkv]; every block of a head gets scale clip / 127 and values beyond the clip
+// saturate at +-127. A null pointer keeps that tensor's dynamic scales (amax of each group).
+struct StaticClips {
+  const double* q = nullptr;
+  const double* k = nullptr;
+  const double* v = nullptr;
+};
+
 // Quantises float32 q (B,Hq,Lq,D0), k and v (B,Hkv,Lk,D0) for `plan` (retiled first when its
-// block is not AcceleratorTile(block)). Returns "" or an error naming the argument.
+// block is not AcceleratorTile(block)), with dynamic scales or the given static clips. Returns
+// "" or an error naming the argument.
 std::string Quantize(const float* q, const float* k, const float* v, int32_t B, int32_t Hq,
                      int32_t Hkv, int32_t Lq, int32_t Lk, int32_t D0, double scale,
-                     const BlockPlan& plan, Problem* prob);
+                     const BlockPlan& plan, Problem* prob, const StaticClips& clips = StaticClips());
 
 // The fixed-point primitives the RTL implements (exposed for the per-module unit tests).
 int32_t ScaleScore(int32_t s, uint32_t kq, uint32_t shift);  // clamp((s * kq) >>> shift)

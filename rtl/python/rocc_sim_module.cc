@@ -54,12 +54,31 @@ BlockPlan PlanFromDict(const py::dict& d) {
 
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-Problem MakeProblem(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale) {
+using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+// A static clip array (one per head) or None: the pointer StaticClips takes, after its length check.
+const double* ClipPtr(const py::object& obj, py::ssize_t n, const char* name, F64* keep) {
+  if (obj.is_none()) return nullptr;
+  *keep = F64::ensure(obj);
+  if (!*keep || keep->ndim() != 1 || keep->shape(0) != n)
+    throw std::invalid_argument(std::string(name) + ": expected one clip per head (" + std::to_string(n) + " values)");
+  return keep->data();
+}
+
+Problem MakeProblem(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale,
+                    const py::object& q_clip = py::none(), const py::object& k_clip = py::none(),
+                    const py::object& v_clip = py::none()) {
   if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4) throw std::invalid_argument("q, k, v: expected 4-D arrays");
   const int32_t B = int32_t(q.shape(0)), Hq = int32_t(q.shape(1)), Lq = int32_t(q.shape(2)), D = int32_t(q.shape(3));
   const int32_t Hkv = int32_t(k.shape(1)), Lk = int32_t(k.shape(2));
+  F64 kq, kk, kv;
+  StaticClips clips;
+  clips.q = ClipPtr(q_clip, Hq, "q_clip", &kq);
+  clips.k = ClipPtr(k_clip, Hkv, "k_clip", &kk);
+  clips.v = ClipPtr(v_clip, Hkv, "v_clip", &kv);
   Problem p;
-  const std::string err = Quantize(q.data(), k.data(), v.data(), B, Hq, Hkv, Lq, Lk, D, scale, PlanFromDict(plan), &p);
+  const std::string err = Quantize(q.data(), k.data(), v.data(), B, Hq, Hkv, Lq, Lk, D, scale, PlanFromDict(plan), &p,
+                                   clips);
   if (!err.empty()) throw std::invalid_argument(err);
   return p;
 }
@@ -73,13 +92,14 @@ py::tuple ToFloat(const Problem& p, const Output& o) {
 
 py::dict RunSim(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale,
                 const std::string& path, int latency, double bytes_per_cycle, bool check_golden,
-                uint64_t watchdog_cycles) {
+                uint64_t watchdog_cycles, const py::object& q_clip, const py::object& k_clip,
+                const py::object& v_clip) {
   if (path != "fused" && path != "unfused") throw std::invalid_argument("path: expected 'fused' or 'unfused', got '" + path + "'");
   if (!(bytes_per_cycle > 0 && bytes_per_cycle <= SATTN_ROCC_BUS_BYTES))
     throw std::invalid_argument("bytes_per_cycle: expected (0, " + std::to_string(SATTN_ROCC_BUS_BYTES) + "]");
   if (latency < 1) throw std::invalid_argument("latency: expected >= 1 cycle");
   if (watchdog_cycles < 1) throw std::invalid_argument("watchdog_cycles: expected >= 1 cycle");
-  Problem p = MakeProblem(q, k, v, plan, scale);
+  Problem p = MakeProblem(q, k, v, plan, scale, q_clip, k_clip, v_clip);
   MemConfig mc;
   mc.latency = latency;
   mc.bytes_per_cycle = bytes_per_cycle;
@@ -109,8 +129,9 @@ py::dict RunSim(const F32& q, const F32& k, const F32& v, const py::dict& plan, 
   return res;
 }
 
-py::tuple GoldenAttention(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale) {
-  Problem p = MakeProblem(q, k, v, plan, scale);
+py::tuple GoldenAttention(const F32& q, const F32& k, const F32& v, const py::dict& plan, double scale,
+                          const py::object& q_clip, const py::object& k_clip, const py::object& v_clip) {
+  Problem p = MakeProblem(q, k, v, plan, scale, q_clip, k_clip, v_clip);
   return ToFloat(p, Golden(p));
 }
 
@@ -181,7 +202,9 @@ PYBIND11_MODULE(sattn_rocc_sim, m) {
   m.def("run", &RunSim, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"), py::arg("scale"),
         py::arg("path") = "fused", py::arg("latency") = 40, py::arg("bytes_per_cycle") = 16.0,
         py::arg("check_golden") = false, py::arg("watchdog_cycles") = MemConfig().watchdog_cycles,
-        "Quantises, runs the plan on the simulated accelerator through the C driver, returns "
+        py::arg("q_clip") = py::none(), py::arg("k_clip") = py::none(), py::arg("v_clip") = py::none(),
+        "Quantises (dynamic per-block scales, or static clips per head: q_clip[Hq], k_clip[Hkv], "
+        "v_clip[Hkv]), runs the plan on the simulated accelerator through the C driver, returns "
         "{error: 0, out, lse, counters[, golden_match]}, or {error: code} when the accelerator "
         "answered an error code of rtl/spec/commands.json.");
   m.def("run_bwd", &RunSimBwd, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"), py::arg("scale"),
@@ -191,5 +214,6 @@ PYBIND11_MODULE(sattn_rocc_sim, m) {
         "ATTN_BWD on the simulated accelerator for the forward (out, lse) of the same q, k, v and plan: "
         "{error: 0, dq, dk, dv, counters[, golden_match]} or {error: code}.");
   m.def("golden", &GoldenAttention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"), py::arg("scale"),
-        "The bit-exact golden model's (out, lse), dequantised.");
+        py::arg("q_clip") = py::none(), py::arg("k_clip") = py::none(), py::arg("v_clip") = py::none(),
+        "The bit-exact golden model's (out, lse), dequantised (clips as for run).");
 }

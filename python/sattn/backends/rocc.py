@@ -280,3 +280,102 @@ def bench_peers(q, k, v, spec, *, scale, repeat: int = 1, **options):
             f"MAC util {c['mac_utilization']:.3f}, {c['t_nnz']} entries, simulated")
     peers.append(BackendResult(out=None, counters=c, time_s=g.time_s, name="rocc_bwd", note=note))
     return peers
+
+
+# ---- quantized path (sparse_attention(..., quant=sattn.Quant(...), scales=...)) -------------------
+
+# Documented tolerance of quantized calls for N(0, 1) inputs (docs/backends/rocc.md, "Quantized
+# calls"), indexed by whether the scales are static (calibrated clips per head, which saturate
+# values beyond the calibrated range) or dynamic (amax per block): |out - ref| <=
+# QUANT_OUT_ATOL_REL[static] * max|v|, |lse - ref| <= QUANT_LSE_ATOL[static].
+QUANT_OUT_ATOL_REL = (0.03, 0.05)
+QUANT_LSE_ATOL = (0.05, 0.1)
+
+
+def check_quant_scheme(quant, tile: int) -> None:
+    """QuantNotSupported unless the accelerator's datapath runs `quant` (docs/backends/rocc.md,
+    "Quantized calls"): int8 Q.K^T with one scale per `tile`-row block of Q and of K, int8 V,
+    8-bit P (pv="fp8_e4m3" names the 8-bit P.V operands; P is the datapath's 8-bit fixed point,
+    not e4m3); K smoothing either way."""
+    from sattn.errors import QuantNotSupported
+    wants = (("qk", "int8", "the MAC array multiplies int8 Q and K"),
+             ("granularity", "block", "the descriptor carries one Q and one K scale per plan block"),
+             ("v", "int8", "the P.V operands are int8 V and 8-bit P"),
+             ("pv", "fp8_e4m3", "P.V runs on 8-bit P and int8 V (no bf16 or fp32 P.V on the accelerator)"),
+             ("block", tile, f"the scale groups are the accelerator's {tile}-row tiles of this plan"))
+    for field, want, why in wants:
+        got = getattr(quant, field)
+        if got != want:
+            raise QuantNotSupported(f"quant.{field}: the rocc backend runs {field}={want!r} ({why}), got {got!r}")
+
+
+def _smoothed_k(ka):
+    """(k - mean over tokens, the mean) per (batch, kv head, channel): scores of a row shift by a
+    constant, so softmax is unchanged (sattn.quant, step 1)."""
+    kmean = ka.astype(np.float64).mean(axis=-2, keepdims=True)
+    return (ka - kmean).astype(np.float32), kmean
+
+
+def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, plan: BlockPlan | None = None,
+                        tile: int | None = None, threads: int = 0, path: str = "fused", latency: int = 40,
+                        bytes_per_cycle: float = 16.0, check_golden: bool = False, **options):
+    """The scheme `quant` on the accelerator: K smoothed on the host (its mean over tokens
+    subtracted, the row shift scale*q.mean(K) added back to lse), Q and K quantized to int8 with
+    one scale per plan block (dynamic: amax / 127 of the block; static, from `scales`: the
+    calibrated clip / 127 of the head, saturating), int8 V with one scale per (batch, kv head)
+    (dynamic: amax / 127; static: the head's clip / 127), then the forward datapath unchanged.
+    Options are attention()'s. Returns out and lse (always)."""
+    from sattn import quant as Q
+    _inputs.check_options("the quantized rocc backend", options,
+                          tuple(o for o in _inputs.keyword_options(quantized_attention) if o not in ("quant", "scales")))
+    S.check_spec(spec)
+    Q.check_quant(quant)
+    prob = _inputs.check_qkv(q, k, v)
+    if prob.device != "cpu":
+        raise ValueError(f"q: the rocc backend simulates on the host, got device {prob.device}")
+    if scales is not None:
+        Q.check_scales(scales, quant, prob)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    threads = _inputs.check_threads(threads)
+    _check_sim_options(path, latency, bytes_per_cycle, check_golden)
+    tile = None if tile is None else check_tile(tile)
+    if tile is not None and (tile % 16 != 0 or tile > _consts().MAX_BLK):
+        raise ValueError(f"tile: the rocc accelerator needs a multiple of 16 up to {_consts().MAX_BLK}, got {tile}")
+    qa, ka, va = (np.ascontiguousarray(_inputs.to_numpy(x, np.float32)) for x in (q, k, v))
+    for name, a in (("q", qa), ("k", ka), ("v", va)):
+        Q._check_finite(name, a)
+    t0 = time.perf_counter()
+    pl = _get_plan(spec, q, k, prob, scale, plan, tile, threads)
+    run_tile = _sim_tile(pl.block)
+    check_quant_scheme(quant, run_tile)
+    t1 = time.perf_counter()
+    kmean = np.zeros_like(ka[:, :, :1], dtype=np.float64)
+    if quant.smooth_k:
+        ka, kmean = _smoothed_k(ka)
+    clips = {}
+    if scales is not None:
+        clips = {"q_clip": np.asarray(scales.q, np.float64), "k_clip": np.asarray(scales.k, np.float64),
+                 "v_clip": np.asarray(scales.v, np.float64)}
+    res = _sim().run(qa, ka, va, pl.to_dict(), float(scale), path=path, latency=int(latency),
+                     bytes_per_cycle=float(bytes_per_cycle), check_golden=bool(check_golden), **clips)
+    raise_for_fault(res)
+    t2 = time.perf_counter()
+    group = prob.Hq // prob.Hkv
+    shift = scale * np.einsum("bhqd,bhd->bhq", qa.astype(np.float64), np.repeat(kmean[:, :, 0], group, axis=1))
+    lse = (res["lse"].astype(np.float64) + shift).astype(np.float32)
+    counters = {k: int(v) for k, v in res["counters"].items()}
+    counters.update(roofline(counters, float(bytes_per_cycle)))
+    counters.update({"simulated": 1, "plan_ns": int((t1 - t0) * 1e9), "sim_ns": int((t2 - t1) * 1e9),
+                     "nnz_blocks": pl.nnz, "bytes_per_cycle": float(bytes_per_cycle), "latency": int(latency),
+                     "static_scales": int(scales is not None), "smooth_k": int(quant.smooth_k)})
+    if check_golden:
+        counters["golden_match"] = bool(res["golden_match"])
+    note = (f"{path}, {'static' if scales is not None else 'dynamic'} scales"
+            f"{', K smoothed' if quant.smooth_k else ''}: {counters['cycles']} cycles, simulated")
+    return BackendResult(out=res["out"], lse=lse, counters=counters, time_s=t2 - t1, note=note, plan=pl)
+
+
+def _sim_tile(block: int) -> int:
+    """The tile edge the accelerator runs a plan of `block` at (rocc_model.cc AcceleratorTile)."""
+    mx = _consts().MAX_BLK
+    return mx if block >= mx else max(16, (block + 15) // 16 * 16)

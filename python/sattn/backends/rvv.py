@@ -401,3 +401,60 @@ def bench_fwdbwd_peers(q, k, v, dout, spec, *, scale, vlen: int = 256, dtype: st
                                   note=f"QEMU VLEN={vlen}; instructions = backward region; compare instructions, "
                                        f"not time"))
     return rows
+
+
+# ---- quantized path (sparse_attention(..., quant=sattn.Quant(...))) --------------------------------
+
+def check_quant_scheme(quant, scales, block: int) -> None:
+    """QuantNotSupported unless the int8 kernels run `quant` (docs/backends/rvv.md, "Quantized
+    calls"): int8 Q.K^T with one dynamic scale per `block`-row plan block of Q and of K (computed
+    on target), fp32 softmax and P.V on unquantized V; K smoothing either way."""
+    from sattn.errors import QuantNotSupported
+    wants = (("qk", "int8", "the kernels multiply int8 q and k (vwmul/vwadd)"),
+             ("pv", "fp32", "P.V runs in fp32"),
+             ("v", None, "V stays fp32"),
+             ("granularity", "block", "the scale groups are plan blocks"),
+             ("block", block, f"the scale groups are this plan's {block}-row blocks"))
+    for field, want, why in wants:
+        got = getattr(quant, field)
+        if got != want:
+            raise QuantNotSupported(f"quant.{field}: the rvv backend runs {field}={want!r} ({why}), got {got!r}")
+    if scales is not None:
+        raise QuantNotSupported("scales: the rvv int8 kernels compute their scales on target per call (dynamic); "
+                                "static scales are not supported")
+
+
+def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, plan: BlockPlan | None = None,
+                        tile: int | None = None, threads: int = 0, **options):
+    """The scheme `quant` on the int8 kernels (dtype="int8"): K smoothed on the host (its mean
+    over tokens subtracted; the row shift scale*q.mean(K) added back to lse), then q and k
+    quantized on target to int8 with one scale (amax / 127, round to nearest even) per plan
+    block, fp32 softmax and P.V. Options are attention()'s except dtype. Returns out and lse."""
+    from sattn import quant as Q
+    if "dtype" in options:
+        raise TypeError("dtype: a quantized rvv call runs the int8 kernels; quant= chooses the formats")
+    S.check_spec(spec)
+    Q.check_quant(quant)
+    prob = _inputs.check_qkv(q, k, v)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    qa, ka, va = (np.ascontiguousarray(_inputs.to_numpy(x, np.float32)) for x in (q, k, v))
+    for name, a in (("q", qa), ("k", ka), ("v", va)):
+        Q._check_finite(name, a)
+    threads = _inputs.check_threads(threads)
+    # planned on the inputs as given: smoothing shifts each row's block scores by one constant
+    if plan is None:
+        plan = build_plan(spec, q, k, tile=64 if tile is None else check_tile(tile), scale=scale, threads=threads)
+    else:
+        plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
+    check_quant_scheme(quant, scales, plan.block)
+    kmean = np.zeros_like(ka[:, :, :1], dtype=np.float64)
+    if quant.smooth_k:
+        kmean = ka.astype(np.float64).mean(axis=-2, keepdims=True)
+        ka = (ka - kmean).astype(np.float32)
+    res = attention(qa, ka, va, spec, scale=scale, return_lse=True, dtype="int8", plan=plan, threads=threads,
+                    **options)
+    group = prob.Hq // prob.Hkv
+    shift = scale * np.einsum("bhqd,bhd->bhq", qa.astype(np.float64), np.repeat(kmean[:, :, 0], group, axis=1))
+    res.lse = (np.asarray(res.lse, np.float64) + shift).astype(np.float32)
+    res.counters["smooth_k"] = int(quant.smooth_k)
+    return res

@@ -114,15 +114,16 @@ def _rows_matrix(needs: np.ndarray, ranges_by_rank, blk: int) -> np.ndarray:
     """rows[r, s]: key/value rows rank r receives from rank s (0 on the diagonal)."""
     world, nkb = needs.shape
     own = np.stack([_block_owned_counts(ranges_by_rank[s], blk, nkb) for s in range(world)])  # (S, nkb)
-    rows = needs.astype(np.int64) @ own.T
+    # float64 products are exact here (counts far below 2^53) and take the BLAS path
+    rows = np.rint(needs.astype(np.float64) @ own.T.astype(np.float64)).astype(np.int64)
     np.fill_diagonal(rows, 0)
     return rows
 
 
 @dataclasses.dataclass
 class CommModel:
-    """Bytes per rank predicted from the plan, by phase: "meta" (fingerprint, needed-block masks,
-    and for value-dependent specs the gathered q and k), "kv" (forward key/value rows) and "grad"
+    """Bytes per rank predicted from the plan, by phase: "meta" (the fingerprint, and for
+    value-dependent specs the gathered q and k), "kv" (forward key/value rows) and "grad"
     (backward dk/dv rows returned to their owners). Each a list indexed by rank. `ring` is what
     ring attention's forward receives per rank (every other shard's k and v)."""
 
@@ -158,10 +159,10 @@ def _needs_of(plan, lengths, layout) -> np.ndarray:
     return needs
 
 
-def _meta_chunk_bytes(nkb, dynamic, max_len, B, Hq, Hkv, D, elt) -> int:
+def _meta_chunk_bytes(dynamic, max_len, B, Hq, Hkv, D, elt) -> int:
     """Bytes each rank contributes to the metadata all_gathers (sent to every peer)."""
     qk = max_len * B * (Hq + Hkv) * D * elt if dynamic else 0
-    return 8 * len(_FINGERPRINT_FIELDS) + nkb + qk
+    return 8 * len(_FINGERPRINT_FIELDS) + qk
 
 
 def communication_model(spec, lengths, *, B: int = 1, Hq: int = 1, Hkv: int = 1, D: int = 64,
@@ -178,7 +179,7 @@ def communication_model(spec, lengths, *, B: int = 1, Hq: int = 1, Hkv: int = 1,
             raise ValueError(f"plan: {spec} depends on the values of q and k; pass plan=sattn.plan(spec, q, k)")
         plan = _shape_plan(spec, B, Hq, Hkv, L, D, tile)
     needs = _needs_of(plan, lengths, _check_layout(layout))
-    meta = _meta_chunk_bytes(plan.n_k_blocks, dynamic, max(lengths), B, Hq, Hkv, D, element_size)
+    meta = _meta_chunk_bytes(dynamic, max(lengths), B, Hq, Hkv, D, element_size)
     return _model(needs, lengths, layout, plan.block, 2 * B * Hkv * D * element_size, meta)
 
 
@@ -614,11 +615,8 @@ def context_parallel_attention(q, k, v, spec, *, group=None, layout: str = "cont
         plan = _gathered_plan(comm, q, k, spec, lengths, layout, tile, scale)
     else:
         plan = _shape_plan(spec, B, Hq, Hkv, L, D, tile)
-    mine = np.zeros(plan.n_k_blocks, dtype=np.uint8)
-    _, cols, _ = _plan_rows(plan, _query_blocks(ranges[comm.rank], plan.block))
-    mine[cols] = 1
-    needs = torch.stack(comm.all_gather(torch.from_numpy(mine).to(q.device), "needed-block all_gather"))
-    needs = needs.cpu().numpy().astype(bool)
+    # Every rank holds the same global plan, so each derives every rank's needs without asking.
+    needs = _needs_of(plan, lengths, layout)
     q_rows, lq_slots, steps = _step_plans(plan, ranges[comm.rank], ranges, needs[comm.rank])
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
     run = _Run(comm, steps, q_rows, lq_slots, needs, lengths, layout, scale, backend, threads, grad)
@@ -627,7 +625,7 @@ def context_parallel_attention(q, k, v, spec, *, group=None, layout: str = "cont
     out, lse = _FUNCTION.apply(q, k, v, run)
     result = (out, lse) if return_lse else (out,)
     if return_stats:
-        meta = _meta_chunk_bytes(plan.n_k_blocks, dynamic, max(lengths), B, Hq, Hkv, D, q.element_size())
+        meta = _meta_chunk_bytes(dynamic, max(lengths), B, Hq, Hkv, D, q.element_size())
         model = _model(needs, lengths, layout, plan.block, 2 * B * Hkv * D * k.element_size(), meta)
         result += (CommStats(rank=comm.rank, world_size=comm.world, lengths=lengths, sent=comm.sent,
                              recv=comm.recv, model=model),)

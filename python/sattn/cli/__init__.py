@@ -6,6 +6,7 @@
     sattn bench --profile NAME --backend cpu     the benchmark (tools/bench.py), JSON lines out
     sattn autotune --backend X --profile NAME    search a backend's tunables, cache the best
     sattn report RESULTS.jsonl -o report.html    plots in one self-contained HTML page
+    sattn bench-cp --world 2 | --simulate        context parallel over N processes; scaling model
 
 Usage errors exit 2 with one line on stderr; failures exit 1 with one line (--debug: traceback).
 """
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", help="result files (.jsonl or .json)")
     p.add_argument("-o", "--output", required=True, metavar="FILE.html", help="the page to write")
     p.add_argument("--title", default="sattn benchmark report", help="page title")
+
+    from sattn.cli import cp_bench
+    cp_bench.add_parser(sub, _positive_int)
     return ap
 
 
@@ -167,6 +171,8 @@ def main(argv=None) -> int:
             from sattn.cli.bench_front import run
         elif args.verb == "autotune":
             from sattn.cli.autotune import run
+        elif args.verb == "bench-cp":
+            from sattn.cli.cp_bench import run
         else:
             from sattn.cli.report import run
         return int(run(args) or 0)

@@ -1,4 +1,4 @@
-"""H100 benchmark of the triton backend against FlexAttention and SDPA flash, in one process.
+"""GPU benchmark of the triton backend against FlexAttention and SDPA (FLASH, cuDNN), in one process.
 
   python gpu/bench_gpu.py --lengths 32768,8192 --cases static,sliding --out /tmp/bench
   (or bazel run //gpu:bench_gpu -- ...)
@@ -14,19 +14,9 @@ each the median of --repeat calls after a warm-up; the median round is reported.
                        blocks (checked equal to create_block_mask's at L=1024 in the run).
   block_topk_e2e       BlockTopK(block=128, keep=0.125): sattn (device selection + attention)
                        vs torch selection (same pooled scores, topk) + create_block_mask + Flex.
-  dense                Dense (non-causal and causal) vs SDPA flash.
+  dense                Dense (non-causal and causal) vs SDPA's FLASH and cuDNN backends.
   decode               Lq=1, Lk=131072, 12.5% static blocks: GB/s of K/V read vs HBM peak; also
-                       dense and GQA 4:1 dense decode (packed groups vs SATTN_GQA_PACK=0).
-  sweep                tile sweeps of sattn alone (--sweep_cases at --sweep_len), all ranked by
-                       kernel time (torch.profiler): forward configs, dq and dk/dv configs with
-                       delta fused or separate, and the one-launch backward (SATTN_BWD_FUSED);
-                       the best are used for the later cases of the same run (and recorded).
-                       Lists can be replaced with SWEEP_FWD / SWEEP_DQ / SWEEP_KV
-                       ("m,n,warps,stages;..."), the delta modes with SWEEP_DELTA; SWEEP_PREFETCH (0,1)
-                       repeats the static sweep with plan entries read one tile ahead
-                       (SATTN_PLAN_PREFETCH), SWEEP_WALK_LOOPS (3,2,1) the sliding one per
-                       planless loop structure (SATTN_WALK_LOOPS); each kernel keeps the setting
-                       it was fastest under.
+                       dense and GQA 4:1 dense decode (one program per group).
   timeline             kernel timeline of two static-plan fwd+bwd steps, sattn and Flex.
   hostprof             cProfile of the host side of eager calls (L=4096).
 One-off costs (Triton JIT, BlockMask construction, torch.compile of flex_attention) are timed
@@ -144,22 +134,6 @@ def flex_setup():
     return create_block_mask, torch.compile(flex_attention)
 
 
-# Backward sweep: dq configs and dk/dv configs are timed per kernel (torch.profiler) in the same
-# fwd+bwd call, so N runs rate N dq configs and N dk/dv configs; the best of each is combined.
-# (BLOCK_M, BLOCK_N, num_warps, num_stages); dq tiles are (queries, keys), dk/dv (queries, keys).
-DQ_CONFIGS = [(64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (128, 64, 8, 2),
-              (64, 32, 4, 4), (128, 128, 8, 2), (64, 64, 4, 4), (128, 32, 8, 4)]
-KV_CONFIGS = [(64, 64, 4, 3), (64, 128, 8, 3), (32, 128, 4, 3), (64, 128, 8, 2),
-              (32, 64, 4, 4), (128, 128, 8, 2), (32, 128, 4, 5), (64, 128, 4, 3)]
-FWD_CONFIGS = [(128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 8, 2), (128, 64, 4, 3),
-               (64, 64, 4, 3), (128, 32, 4, 4), (64, 128, 4, 3), (128, 64, 8, 4)]
-if os.environ.get("SWEEP_DQ"):   # "m,n,w,s;m,n,w,s;..." replaces the lists above for one run
-    DQ_CONFIGS = [tuple(int(x) for x in c.split(",")) for c in os.environ["SWEEP_DQ"].split(";")]
-    KV_CONFIGS = [tuple(int(x) for x in c.split(",")) for c in os.environ["SWEEP_KV"].split(";")]
-    FWD_CONFIGS = [tuple(int(x) for x in c.split(",")) for c in os.environ["SWEEP_FWD"].split(";")]
-BEST = {}   # case -> {"fwd": cfg, "bwd": cfg8}
-
-
 def kernel_times(fn, names, iters=3):
     """Mean device time (ms) per call of the kernels whose name contains each of `names`."""
     from torch.profiler import ProfilerActivity, profile as tprof
@@ -178,162 +152,6 @@ def kernel_times(fn, names, iters=3):
             if n in e.key:
                 out[n] += t / 1e3 / iters
     return out
-
-
-def sweep_case(args, case, L):
-    """Fills BEST[case] from forward and backward tile sweeps of sattn alone (no peers), once per
-    setting of one knob: static, the plan prefetch (SWEEP_PREFETCH "0", "1" or "0,1";
-    SATTN_PLAN_PREFETCH for every kernel); sliding, the planless loop structure (SWEEP_WALK_LOOPS,
-    default "3,2,1"; SATTN_WALK_LOOPS for every kernel). Each setting only changes the kernel it
-    is applied to, so the forward, dq and dk/dv choices are made separately, each with the setting
-    it was fastest under (`choose_sweep`); the one-launch backward wins only if it beats that."""
-    B, Hh, D = 1, args.heads, args.head_dim
-    q, k, v = make(B, Hh, L, L, D)
-    dout = torch.randn_like(q)
-    if case == "static":
-        kept, _ = static_table(L, Hh, 128)
-        plan = P.from_block_table(kept, B=B, Hq=Hh, Lq=L, Lk=L, block=128, causal=False)
-        ours = lambda q, k, v: ops.attention(q, k, v, sattn.Dense(), plan=plan)[0]  # noqa: E731
-    else:
-        spec = sattn.SlidingWindow(window=1024, causal=True)
-        ours = lambda q, k, v: ops.attention(q, k, v, spec)[0]  # noqa: E731
-    parts = {}   # part -> (cost ms, config, setting[, delta mode])
-    # Prefetch only changes plan walks, the loop structure only planless ones.
-    if case == "static":
-        knob, settings = "SATTN_PLAN_PREFETCH", os.environ.get("SWEEP_PREFETCH", "0,1").split(",")
-    else:
-        knob, settings = "SATTN_WALK_LOOPS", os.environ.get("SWEEP_WALK_LOOPS", "3,2,1").split(",")
-    for setting in settings:
-        os.environ[knob] = setting
-        for part, found in _sweep_tiles(args, case, L, ours, q, k, v, dout, knob, setting).items():
-            if found is not None and (part not in parts or found[0] < parts[part][0]):
-                parts[part] = found
-    BEST[case] = choose_sweep(parts, knob)
-    ENV.setdefault("chosen_tiles", {})[f"{case}_L{L}"] = BEST[case]
-    print(f"# {case} L={L}: chosen {BEST[case]}", flush=True)
-    for name in ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_PLAN_PREFETCH", "SATTN_WALK_LOOPS"):
-        os.environ.pop(name, None)
-
-
-def choose_sweep(parts, knob="SATTN_PLAN_PREFETCH"):
-    """The tiles BEST holds for a case, from each part's best over the knob's settings
-    ({'fwd': (ms, cfg, setting), 'dq': (ms, cfg, setting, delta), 'dkdv': (ms, cfg, setting),
-    'fused': (ms, cfg, setting)}, as `_sweep_tiles` returns them): forward, dq and dk/dv each
-    with the setting it was fastest under; the one-launch backward only if it beats the split.
-    knob SATTN_PLAN_PREFETCH: settings "0"/"1", BEST's 'prefetch' lists the kernels that read
-    ahead; SATTN_WALK_LOOPS: settings "1"/"2"/"3", BEST's 'walk_loops' is "fwd=n,dq=n,dkdv=n"
-    (the one-launch backward runs its dq and dk/dv halves with its own setting). None if a part
-    never ran."""
-    if not {"fwd", "dq", "dkdv"} <= parts.keys():
-        return None
-    split = parts["dq"][0] + parts["dkdv"][0]
-    fused = "fused" in parts and parts["fused"][0] < split
-    best = dict(fwd=parts["fwd"][1], bwd=parts["dq"][1] + parts["dkdv"][1], delta=parts["dq"][3],
-                fused=False, prefetch="0", cost_ms=parts["fwd"][0] + split)
-    setting = {name: parts[name][2] for name in ("fwd", "dq", "dkdv")}
-    if fused:
-        best.update(bwd=parts["fused"][1], delta="separate", fused=True,
-                    cost_ms=parts["fwd"][0] + parts["fused"][0])
-        setting.update(dq=parts["fused"][2], dkdv=parts["fused"][2], fused=parts["fused"][2])
-    if knob == "SATTN_WALK_LOOPS":
-        best["walk_loops"] = ",".join(f"{name}={setting[name]}" for name in ("fwd", "dq", "dkdv"))
-    else:
-        kernels = ("fwd", "fused") if fused else ("fwd", "dq", "dkdv")
-        best["prefetch"] = ",".join(name for name in kernels if setting[name] == "1") or "0"
-    return best
-
-
-def _sweep_tiles(args, case, L, ours, q, k, v, dout, knob, setting):
-    """One sweep (forward configs, dq x dk/dv configs with delta fused or separate, the one-launch
-    backward) under the current environment (knob=setting); returns each part's best as
-    {'fwd': (ms, cfg, setting), 'dq': (dq + delta ms, cfg, setting, delta mode), 'dkdv': (ms, cfg,
-    setting), 'fused': (delta + fused ms, dq cfg + dk/dv cfg, setting)}, a part missing if nothing
-    ran."""
-    tag = {knob.lower().replace("sattn_", ""): setting}   # recorded with every row
-    best = {}
-    for cfg in FWD_CONFIGS:
-        os.environ["SATTN_FWD_TILES"] = ",".join(map(str, cfg))
-        try:
-            # Kernel time (profiler), not event time around the call: host overhead is the same
-            # for every config and only added noise to this choice (run 9 picked a slower tile).
-            with torch.no_grad():
-                t = kernel_times(lambda: ours(q, k, v), ["_fwd_kernel"])["_fwd_kernel"]
-        except Exception as e:  # a config may not fit shared memory / registers
-            print(f"# fwd config {cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
-            continue
-        record(args.out, case=f"sweep_fwd_{case}", L=L, system="sattn_triton", config=list(cfg), fwd_ms=t,
-               **tag)
-        if "fwd" not in best or t < best["fwd"][0]:
-            best["fwd"] = (t, cfg, setting)
-    if "fwd" not in best:
-        return best
-    os.environ["SATTN_FWD_TILES"] = ",".join(map(str, best["fwd"][1]))
-    # delta = rowsum(dO*O) either inside the dq kernel ("fused") or in its own launch ("separate"):
-    # the dq cost compared is dq + delta kernel time.
-    for delta_mode in os.environ.get("SWEEP_DELTA", "fused,separate").split(","):
-        os.environ["SATTN_BWD_DELTA"] = delta_mode
-        for dq_cfg, kv_cfg in zip(DQ_CONFIGS, KV_CONFIGS):
-            os.environ["SATTN_BWD_TILES"] = ",".join(map(str, dq_cfg + kv_cfg))
-            try:
-                kt = kernel_times(fwd_bwd(ours, q, k, v, dout),
-                                  ["_bwd_dq_kernel", "_bwd_dkdv_kernel", "_bwd_delta_kernel"])
-                total = cuda_time(fwd_bwd(ours, q, k, v, dout), args.repeat)
-            except Exception as e:
-                print(f"# bwd configs {dq_cfg} {kv_cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
-                continue
-            dq_cost = kt["_bwd_dq_kernel"] + kt["_bwd_delta_kernel"]
-            record(args.out, case=f"sweep_bwd_{case}", L=L, system="sattn_triton", delta=delta_mode,
-                   dq_config=list(dq_cfg), dkdv_config=list(kv_cfg), dq_ms=kt["_bwd_dq_kernel"],
-                   dkdv_ms=kt["_bwd_dkdv_kernel"], delta_ms=kt["_bwd_delta_kernel"], fwd_bwd_ms=total,
-                   **tag)
-            if "dq" not in best or dq_cost < best["dq"][0]:
-                best["dq"] = (dq_cost, dq_cfg, setting, delta_mode)
-            if "dkdv" not in best or kt["_bwd_dkdv_kernel"] < best["dkdv"][0]:
-                best["dkdv"] = (kt["_bwd_dkdv_kernel"], kv_cfg, setting)
-    os.environ.pop("SATTN_BWD_DELTA", None)
-    if "dq" not in best or "dkdv" not in best:
-        return best
-    # The one-launch backward (SATTN_BWD_FUSED=1): dq and dk/dv programs in one grid, with the
-    # pair's dk/dv warps/stages for both halves.
-    best_split = best["dq"][0] + best["dkdv"][0]
-    os.environ["SATTN_BWD_FUSED"] = "1"
-    for dq_cfg, kv_cfg in zip(DQ_CONFIGS, KV_CONFIGS):
-        os.environ["SATTN_BWD_TILES"] = ",".join(map(str, dq_cfg + kv_cfg))
-        try:
-            kt = kernel_times(fwd_bwd(ours, q, k, v, dout), ["_bwd_fused_kernel", "_bwd_delta_kernel"])
-        except Exception as e:
-            print(f"# fused bwd configs {dq_cfg} {kv_cfg} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
-            continue
-        cost = kt["_bwd_fused_kernel"] + kt["_bwd_delta_kernel"]
-        record(args.out, case=f"sweep_bwd_fused_{case}", L=L, system="sattn_triton", dq_config=list(dq_cfg),
-               dkdv_config=list(kv_cfg), fused_ms=kt["_bwd_fused_kernel"], delta_ms=kt["_bwd_delta_kernel"],
-               best_split_ms=best_split, **tag)
-        if "fused" not in best or cost < best["fused"][0]:
-            best["fused"] = (cost, dq_cfg + kv_cfg, setting)
-    os.environ.pop("SATTN_BWD_FUSED", None)
-    return best
-
-
-TUNED_ENV = ("SATTN_FWD_TILES", "SATTN_BWD_TILES", "SATTN_BWD_DELTA", "SATTN_BWD_FUSED",
-             "SATTN_PLAN_PREFETCH", "SATTN_WALK_LOOPS")
-# What the caller set (e.g. SATTN_WALK_LOOPS=3 for an A/B run): cases that were not swept use it.
-CALLER_ENV = {name: os.environ[name] for name in TUNED_ENV if name in os.environ}
-
-
-def use_tiles(case):
-    """Sets the swept tiles of `case` for sattn, or else the caller's settings (the built-in
-    defaults where the caller set none)."""
-    for name in TUNED_ENV:
-        os.environ.pop(name, None)
-    os.environ.update(CALLER_ENV)
-    if BEST.get(case):
-        os.environ["SATTN_PLAN_PREFETCH"] = BEST[case]["prefetch"]
-        if BEST[case].get("walk_loops"):
-            os.environ["SATTN_WALK_LOOPS"] = BEST[case]["walk_loops"]
-        os.environ["SATTN_FWD_TILES"] = ",".join(map(str, BEST[case]["fwd"]))
-        os.environ["SATTN_BWD_TILES"] = ",".join(map(str, BEST[case]["bwd"]))
-        os.environ["SATTN_BWD_DELTA"] = BEST[case]["delta"]
-        os.environ["SATTN_BWD_FUSED"] = "1" if BEST[case]["fused"] else "0"
 
 
 def static_table(L, Hh, blk):
@@ -392,7 +210,6 @@ def check_flex_block_mask(create_block_mask):
 
 def case_static(args, L, create_block_mask, flex):
     B, Hh, D, blk = 1, args.heads, args.head_dim, 128
-    use_tiles("static")
     q, k, v = make(B, Hh, L, L, D)
     kept, density = static_table(L, Hh, blk)
     plan = P.from_block_table(kept, B=B, Hq=Hh, Lq=L, Lk=L, block=blk, causal=False)
@@ -410,13 +227,12 @@ def case_static(args, L, create_block_mask, flex):
     diff = (o1.float() - o2.float()).abs().max().item()
     timed_pair(args, "static_block_sparse_12.5%", L, ours, flex_fn, "flex_attention", q, k, v, flops,
                density, dict(ours_jit_s=t_jit, flex_block_mask_s=t_mask, flex_compile_s=t_comp,
-                             max_abs_diff_vs_peer=diff, block=blk, tiles=BEST.get("static")))
+                             max_abs_diff_vs_peer=diff, block=blk))
 
 
 def case_sliding(args, L, create_block_mask, flex):
     B, Hh, D, W = 1, args.heads, args.head_dim, 1024
     q, k, v = make(B, Hh, L, L, D)
-    use_tiles("sliding")
     spec = sattn.SlidingWindow(window=W, causal=True)
     density = sw_pairs(L, W) / (L * L)
     flops = 4.0 * B * Hh * L * L * D * density
@@ -432,12 +248,11 @@ def case_sliding(args, L, create_block_mask, flex):
     diff = (o1.float() - o2.float()).abs().max().item()
     timed_pair(args, "sliding_window_1024_causal", L, ours, flex_fn, "flex_attention", q, k, v, flops,
                density, dict(ours_jit_s=t_jit, flex_block_mask_s=t_mask, flex_compile_s=t_comp,
-                             max_abs_diff_vs_peer=diff, tiles=BEST.get("sliding")))
+                             max_abs_diff_vs_peer=diff))
 
 
 def case_topk_e2e(args, L, create_block_mask, flex):
     B, Hh, D, blk = 1, args.heads, args.head_dim, 128
-    use_tiles("topk")
     q, k, v = make(B, Hh, L, L, D)
     scale = 1 / math.sqrt(D)
     spec = sattn.BlockTopK(block=blk, keep=0.125)
@@ -483,22 +298,23 @@ def case_dense(args, L):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     import torch.nn.functional as F
     B, Hh, D = 1, args.heads, args.head_dim
-    use_tiles("dense")
     q, k, v = make(B, Hh, L, L, D)
     for causal in (False, True):
         spec = sattn.Dense(causal=causal)
         ours = lambda q, k, v: ops.attention(q, k, v, spec)[0]  # noqa: E731
         o1, t_jit = first_call(lambda: ours(q, k, v))
 
-        def sdpa(q, k, v):
-            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        o2 = sdpa(q, k, v)
-        diff = (o1.float() - o2.float()).abs().max().item()
-        density = 0.5 if causal else 1.0
-        flops = 4.0 * B * Hh * L * L * D * density
-        timed_pair(args, "dense" + ("_causal" if causal else ""), L, ours, sdpa, "sdpa_flash", q, k, v, flops,
-                   density, dict(ours_jit_s=t_jit, max_abs_diff_vs_peer=diff))
+        for backend, peer_name in ((SDPBackend.FLASH_ATTENTION, "sdpa_flash"),
+                                   (SDPBackend.CUDNN_ATTENTION, "sdpa_cudnn")):
+            def sdpa(q, k, v, backend=backend):
+                with sdpa_kernel(backend):
+                    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            o2 = sdpa(q, k, v)
+            diff = (o1.float() - o2.float()).abs().max().item()
+            density = 0.5 if causal else 1.0
+            flops = 4.0 * B * Hh * L * L * D * density
+            timed_pair(args, "dense" + ("_causal" if causal else ""), L, ours, sdpa, peer_name, q, k, v, flops,
+                       density, dict(ours_jit_s=t_jit, max_abs_diff_vs_peer=diff))
 
 
 def case_decode(args):
@@ -532,22 +348,18 @@ def case_decode(args):
     tg3 = graph_time(dense, args.repeat * 4)
     record(args.out, case="decode_dense", Lq=1, Lk=Lk, system="sattn_triton", fwd_ms=t3, fwd_ms_cuda_graph=tg3,
            GBps=dense_bytes / (t3 * 1e-3) / 1e9, fraction_of_hbm_peak=dense_bytes / (t3 * 1e-3) / 1e9 / H100_HBM3_GBPS)
-    # GQA 4:1 (Hq = heads, Hkv = heads / 4) dense decode: the packed forward (one program per
-    # group, K/V read once per group) against the one-head layout (SATTN_GQA_PACK=0).
+    # GQA 4:1 (Hq = heads, Hkv = heads / 4) dense decode: one program per group reads K/V once.
     Hkv = max(1, Hh // 4)
     g = torch.Generator(device="cuda").manual_seed(2)
     qg = torch.randn(B, Hh, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
     kg, vg = (torch.randn(B, Hkv, Lk, D, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(2))
     gqa = lambda: ops.attention(qg, kg, vg, sattn.Dense(causal=True))  # noqa: E731
     gqa_bytes = 2 * B * Hkv * Lk * D * qg.element_size()
-    for pack in ("1", "0"):
-        os.environ["SATTN_GQA_PACK"] = pack
-        first_call(gqa)
-        t_e, t_g = cuda_time(gqa, args.repeat * 4), graph_time(gqa, args.repeat * 4)
-        record(args.out, case=f"decode_dense_gqa_{Hh}x{Hkv}", Lq=1, Lk=Lk, system="sattn_triton",
-               gqa_pack=pack == "1", fwd_ms=t_e, fwd_ms_cuda_graph=t_g, kv_bytes=gqa_bytes,
-               GBps_cuda_graph=None if t_g is None else gqa_bytes / (t_g * 1e-3) / 1e9)
-    os.environ.pop("SATTN_GQA_PACK", None)
+    first_call(gqa)
+    t_e, t_g = cuda_time(gqa, args.repeat * 4), graph_time(gqa, args.repeat * 4)
+    record(args.out, case=f"decode_dense_gqa_{Hh}x{Hkv}", Lq=1, Lk=Lk, system="sattn_triton",
+           fwd_ms=t_e, fwd_ms_cuda_graph=t_g, kv_bytes=gqa_bytes,
+           GBps_cuda_graph=None if t_g is None else gqa_bytes / (t_g * 1e-3) / 1e9)
 
 
 def make(B, Hh, Lq, Lk, D, grad=True):
@@ -604,13 +416,12 @@ def timed_pair(args, case, L, ours, peer, peer_name, q, k, v, flops, density, ex
     with torch.no_grad():
         extra = dict(extra, fwd_ms_cuda_graph=graph_time(lambda: ours(q, k, v), args.repeat))
     if args.kernel_times and not args.no_backward:
-        # Opt-in, after the timings: a profiler session might perturb later eager launches (run 5
-        # of docs/backends/gpu.md saw a larger eager overhead; cause not established).
+        # Opt-in, after the timings: a profiler session might perturb later eager launches.
         extra["kernel_ms"] = kernel_times(fwd_bwd(ours, q, k, v, dout),
-                                          ["_fwd_kernel", "_bwd_delta_kernel", "_bwd_dq_kernel", "_bwd_dkdv_kernel",
-                                           "_bwd_fused_kernel"])
+                                          ["_fwd_kernel", "_bwd_dq_kernel", "_bwd_dkdv_kernel"])
     m1 = extra_memory(fwd_bwd(ours, q, k, v, dout)) if not args.no_backward else extra_memory(lambda: ours(q, k, v))
-    common = dict(case=case, L=L, B=1, H=args.heads, D=args.head_dim, dtype="bfloat16", density=density)
+    common = dict(case=case, L=L, B=1, H=args.heads, D=args.head_dim, dtype="bfloat16", density=density,
+                  peer=peer_name)
     record(args.out, system="sattn_triton", fwd_ms=f1, fwd_bwd_ms=b1, fwd_tflops=flops / f1 / 1e9,
            fwd_bwd_tflops=None if b1 is None else 2.5 * flops / b1 / 1e9, extra_mem_mib=m1,
            speedup_fwd=f2 / f1, speedup_fwd_bwd=None if b1 is None else b2 / b1,
@@ -714,7 +525,7 @@ def host_profile(args):
         pstats.Stats(prof).sort_stats("tottime").print_stats(22)
 
 
-def main():
+def main(argv=None):
     global ENV
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", default="8192,32768")
@@ -726,11 +537,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="interleaved ours/peer rounds per case")
     ap.add_argument("--kernel_times", action="store_true",
                     help="also record sattn's per-kernel times (torch.profiler) after each pair")
-    ap.add_argument("--sweep_cases", default="static,sliding", help="cases the 'sweep' tunes")
-    ap.add_argument("--sweep_len", type=int, default=32768, help="L of the tile sweeps (cases 'sweep')")
     ap.add_argument("--no_backward", action="store_true")
     ap.add_argument("--out", default=".")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     import triton
     ENV = dict(device=torch.cuda.get_device_name(0), torch=torch.__version__, triton=triton.__version__,
@@ -743,9 +552,6 @@ def main():
         host_profile(args)
     if "timeline" in cases:
         timeline(args)
-    if "sweep" in cases:
-        for case in args.sweep_cases.split(","):
-            sweep_case(args, case, args.sweep_len)
     if "sliding" in cases:
         check_flex_block_mask(flex_setup()[0])
     for L in [int(x) for x in args.lengths.split(",")]:

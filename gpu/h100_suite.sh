@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole GPU check in one go, for one call on a lent H100 (CI has no GPU): the GPU test suite
-# (all test files as shards of pytest processes side by side), then the benchmark against FlexAttention / SDPA, then
-# //tools:bench's triton row with its peers. Run from the repository root with the machine's own
+# The whole GPU check in one go, for one call on a lent GPU machine (CI has no GPU): the GPU test
+# suite (all test files as shards of pytest processes side by side), then the benchmark against
+# FlexAttention / SDPA, then //tools:bench's triton row with its peers. Run from the repository root with the machine's own
 # Python (torch + triton installed); results go to $1 (default ./h100_out).
 #   bash gpu/h100_suite.sh [out_dir] [bench_gpu.py flags...]   (SATTN_SUITE_TESTS=0: bench only)
 set -u
@@ -15,23 +15,25 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 
 if [[ "${SATTN_SUITE_TESTS:-1}" == "1" ]]; then
 echo "== GPU tests ($(date -u +%H:%M:%S))"
-run_tests() {  # name, pytest args...
-  local name="$1"; shift
-  timeout "${SATTN_TEST_TIMEOUT:-240}" "$py" -m pytest -q -p no:cacheprovider "$@" > "$out/test_$name.txt" 2>&1
+run_tests() {  # name, shard index, shard count, test file
+  local name="$1"
+  TEST_SHARD_INDEX="$2" TEST_TOTAL_SHARDS="$3" timeout "${SATTN_TEST_TIMEOUT:-240}" \
+    "$py" tools/bazel/pytest_main.py "$4" > "$out/test_$name.txt" 2>&1
   echo "$name: $(tail -1 "$out/test_$name.txt")"
 }
 # All test processes side by side (the machine has 16 cores; on real kernels the tests mostly
 # compile kernel variants, CPU work): gpu_test.py in 4 shards, op/plans tests, and
-# kernels_test.py in the remaining shards (SATTN_TEST_SHARD, gpu/tests/conftest.py). Run 15 with
-# the earlier 4 + 4 split left three kernels_test shards unfinished at 170 s.
+# kernels_test.py in the remaining shards, each shard run by Bazel's own test runner
+# (tools/bazel/pytest_main.py: TEST_TOTAL_SHARDS / TEST_SHARD_INDEX, round robin as under Bazel).
 cores=$(nproc)
 kshards=$(( cores > 9 ? cores - 5 : 4 ))
 for i in 0 1 2 3; do
-  SATTN_TEST_SHARD=$i/4 run_tests gpu_$i gpu/tests/gpu_test.py &
+  run_tests gpu_$i $i 4 gpu/tests/gpu_test.py &
 done
-run_tests op_plans gpu/tests/op_test.py gpu/tests/plans_test.py &
+run_tests op 0 1 gpu/tests/op_test.py &
+run_tests plans 0 1 gpu/tests/plans_test.py &
 for ((i = 0; i < kshards; i++)); do
-  SATTN_TEST_SHARD=$i/$kshards run_tests kernels_$i gpu/tests/kernels_test.py &
+  run_tests kernels_$i $i $kshards gpu/tests/kernels_test.py &
 done
 wait
 # One log file (the device tool returns at most 8 files).

@@ -37,7 +37,7 @@ class _NoLaunch:
 
 def stub_kernels() -> None:
     F._fwd_kernel = _NoLaunch()
-    for name in ("_bwd_dq_kernel", "_bwd_dkdv_kernel", "_bwd_delta_kernel", "_bwd_fused_kernel"):
+    for name in ("_bwd_dq_kernel", "_bwd_dkdv_kernel"):
         setattr(Bw, name, _NoLaunch())
 
 

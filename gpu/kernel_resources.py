@@ -33,8 +33,8 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from sattn_triton import backward as B  # noqa: E402
 from sattn_triton import forward as F  # noqa: E402
-from sattn_triton.common import (MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN, walk_loops,  # noqa: E402
-                                 padded_head_dim, plan_prefetch)
+from sattn_triton.common import (MODE_DENSE, MODE_PLAN, MODE_SLIDING, SW_NONE, SW_PLAIN,  # noqa: E402
+                                 padded_head_dim)
 
 KERNELS = {"fwd": F._fwd_kernel, "dq": B._bwd_dq_kernel, "dkdv": B._bwd_dkdv_kernel}
 MODES = {"plan": MODE_PLAN, "sliding": MODE_SLIDING, "dense": MODE_DENSE}
@@ -45,7 +45,7 @@ _FLOAT_SCALARS = {"qk_scale", "sm_scale"}
 
 
 # Launch-time specialisation as the GPU machine's Triton applied it to a D=128, L=32768 launch
-# (its cached TTIR, run 16): every pointer and integer argument is marked divisible by 16,
+# (its cached TTIR): every pointer and integer argument is marked divisible by 16,
 # except integers equal to 1, which become constants (MHA's `group`, the plain `dilation`).
 _ONE_VALUED = {"group": 1, "dilation": 1}
 
@@ -70,7 +70,7 @@ def _signature(fn, constexprs: dict, dtype: str) -> dict:
 
 
 def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head_dim: int,
-                   block: int, prefetch: bool = False) -> dict:
+                   block: int) -> dict:
     """The constexpr arguments a launch of `kernel` would get for these settings (plan walks: no
     token rule unless causal, no bitmaps; sliding: the plain window)."""
     m, n = tiles[0], tiles[1]
@@ -79,12 +79,11 @@ def constexprs_for(kernel: str, tiles, mode: str, causal: bool, even: bool, head
     c = dict(D=head_dim, DP=padded_head_dim(head_dim), BLK=block if md == MODE_PLAN else max(m, n),
              BLOCK_M=m, BLOCK_N=n, MODE=md, CAUSAL=causal, SW=SW_PLAIN if sliding else SW_NONE,
              BITMAP=False, WORDS=1, DOT_F32=False, PREC="ieee", EVEN=even,
-             HAS_MASK=md != MODE_PLAN or causal, PREFETCH=prefetch and md == MODE_PLAN,
-             LOOPS=3 if md == MODE_PLAN else walk_loops(kernel))
+             HAS_MASK=md != MODE_PLAN or causal)
     if kernel == "fwd":
         c.update(NUM_SPLITS=1, PACK=1)
     elif kernel == "dq":
-        c.update(HAS_DLSE=False, DELTA_READY=B.separate_delta())
+        c.update(HAS_DLSE=False)
     else:
         c.update(GROUP_LOOP=False)
     return c
@@ -161,7 +160,7 @@ def cubin_sass(path: str) -> str:
 
 def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, even: bool = True,
               head_dim: int = 128, block: int = 128, dtype: str = "bf16", arch: int = 90,
-              sass_path: str | None = None, maxnreg: int | None = None, prefetch: bool = False) -> dict:
+              sass_path: str | None = None, maxnreg: int | None = None) -> dict:
     """Compiles `kernel` ('fwd', 'dq' or 'dkdv') with tiles (BLOCK_M, BLOCK_N, warps, stages) for
     sm_<arch> and returns {'registers', 'stack_bytes', 'local_loads', 'local_stores',
     'shared_bytes', 'load_waits', 'loops' (`sass_loops`)}; sass_path, if given, receives the
@@ -169,8 +168,7 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
     'load_waits' lists the distinct cp.async waits (`DEPBAR.LE SB0, n`): n > 0 means the loop
     keeps n load groups in flight while it computes (deeper pipelining). 'wgmma_serialized' is
     ptxas's performance advisory C7515 (rerun on the PTX with -v): every wgmma then waits for the
-    previous one, so MMAs no longer overlap each other or the softmax math (the 3-loop sliding
-    dk/dv had it; `common.walk_loops`)."""
+    previous one, so MMAs no longer overlap each other or the softmax math."""
     if F.INTERPRETED:
         raise RuntimeError("kernel_resources compiles real kernels: unset TRITON_INTERPRET (the "
                            "interpreter replaced them when sattn_triton was imported)")
@@ -182,7 +180,7 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
         raise ValueError(f"tiles: expected (BLOCK_M, BLOCK_N, warps, stages), got {tiles!r}")
     fn = KERNELS[kernel]
     params = list(inspect.signature(fn.fn).parameters)
-    const = constexprs_for(kernel, tiles, mode, causal, even, head_dim, block, prefetch)
+    const = constexprs_for(kernel, tiles, mode, causal, even, head_dim, block)
     const.update({k: v for k, v in _ONE_VALUED.items() if k in params})
     sig = _signature(fn, const, dtype)
     div16 = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(params)
@@ -220,18 +218,17 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
 
 
 def default_launches(head_dim: int = 128):
-    """(kernel, tiles, mode, causal, prefetch, register cap) of the default launches at this head
-    dim: static plan, the causal sliding window and dense, as `fwd_tiles` / `bwd_tiles`,
-    `plan_prefetch` and `dq_register_cap` choose them on a GPU."""
+    """(kernel, tiles, mode, causal, register cap) of the default launches at this head dim:
+    static plan, the causal sliding window and dense, as `fwd_tiles` / `bwd_tiles` and
+    `dq_register_cap` choose them on a GPU."""
     out = []
     for mode, causal in (("plan", False), ("sliding", True), ("dense", False)):
         md = MODES[mode]
-        fwd = F.fwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, 4096, None, md)
+        fwd = F.fwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, 4096, md)
         dq, kv = B.bwd_tiles(head_dim, 128 if md == MODE_PLAN else 1 << 30, md)
         for kernel, tiles in (("fwd", fwd), ("dq", dq), ("dkdv", kv)):
-            prefetch = md == MODE_PLAN and plan_prefetch(kernel)
-            cap = B.dq_register_cap(prefetch, tiles[2]) if kernel == "dq" else None
-            out.append((kernel, tuple(tiles), mode, causal, prefetch, cap))
+            cap = B.dq_register_cap(md, tiles[2]) if kernel == "dq" else None
+            out.append((kernel, tuple(tiles), mode, causal, cap))
     return out
 
 
@@ -249,8 +246,6 @@ def main(argv=None) -> int:
     ap.add_argument("--defaults", action="store_true", help="every kernel at its default tiles")
     ap.add_argument("--sass", help="write the SASS of the (single) kernel to this file")
     ap.add_argument("--maxnreg", type=int, help="register cap per thread (Triton's maxnreg option)")
-    ap.add_argument("--prefetch", action="store_true", help="plan walks read entries one tile ahead "
-                    "(SATTN_PLAN_PREFETCH=1)")
     ap.add_argument("--loops", action="store_true", help="also print each tensor-core loop's instruction "
                     "mix and its MMA / wait sequence")
     ap.add_argument("--cubin", help="only print the loops of this cubin (e.g. FlexAttention's, from a "
@@ -263,17 +258,17 @@ def main(argv=None) -> int:
         jobs = default_launches(args.head_dim)
     elif args.kernel and args.tiles:
         jobs = [(args.kernel, tuple(int(x) for x in args.tiles.split(",")), args.mode, args.causal,
-                 args.prefetch, args.maxnreg)]
+                 args.maxnreg)]
     else:
         ap.error("give --kernel and --tiles, or --defaults")
     print(f"# Triton {triton.__version__}, sm_{args.arch}, D={args.head_dim}, {args.dtype}, "
           f"{'masked (ragged)' if args.ragged else 'EVEN'} variant", flush=True)
     print(f"{'kernel':6} {'mode':8} {'tiles':14} {'regs':>5} {'stack B':>8} {'LDL':>5} {'STL':>5} {'smem B':>7}"
           "  wgmma   load waits")
-    for kernel, tiles, mode, causal, prefetch, cap in jobs:
+    for kernel, tiles, mode, causal, cap in jobs:
         r = resources(kernel, tiles, mode=mode, causal=causal, even=not args.ragged,
                       head_dim=args.head_dim, block=args.block, dtype=args.dtype, arch=args.arch,
-                      sass_path=args.sass if len(jobs) == 1 else None, maxnreg=cap, prefetch=prefetch)
+                      sass_path=args.sass if len(jobs) == 1 else None, maxnreg=cap)
         print(f"{kernel:6} {mode:8} {'x'.join(map(str, tiles)):14} {r['registers']:5d} {r['stack_bytes']:8d} "
               f"{r['local_loads']:5d} {r['local_stores']:5d} {r['shared_bytes']:7d}  "
               f"{_WGMMA[r['wgmma_serialized']]:6}  {','.join(r['load_waits']) or '-'}", flush=True)

@@ -3,7 +3,8 @@
 Both recompute P = exp(scale*q.k - lse) tile by tile from the forward's LSE; nothing of size
 Lq x Lk is stored. The dq kernel walks key tiles exactly like the forward (plan row or planless
 ranges) and also writes delta = rowsum(dO * O) for its rows, which the dk/dv kernel (launched
-after it) reads. The dk/dv kernel walks the query tiles that see its key tile: the transposed
+after it) reads (a separate delta launch and a one-launch backward with dq and dk/dv programs in
+one grid were both slower on the H100). The dk/dv kernel walks the query tiles that see its key tile: the transposed
 plan (plans.transpose, CSC per key block) or, for Dense/SlidingWindow, ranges from program ids,
 and works on S^T = K Q^T so no register tile needs a transpose. Planless walks run their full
 tiles in a loop without mask code, the few partial tiles (diagonal, window edge) in masked loops.
@@ -16,18 +17,15 @@ atomics or per-query-head buffers.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
 from sattn_triton.common import (INTERPRETED, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN, MODE_SLIDING,
-                                 bitmap_visible, cdiv, dot_in_fp32, dot_precision, env_tiles, even_tiles, fit_tile,
-                                 key_tile, launch_limits, load_key_tile, plan_prefetch, planless_tile,
-                                 tile_visible, walk_entry, walk_flanks, walk_loops, walk_start,
-                                 full_key_tiles, full_query_tiles, padded_head_dim, split_virtual,
-                                 token_visible, window_kind)
+                                 bitmap_visible, cdiv, dot_in_fp32, dot_precision, even_tiles, fit_tile,
+                                 full_key_tiles, full_query_tiles, key_tile, load_key_tile, padded_head_dim,
+                                 planless_tile, register_cap, split_virtual, tile_visible, token_visible,
+                                 walk_entry, walk_flanks, walk_start, window_kind)
 from sattn_triton.forward import has_mask, key_tile_range
 from sattn_triton import plans as P
 
@@ -37,14 +35,14 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, t0, t1, pos, off
               e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok, va, vb,
               BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
               SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-              PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
-              LOOPS: tl.constexpr):
-    """dq over virtual key tiles [t0, t1); MASK, PREFETCH, EVEN, LOOPS as in forward._fwd_tiles."""
+              PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
+    """dq over virtual key tiles [t0, t1); MASK, EVEN as in forward._fwd_tiles, PREFETCH as in
+    common.walk_entry."""
     c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, PREFETCH)
     for t in range(t0, t1):
         j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
                                                       COL_IDX, MASK_IDX, va, vb, BLK, BLOCK_N, MODE, MASK,
-                                                      PREFETCH, LOOPS)
+                                                      PREFETCH)
         k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32, EVEN)
         # The scale rides in the exp2's FMA; masking the probabilities (not the scores) keeps that
         # one instruction per element and is right for any sign of the scale.
@@ -73,29 +71,7 @@ def _row_delta(o_base, som, do, dlse_rows, i, lse, row_ok, offs_d, d_ok, HAS_DLS
 
 
 @triton.jit
-def _bwd_delta_kernel(O, DO, LSE, DLSE, DELTA, sob, soh, som, sdob, sdoh, sdom, Hq, Lq,
-                      D: tl.constexpr, DP: tl.constexpr, BLOCK_M: tl.constexpr, HAS_DLSE: tl.constexpr):
-    """The separate preprocessing pass (DELTA_READY dq launches): delta of BLOCK_M rows."""
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = pid_bh // Hq
-    h = pid_bh % Hq
-    i = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    offs_d = tl.arange(0, DP)
-    row_ok = i < Lq
-    d_ok = offs_d < D
-    bh_row = (b * Hq + h).to(tl.int64) * Lq
-    do = tl.load(DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh + i[:, None] * sdom + offs_d[None, :],
-                 mask=row_ok[:, None] & d_ok[None, :], other=0.0)
-    lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
-    delta = _row_delta(O + b.to(tl.int64) * sob + h.to(tl.int64) * soh, som, do, DLSE + bh_row, i, lse,
-                       row_ok, offs_d, d_ok, HAS_DLSE)
-    tl.store(DELTA + bh_row + i, delta, mask=row_ok)
-
-
-@triton.jit
-def _dq_program(
-    pid_t, pid_bh,
+def _bwd_dq_kernel(
     Q, K, V, O, DO, LSE, DLSE, DELTA, DQ,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
     ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
@@ -103,12 +79,13 @@ def _dq_program(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
-    PREFETCH: tl.constexpr, LOOPS: tl.constexpr,
+    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, EVEN: tl.constexpr,
 ):
-    """dq of one query tile. Unless DELTA_READY (then `_bwd_delta_kernel` ran first), it also
-    computes delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel,
-    which runs after it on the same stream: the programs of this grid cover every query row."""
+    """dq of one query tile (one program per (query tile, batch*head)). It also computes
+    delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel, which
+    runs after it on the same stream: the programs of this grid cover every query row."""
+    pid_t = tl.program_id(0)
+    pid_bh = tl.program_id(1)
     b = pid_bh // Hq
     h = pid_bh % Hq
     hk = h // group
@@ -134,12 +111,9 @@ def _dq_program(
     lse = tl.load(LSE + bh_row + i, mask=row_ok, other=float("-inf"))
     # Rows with no visible key (lse = -inf) and padding rows: +inf makes every p exactly 0.
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
-    if DELTA_READY:
-        delta = tl.load(DELTA + bh_row + i, mask=row_ok, other=0.0)
-    else:
-        delta = _row_delta(O + b.to(tl.int64) * sob + h.to(tl.int64) * soh, som, do, DLSE + bh_row, i,
-                           lse, row_ok, offs_d, d_ok, HAS_DLSE)
-        tl.store(DELTA + bh_row + i, delta, mask=row_ok)
+    delta = _row_delta(O + b.to(tl.int64) * sob + h.to(tl.int64) * soh, som, do, DLSE + bh_row, i,
+                       lse, row_ok, offs_d, d_ok, HAS_DLSE)
+    tl.store(DELTA + bh_row + i, delta, mask=row_ok)
     if DOT_F32:
         q = q.to(tl.float32)
         do = do.to(tl.float32)
@@ -162,61 +136,23 @@ def _dq_program(
         dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total, pos, offs_n, offs_d,
                        d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
                        gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK,
-                       PREFETCH, EVEN, 3)
+                       True, EVEN)
     else:
+        # Both flanks in one masked loop, then the full run (common.walk_flanks).
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
-        if LOOPS == 1:
-            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, total, pos, offs_n, offs_d,
-                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                           gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
-                           False, EVEN, 1)
-        elif LOOPS == 2:
-            _, _, t1 = walk_flanks(0, total, va, vb)
-            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, t1, pos, offs_n,
-                           offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span,
-                           dilation, gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC,
-                           True, False, EVEN, 2)
-            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
-                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                           gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False,
-                           False, EVEN, 2)
-        else:
-            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, va, pos, offs_n, offs_d,
-                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                           gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
-                           False, EVEN, 3)
-            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
-                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                           gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False,
-                           False, EVEN, 3)
-            dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, vb, total, pos, offs_n, offs_d,
-                           d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                           gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True,
-                           False, EVEN, 3)
+        _, _, t1 = walk_flanks(0, total, va, vb)
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, 0, t1, pos, offs_n,
+                       offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span,
+                       dilation, gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC,
+                       True, False, EVEN)
+        dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, skn, svn, va, vb, pos, offs_n, offs_d,
+                       d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
+                       gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False,
+                       False, EVEN)
     dq = dq * sm_scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + i[:, None] * sdqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=qd_ok)
-
-
-@triton.jit
-def _bwd_dq_kernel(
-    Q, K, V, O, DO, LSE, DLSE, DELTA, DQ,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
-    ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
-    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
-    D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr, DELTA_READY: tl.constexpr, EVEN: tl.constexpr,
-    PREFETCH: tl.constexpr, LOOPS: tl.constexpr,
-):
-    """One program per (query tile, batch*head): `_dq_program`."""
-    _dq_program(tl.program_id(0), tl.program_id(1), Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm,
-                skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
-                COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk, q_first,
-                qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, DELTA_READY, EVEN, PREFETCH, LOOPS)
 
 
 @triton.jit
@@ -252,15 +188,15 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
                 Lk, q_first, qk_scale, span, dilation, gtok, va, vb,
                 BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                 SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-                PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
-                LOOPS: tl.constexpr):
+                PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr):
     """dk, dv over virtual query tiles [t0, t1), in the transposed orientation: S^T = K Q^T is
     [BLOCK_N, BLOCK_M], so P^T and dS^T come out of the MMA already as the left operands of
     dv += P^T dO and dk += dS^T Q and no register tile is transposed (the FlashAttention-2
     Triton tutorial's layout); Q^T is loaded transposed straight from memory.
     EVEN (`even_tiles` over Lq and Lk): every walked query tile lies inside [q_first, Lk), so the
     Q^T, dO, LSE and delta loads carry no mask (each masked cp.async needs its own predicate).
-    Planless walks: LOOPS and the full run [va, vb) as in common.planless_tile."""
+    Planless walks: the full run [va, vb) as in common.planless_tile; PREFETCH as in
+    common.walk_entry."""
     NSUB: tl.constexpr = BLK // BLOCK_M
     r_nxt, mi_nxt = walk_start(T_ROW, T_MASK, e0, t0, t1, NSUB, MASK, PREFETCH)
     for t in range(t0, t1):
@@ -270,7 +206,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, t0
             m0 = a * BLK + (t % NSUB) * BLOCK_M
             need_mask = (mi != -1) | (c * BLK + BLK > Lk)
         else:
-            tv, need_mask = planless_tile(t, va, vb, LOOPS, MASK)
+            tv = planless_tile(t, va, vb, MASK)
+            need_mask = True
             m0 = tl.where(tv < n_g, first_t + tv, lo_t + tv - n_g) * BLOCK_M
             a = 0
             mi = 0
@@ -322,8 +259,7 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
                Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok,
                BLK: tl.constexpr, BLOCK_M: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, HAS_MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
-               LOOPS: tl.constexpr):
+               PREC: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr):
     """Adds query head h's contribution to dk, dv of key tile [n0, j_hi] (plan column c)."""
     q_base = Q + b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
     do_base = DO + b.to(tl.int64) * sdob + h.to(tl.int64) * sdoh
@@ -336,45 +272,26 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, total, j,
                              offs_m, offs_d, d_ok, e0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, 0, 0, 0,
                              Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_M, MODE, CAUSAL,
-                             SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN, 3)
+                             SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, True, EVEN)
     else:
+        # Both flanks in one masked loop, then the full run (common.walk_flanks).
         n_g, first_t, lo_t, total = query_tile_range(n0, j_hi, q_first, Lk, MODE, CAUSAL, BLOCK_M, span, gtok)
         g_lo, g_hi = full_query_tiles(n0, j_hi, Lk, BLOCK_M, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, g_lo, g_hi)
-        if LOOPS == 1:
-            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, total, j,
-                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
-                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
-                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 1)
-        elif LOOPS == 2:
-            _, _, t1 = walk_flanks(0, total, va, vb)
-            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, t1, j,
-                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
-                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
-                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 2)
-            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
-                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
-                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
-                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN, 2)
-        else:
-            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, va, j,
-                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
-                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK,
-                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
-            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
-                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
-                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK,
-                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN, 3)
-            dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, vb, total, j,
-                                 offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
-                                 first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, 0, 0, BLK,
-                                 BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
+        _, _, t1 = walk_flanks(0, total, va, vb)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, 0, t1, j,
+                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                             first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
+                             BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, sqm, sdom, LSE, DELTA, bh_row, va, vb, j,
+                             offs_m, offs_d, d_ok, 0, T_ROW, T_MASK, BITMAPS, c, q_block_begin, n_g,
+                             first_t, lo_t, Lk, q_first, qk_scale, span, dilation, gtok, va, vb, BLK,
+                             BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN)
     return dk, dv
 
 
 @triton.jit
-def _dkdv_program(
-    pid_n, pid_bh,
+def _bwd_dkdv_kernel(
     Q, K, V, DO, LSE, DELTA, DK, DV,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
     sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
@@ -383,13 +300,14 @@ def _dkdv_program(
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
-    LOOPS: tl.constexpr,
+    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr,
 ):
-    """dk, dv of one key tile (BLOCK_N keys of one batch and kv head) over the query tiles that see
-    it. GROUP_LOOP (GQA): pid_bh is (b, kv head) and the program walks every query head of the
+    """dk, dv of one key tile (BLOCK_N keys of one batch and kv head; one program per (key tile,
+    batch*head)) over the query tiles that see it. GROUP_LOOP (GQA): pid_bh is (b, kv head) and the program walks every query head of the
     group in turn, accumulating into one dk/dv: K/V are loaded once per group and written once,
     with no per-query-head buffers. Otherwise pid_bh is (b, head) and group is 1."""
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)
     if GROUP_LOOP:
         b = pid_bh // (Hq // group)
         hk = pid_bh % (Hq // group)
@@ -421,14 +339,12 @@ def _dkdv_program(
             dk, dv = _dkdv_head(dk, dv, k, v, b, h + gi, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                                 sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                                 q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN,
-                                LOOPS)
+                                BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, EVEN)
     else:
         dk, dv = _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok, Q, DO, LSE, DELTA,
                             sqb, sqh, sqm, sdob, sdoh, sdom, COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh,
                             q_block_begin, Hq, Lq, Lk, q_first, qk_scale, span, dilation, gtok, BLK,
-                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN,
-                            LOOPS)
+                            BLOCK_M, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, EVEN)
     dk = dk * sm_scale
     tl.store(DK + b.to(tl.int64) * sdkb + hk.to(tl.int64) * sdkh + j[:, None].to(tl.int64) * sdkn + offs_d[None, :],
              dk.to(DK.dtype.element_ty), mask=kv_ok)
@@ -436,106 +352,26 @@ def _dkdv_program(
              dv.to(DV.dtype.element_ty), mask=kv_ok)
 
 
-@triton.jit
-def _bwd_dkdv_kernel(
-    Q, K, V, DO, LSE, DELTA, DK, DV,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
-    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
-    COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin,
-    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
-    D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
-    BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, HAS_MASK: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr,
-    LOOPS: tl.constexpr,
-):
-    """One program per (key tile, batch*head): `_dkdv_program`."""
-    _dkdv_program(tl.program_id(0), tl.program_id(1), Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb,
-                  skh, skn, svb, svh, svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR,
-                  T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin, Hq, group, Lq, Lk, q_first,
-                  qk_scale, sm_scale, span, dilation, gtok, D, DP, BLK, BLOCK_M, BLOCK_N, MODE, CAUSAL, SW,
-                  BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH, LOOPS)
-
-
-@triton.jit
-def _bwd_fused_kernel(
-    Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, DK, DV,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
-    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
-    ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
-    COL_PTR, T_ROW, T_MASK, t_sb, t_sh, n_k_blocks, kv_q_block_begin,
-    Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok, n_kv_programs, n_kv_bh,
-    D: tl.constexpr, DP: tl.constexpr, DQ_BLK: tl.constexpr, DQ_M: tl.constexpr, DQ_N: tl.constexpr,
-    KV_BLK: tl.constexpr, KV_M: tl.constexpr, KV_N: tl.constexpr, MODE: tl.constexpr,
-    CAUSAL: tl.constexpr, SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr,
-    DOT_F32: tl.constexpr, PREC: tl.constexpr, HAS_MASK: tl.constexpr, HAS_DLSE: tl.constexpr,
-    GROUP_LOOP: tl.constexpr, EVEN: tl.constexpr, PREFETCH: tl.constexpr, DQ_LOOPS: tl.constexpr,
-    KV_LOOPS: tl.constexpr,
-):
-    """dk/dv programs and dq programs in one grid (as FlexAttention's backward does): program ids
-    [0, n_kv_programs) run `_dkdv_program`, the rest `_dq_program`, so the two halves share one
-    launch and fill each other's tail. Needs delta first (`_bwd_delta_kernel`). Both halves run with
-    the launch's num_warps / num_stages. Off by default (SATTN_BWD_FUSED=1): slower on the H100.
-    Axis 1 runs over (b, query head) for the dq half; with GQA only its first n_kv_bh = B*Hkv
-    values are dk/dv programs (each walks its group)."""
-    pid = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    if pid < n_kv_programs:
-        if pid_bh < n_kv_bh:
-            _dkdv_program(pid, pid_bh, Q, K, V, DO, LSE, DELTA, DK, DV, sqb, sqh, sqm, skb, skh, skn, svb, svh,
-                          svn, sdob, sdoh, sdom, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, COL_PTR, T_ROW, T_MASK,
-                          BITMAPS, t_sb, t_sh, n_k_blocks, kv_q_block_begin, Hq, group, Lq, Lk, q_first,
-                          qk_scale, sm_scale, span, dilation, gtok, D, DP, KV_BLK, KV_M, KV_N, MODE, CAUSAL,
-                          SW, BITMAP, WORDS, DOT_F32, PREC, GROUP_LOOP, HAS_MASK, EVEN, PREFETCH, KV_LOOPS)
-    else:
-        _dq_program(pid - n_kv_programs, pid_bh, Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sqb, sqh, sqm, skb,
-                    skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm, ROW_PTR,
-                    COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin, Hq, group, Lq, Lk,
-                    q_first, qk_scale, sm_scale, span, dilation, gtok, D, DP, DQ_BLK, DQ_M, DQ_N, MODE,
-                    CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, HAS_DLSE, True, EVEN, PREFETCH,
-                    DQ_LOOPS)
-
-
 def bwd_tiles(head_dim: int, block: int, mode: int):
-    """((dq BLOCK_M, BLOCK_N, num_warps, num_stages), (dk/dv BLOCK_M, BLOCK_N, warps, stages)).
-
-    SATTN_BWD_TILES="dqm,dqn,dqw,dqs,kvm,kvn,kvw,kvs" overrides the choice (the bench's sweep).
-    Tile edges are cut down to divide the plan block.
-    """
-    env = env_tiles("SATTN_BWD_TILES", 8)
-    if env is None and INTERPRETED:
+    """((dq BLOCK_M, BLOCK_N, num_warps, num_stages), (dk/dv BLOCK_M, BLOCK_N, warps, stages)) of a
+    launch from `BWD_TILES`; tile edges are cut down to divide the plan block. Under the
+    interpreter 16x16 tiles keep CI fast."""
+    if INTERPRETED:
         t = fit_tile(16, block)
-        env = (t, t, 4, 1, t, t, 4, 1)
-    if env is None:
-        env = _BWD_DEFAULT[(head_dim > 128, mode)]
-    dqm, dqn, dqw, dqs, kvm, kvn, kvw, kvs = env
+        return (t, t, 4, 1), (t, t, 4, 1)
+    dqm, dqn, dqw, dqs, kvm, kvn, kvw, kvs = BWD_TILES[(head_dim > 128, mode)]
     return ((fit_tile(dqm, block), fit_tile(dqn, block), dqw, dqs),
             (fit_tile(kvm, block), fit_tile(kvn, block), kvw, kvs))
 
 
-# (head_dim > 128, mode) -> (dq m, n, warps, stages, dk/dv m, n, warps, stages).
-# D <= 128: per-kernel H100 sweeps at L=32768, D=128 (docs/backends/gpu.md, runs 5, 8, 9): static
-# 12.5% plan dq 2.85-2.89 ms with 128x32 / 8 warps / 4 stages and delta in its own launch (4.46 ms
-# with delta fused: that config then spills), dk/dv 4.36-4.41 ms with 64 queries x 128 keys /
-# 8 warps / 2 stages (64x64/4/3: 4.48; 4 warps with 128-key tiles 12-16 ms);
-# SlidingWindow(1024) dq 0.93-0.97 ms (64x32/4/4; delta fused in: planless); 128x64/8/3 runs dq
-# 0.93 ms + 0.094 ms delta launch, or 1.03 ms with delta fused (runs 12-15): no gain. dk/dv
-# 1.54-1.56 ms with 64x128/8 and 1 stage (2 stages 1.60-1.62; 64x64/4/3 2.65).
-# Runs 12-13 also timed the one-launch backward (SATTN_BWD_FUSED=1) with the pairs above: static
-# 7.44-7.85 ms vs 7.33 split, sliding 2.67-2.73 vs 2.56 split, so the split stays the default.
-# Runs 17-18 (plan entries read one tile ahead, common._PREFETCH_DEFAULT; run 18 also with the
-# unmasked EVEN tile loads): plan dq 2.77-2.81 ms with 128x32 / 8 warps / 3 stages capped at 128
-# registers (dq_register_cap) vs 2.87-2.90 ms without prefetch; with prefetch 2 stages 3.00,
-# 4 stages 3.61 (128 KB of shared memory: one program per SM), 128x64 3.52 (spills under the cap).
-# Plan dk/dv with prefetch and dP^T issued early (run 19): 4 stages 3.88 ms (198 KB of shared
-# memory), 3 stages 4.07, 2 stages 4.13. Sliding dk/dv with EVEN loads: 3 stages 1.456-1.478 ms,
-# 4 stages 1.50, 1 stage 1.544-1.560 (which had been fastest while the loads were masked).
-# Those sliding dk/dv numbers were the 3-loop walk, which ptxas compiles with serialized wgmma at
-# 2-3 stages (common.walk_loops). With the default 2-loop walk (run 22, H200): dk/dv 1.285 ms at
-# 3 stages, 1.284 at 4, 1.312 at 2; dq 64x32/4/4 0.923 ms, 128x64/8/3 0.949; the one-launch
-# backward 2.24 ms vs 2.21 split.
-# D > 128: smaller tiles fit shared memory.
-_BWD_DEFAULT = {
+# (head_dim > 128, mode) -> (dq m, n, warps, stages, dk/dv m, n, warps, stages): dq tiles are
+# (queries, keys), dk/dv tiles (queries, keys). D <= 128 from per-kernel sweeps at L=32768, D=128,
+# bf16: static 12.5% plan on the H100 (dq 128x32 / 8 warps / 3 stages under a 128-register cap,
+# `dq_register_cap`: 2 and 4 stages and 128x64 tiles were slower; dk/dv 64x128 / 8 warps /
+# 4 stages: 2 and 3 stages were slower), SlidingWindow(1024, causal) on the H200 (dq 64x32 /
+# 4 warps / 4 stages ahead of 128x64 / 8 / 3; dk/dv 64x128 / 8 warps / 3 stages, 2 slower, 4 the
+# same). D > 128: smaller tiles fit shared memory.
+BWD_TILES = {
     (False, MODE_PLAN): (128, 32, 8, 3, 64, 128, 8, 4),
     (False, MODE_DENSE): (64, 32, 4, 4, 64, 128, 8, 2),
     (False, MODE_SLIDING): (64, 32, 4, 4, 64, 128, 8, 3),
@@ -545,27 +381,12 @@ _BWD_DEFAULT = {
 }
 
 
-def dq_register_cap(prefetch: bool, warps: int) -> int | None:
-    """Register cap (maxnreg) of a dq launch: an 8-warp plan dq with prefetch compiles to 130
-    registers uncapped and then runs one program per SM instead of two (65536 registers; run 14:
-    3.73 vs 2.88 ms); at 128 it has no spills (gpu/kernel_resources.py). None: no cap."""
-    return 128 if prefetch and warps == 8 else None
-
-
-def fused_backward() -> bool:
-    """SATTN_BWD_FUSED=1 runs dq and dk/dv in one launch (`_bwd_fused_kernel`); off by default:
-    on the H100 it was 2-7% slower than the two-launch split (see _BWD_DEFAULT)."""
-    return os.environ.get("SATTN_BWD_FUSED", "0") not in ("", "0")
-
-
-def separate_delta() -> bool:
-    """Whether delta gets its own preprocessing launch (`_bwd_delta_kernel`) instead of being
-    computed by the dq kernel; SATTN_BWD_DELTA=separate|fused overrides (the bench's sweep).
-    Default: inside dq, for every mode. Plan walks had used the separate launch (0.095 ms at
-    L=32768, H=16) while their 4-stage dq spilled with delta inside; the prefetching 3-stage dq
-    under its register cap does not (run 18: 2.772 ms vs 2.806 + 0.094). Planless dq tiles are
-    small; both measured the same there, and one launch fewer is less host time."""
-    return os.environ.get("SATTN_BWD_DELTA", "fused") == "separate"
+def dq_register_cap(mode: int, warps: int) -> int | None:
+    """Register cap (maxnreg) of a dq launch: an 8-warp plan dq (whose walk prefetches its plan
+    entries) compiles to 130 registers uncapped and then runs one program per SM instead of two
+    (65536 registers; 3.73 vs 2.88 ms on the H100); at 128 it has no spills
+    (gpu/kernel_resources.py). None: no cap."""
+    return 128 if mode == MODE_PLAN and warps == 8 else None
 
 
 def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, window: int = 0,
@@ -619,15 +440,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     common = dict(D=D, DP=DP, MODE=mode, CAUSAL=causal, SW=sw, BITMAP=use_bitmap, WORDS=words,
                   DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
                   HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk))
-    prefetch = {name: mode == MODE_PLAN and plan_prefetch(name) for name in ("dq", "dkdv", "fused")}
-    loops = {name: 3 if mode == MODE_PLAN else walk_loops(name) for name in ("dq", "dkdv")}
     dq = torch.empty_like(q)
-    fused = fused_backward()
-    delta_ready = fused or separate_delta()
-    if delta_ready:
-        _bwd_delta_kernel[(cdiv(Lq, 64), B * Hq)](
-            out, do, lse, dlse_c, delta, *out.stride()[:3], *do.stride()[:3], Hq, Lq, D=D, DP=DP, BLOCK_M=64,
-            HAS_DLSE=dlse is not None, num_warps=4)
     dk = torch.empty_like(k)   # GQA: one dk/dv program per (key tile, kv head) walks the group
     dv = torch.empty_like(v)
     kv_blk = blk if mode == MODE_PLAN else kvm
@@ -642,33 +455,18 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     # keep every tile inside its tensor. dk/dv also needs Lq: its loop reads query rows.
     even_dq = even_tiles(D, DP, (Lq, Lk), dq_blk if mode == MODE_PLAN else max(dqm, dqn))
     even_kv = even_tiles(D, DP, (Lq, Lk), blk if mode == MODE_PLAN else max(kvm, kvn))
-    if fused:
-        _bwd_fused_kernel[(kv_tiles + n_dq, B * Hq)](
-            q, k, v, out, do, lse, dlse_c, delta, dq, dk, dv, *strides,
-            *s_out, *s_do, *s_dq, *s_dk, *s_dv,
-            row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
-            col_ptr, t_row, t_mask, t_sb, t_sh, nkb, kv_qbb,
-            Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-            kv_tiles, B * Hkv, DQ_BLK=dq_blk, DQ_M=dqm, DQ_N=dqn, KV_BLK=kv_blk, KV_M=kvm, KV_N=kvn,
-            HAS_DLSE=dlse is not None, GROUP_LOOP=group > 1, EVEN=even_dq and even_kv,
-            num_warps=max(dqw, kvw), num_stages=kvs, **launch_limits("fused"),
-            PREFETCH=prefetch["fused"], DQ_LOOPS=loops["dq"], KV_LOOPS=loops["dkdv"], **common)
-    else:
-        _bwd_dq_kernel[(n_dq, B * Hq)](
-            q, k, v, out, do, lse, dlse_c, delta, dq, *strides,
-            *s_out, *s_do, *s_dq,
-            row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
-            Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-            BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, DELTA_READY=delta_ready,
-            EVEN=even_dq,
-            num_warps=dqw, num_stages=dqs, PREFETCH=prefetch["dq"], LOOPS=loops["dq"],
-            **launch_limits("dq", dq_register_cap(prefetch["dq"], dqw)), **common)
-        _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
-            q, k, v, do, lse, delta, dk, dv, *strides,
-            *s_do, *s_dk, *s_dv,
-            col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
-            Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
-            BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,
-            num_warps=kvw, num_stages=kvs, PREFETCH=prefetch["dkdv"], LOOPS=loops["dkdv"],
-            **launch_limits("dkdv"), **common)
+    _bwd_dq_kernel[(n_dq, B * Hq)](
+        q, k, v, out, do, lse, dlse_c, delta, dq, *strides,
+        *s_out, *s_do, *s_dq,
+        row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
+        Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
+        BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, EVEN=even_dq,
+        num_warps=dqw, num_stages=dqs, **register_cap(dq_register_cap(mode, dqw)), **common)
+    _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
+        q, k, v, do, lse, delta, dk, dv, *strides,
+        *s_do, *s_dk, *s_dv,
+        col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
+        Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
+        BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,
+        num_warps=kvw, num_stages=kvs, **common)
     return dq, dk, dv

@@ -64,86 +64,10 @@ SW_GENERAL = 2
 K_SW_PLAIN = tl.constexpr(SW_PLAIN)
 
 
-# Plan-walk kernels that read plan entries one tile ahead by default. H100 sweep run 18 (static
-# 12.5% plan, L=32768, D=128, bf16, unmasked EVEN loads; docs/backends/gpu.md): dq 2.772 ms with
-# prefetch (128x32 tiles, 8 warps, 3 stages, capped at 128 registers, delta fused) vs 2.90-2.99
-# without; dk/dv 4.274 ms with prefetch at 3 stages vs 4.425 without (2 stages); the forward loses
-# with it (2.506 ms at best vs 2.472 without). Run 17 (before EVEN) agreed for dq and the forward.
-_PREFETCH_DEFAULT = frozenset({"dq", "dkdv"})
-_PREFETCH_KERNELS = frozenset({"fwd", "dq", "dkdv", "fused"})
-
-
-def plan_prefetch(kernel: str) -> bool:
-    """Whether `kernel`'s plan walk reads each plan entry one tile ahead (`walk_entry`), as
-    FlexAttention does, so Triton's software pipeliner can keep `num_stages - 1` tiles of K/V (or
-    Q/dO) loads in flight. Without it the entry is loaded inside the iteration that uses it and the
-    pipeliner does not multi-buffer the walk at all: the cubins of 2, 3 and 4 stages are the same
-    (gpu/kernel_resources.py: every cp.async wait is `DEPBAR.LE SB0, 0x0`). The choice is per
-    kernel (`_PREFETCH_DEFAULT`, measured); SATTN_PLAN_PREFETCH overrides it: "1" every kernel,
-    "0" none, or a list such as "dq,dkdv" (the bench's sweep)."""
-    env = os.environ.get("SATTN_PLAN_PREFETCH", "").strip()
-    if env == "":
-        return kernel in _PREFETCH_DEFAULT
-    if env in ("0", "1"):
-        return env == "1"
-    names = {n.strip() for n in env.split(",")}
-    if not names <= _PREFETCH_KERNELS:
-        raise ValueError(f"SATTN_PLAN_PREFETCH: expected 0, 1 or a list of {sorted(_PREFETCH_KERNELS)}, "
-                         f"got {env!r}")
-    return kernel in names
-
-
-# Sweep run 22 (H200, SlidingWindow(1024, causal), L=32768, D=128, bf16, kernel times; ms for
-# loops 3 / 2 / 1): forward 0.774 / 0.726 / 0.727, dq (64x32) 0.973 / 0.923 / 1.003, dk/dv
-# (64x128, 8 warps, 3 stages) 1.463 / 1.285 / 1.314. Two loops for every kernel.
-_WALK_LOOPS_DEFAULT = {"fwd": 2, "dq": 2, "dkdv": 2}
-
-
-def walk_loops(kernel: str) -> int:
-    """How many loops `kernel` ('fwd', 'dq' or 'dkdv') walks a planless range (Dense,
-    SlidingWindow) in; the LOOPS constexpr (`planless_tile`):
-      3  masked flank, full run with no mask code, masked flank (`split_virtual`);
-      2  both flanks in one masked loop, then the full run;
-      1  every tile in one loop, a runtime `if need_mask` per tile.
-    Each loop pays its own software-pipeline fill and drain, which matters for short walks such as
-    a 1024-token window (18 dk/dv tiles, 4 of them masked), and the loop structure decides whether
-    ptxas keeps the wgmma pipeline: the 3-loop sliding dk/dv at 2-3 stages is compiled with
-    serialized wgmma (ptxas C7515, gpu/kernel_resources.py), the 2- and 1-loop forms are not.
-    SATTN_WALK_LOOPS overrides the defaults: one number for every kernel, or "dkdv=2,dq=1"."""
-    if kernel not in _WALK_LOOPS_DEFAULT:
-        raise ValueError(f"kernel: expected one of {sorted(_WALK_LOOPS_DEFAULT)}, got {kernel!r}")
-    env = os.environ.get("SATTN_WALK_LOOPS", "").strip()
-    if env == "":
-        return _WALK_LOOPS_DEFAULT[kernel]
-    if env in ("1", "2", "3"):
-        return int(env)
-    chosen = {}
-    for item in env.split(","):
-        name, _, value = (x.strip() for x in item.partition("="))
-        if name not in _WALK_LOOPS_DEFAULT or value not in ("1", "2", "3"):
-            raise ValueError(f"SATTN_WALK_LOOPS: expected 1, 2, 3 or 'kernel=n,...' with kernels "
-                             f"{sorted(_WALK_LOOPS_DEFAULT)} and n in 1..3, got {env!r}")
-        chosen[name] = int(value)
-    return chosen.get(kernel, _WALK_LOOPS_DEFAULT[kernel])
-
-
-def launch_limits(kernel: str, default_cap: int | None = None) -> dict:
-    """Extra launch options of `kernel` ('fwd', 'dq', 'dkdv', 'fused'): Triton's per-thread
-    register cap (maxnreg), from SATTN_MAXNREG ("dq=128,fwd=168") or else `default_cap` (the
-    launch's own choice: an 8-warp dq program fits two per SM only at <= 128 registers, and the
-    plan-walk dq with prefetch compiles to 130 without a cap). None under the interpreter."""
-    if INTERPRETED:
-        return {}
-    spec = os.environ.get("SATTN_MAXNREG", "")
-    if not spec:
-        return {} if default_cap is None else {"maxnreg": default_cap}
-    caps = {}
-    for item in spec.split(","):
-        name, _, value = item.partition("=")
-        if not value.strip().isdigit():
-            raise ValueError(f"SATTN_MAXNREG: expected 'kernel=registers,...', got {spec!r}")
-        caps[name.strip()] = int(value)
-    return {"maxnreg": caps[kernel]} if kernel in caps else {}
+def register_cap(cap: int | None) -> dict:
+    """Triton's per-thread register cap (maxnreg) as launch options: none under the interpreter
+    or when the launch sets no cap (`backward.dq_register_cap`)."""
+    return {} if INTERPRETED or cap is None else {"maxnreg": cap}
 
 
 @triton.jit
@@ -174,8 +98,12 @@ def walk_start(IDX, MASK_IDX, e0, t0, t1, NSUB: tl.constexpr, MASK: tl.constexpr
 def walk_entry(IDX, MASK_IDX, e0, t, t1, nxt_idx, nxt_mi, NSUB: tl.constexpr, MASK: tl.constexpr,
                PREFETCH: tl.constexpr):
     """(block index, mask index) of virtual tile t of a plan walk, and the walk state for t + 1.
-    PREFETCH (`plan_prefetch`): the entry was read during tile t - 1 and the next one is read now;
-    else it is read here, where the tile's loads need it at once."""
+    PREFETCH: the entry was read during tile t - 1 and the next one is read now (as FlexAttention
+    does), so Triton's software pipeliner can keep `num_stages - 1` tiles of loads in flight; else
+    it is read here, where the tile's loads need it at once, and the pipeliner does not
+    multi-buffer the walk (gpu/kernel_resources.py shows every cp.async wait at 0). The backward
+    kernels prefetch (faster on the H100 for the static 12.5% plan at L=32768); the forward does
+    not (slower there with it)."""
     if PREFETCH:
         idx = nxt_idx
         mi = nxt_mi
@@ -189,19 +117,19 @@ def walk_entry(IDX, MASK_IDX, e0, t, t1, nxt_idx, nxt_mi, NSUB: tl.constexpr, MA
 
 @triton.jit
 def key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n, COL_IDX, MASK_IDX, va, vb, BLK: tl.constexpr,
-             BLOCK_N: tl.constexpr, MODE: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr,
-             LOOPS: tl.constexpr):
+             BLOCK_N: tl.constexpr, MODE: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr):
     """Virtual key tile t of a forward / dq walk: its keys j, plan block c and mask index mi (0 for
     planless walks), whether it may need the mask, and the plan-walk state for t + 1. Plan walks
     take entry t // (BLK / BLOCK_N); planless walks run the global tiles [0, n_g), then the window
-    tiles from lo_t on; LOOPS and [va, vb) as in `planless_tile`."""
+    tiles from lo_t on; [va, vb) as in `planless_tile`."""
     if MODE == K_PLAN:
         c, mi, c_nxt, mi_nxt = walk_entry(COL_IDX, MASK_IDX, e0, t, t1, c_nxt, mi_nxt, BLK // BLOCK_N, MASK,
                                           PREFETCH)
         n0 = c * BLK + (t % (BLK // BLOCK_N)) * BLOCK_N
         need_mask = (mi != -1) | (n0 + BLOCK_N > Lk)
     else:
-        tv, need_mask = planless_tile(t, va, vb, LOOPS, MASK)
+        tv = planless_tile(t, va, vb, MASK)
+        need_mask = True
         n0 = tl.where(tv < n_g, tv, lo_t + tv - n_g) * BLOCK_N
         c = 0
         mi = 0
@@ -317,10 +245,13 @@ def padded_head_dim(D: int) -> int:
 
 # ---- planless full/partial split ------------------------------------------------------------
 # Dense and SlidingWindow tiles fall into a contiguous run of "full" tiles (every pair visible)
-# flanked by a few partial ones (causal diagonal, window edge, ragged end). The kernels walk the
-# full run in a loop with no mask code at all and only the flanks with the token rule, instead of
-# a runtime `if need_mask` in one loop (the FlashAttention tutorial's causal "stage" split,
-# generalised to a window).
+# flanked by a few partial ones (causal diagonal, window edge, ragged end). The kernels walk both
+# flanks in one masked loop, then the full run in a loop with no mask code at all (the
+# FlashAttention tutorial's causal "stage" split, generalised to a window). Each loop pays its own
+# software-pipeline fill and drain, which matters for short walks such as a 1024-token window
+# (18 dk/dv tiles, 4 of them masked): on the H200 (SlidingWindow(1024, causal), L=32768, D=128,
+# bf16) two loops beat one loop with a runtime mask test per tile and three loops (masked flank,
+# full run, masked flank; its dk/dv compiles with serialized wgmma, ptxas C7515).
 
 @triton.jit
 def full_key_tiles(p_lo, p_hi, Lk, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
@@ -359,26 +290,21 @@ def full_query_tiles(n0, j_hi, Lk, BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr, 
 
 @triton.jit
 def walk_flanks(ts, te, va, vb):
-    """LOOPS=2 over virtual tiles [ts, te): the full run [fa, fb) inside it and the end t1 of the
-    masked loop [ts, t1) that `planless_tile` maps onto [ts, fa) and [fb, te)."""
+    """Over virtual tiles [ts, te): the full run [fa, fb) inside it and the end t1 of the masked
+    loop [ts, t1) that `planless_tile` maps onto [ts, fa) and [fb, te)."""
     fa = tl.minimum(tl.maximum(va, ts), te)
     fb = tl.minimum(tl.maximum(vb, fa), te)
     return fa, fb, te - (fb - fa)
 
 
 @triton.jit
-def planless_tile(t, va, vb, LOOPS: tl.constexpr, MASK: tl.constexpr):
-    """(virtual tile, need_mask) of loop index t in a planless walk whose full run is [va, vb):
-    LOOPS=2's masked loop skips over the run; LOOPS=1 masks only outside it (a runtime branch);
-    otherwise the loop's MASK constexpr alone decides."""
+def planless_tile(t, va, vb, MASK: tl.constexpr):
+    """Virtual tile of loop index t in a planless walk whose full run is [va, vb): the masked loop
+    (MASK) skips over the run, the full-run loop walks it as is."""
     tv = t
-    need_mask = True
-    if LOOPS == 2:
-        if MASK:
-            tv = tl.where(t < va, t, t + (vb - va))
-    if LOOPS == 1:
-        need_mask = (t < va) | (t >= vb)
-    return tv, need_mask
+    if MASK:
+        tv = tl.where(t < va, t, t + (vb - va))
+    return tv
 
 
 @triton.jit
@@ -391,13 +317,3 @@ def split_virtual(n_g, lo_t, total, f_lo, f_hi):
     vb = tl.maximum(vb, va)
     return va, vb
 
-
-def env_tiles(name: str, n: int):
-    """Launch-config override from the environment (the bench's sweeps), or None."""
-    env = os.environ.get(name)
-    if not env or INTERPRETED:
-        return None
-    vals = tuple(int(x) for x in env.split(","))
-    if len(vals) != n:
-        raise ValueError(f"{name}: expected {n} comma-separated integers, got {env!r}")
-    return vals

@@ -13,18 +13,14 @@ merges them by LSE. Softmax runs in base 2 (exp2) with the scale folded into qk_
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_PLAN,
-                                 MODE_SLIDING, dot_in_fp32, dot_precision, env_tiles, even_tiles,
-                                 key_tile, launch_limits, load_key_tile, plan_prefetch, walk_flanks, walk_loops,
-                                 tile_visible, walk_start,
-                                 cdiv, fit_tile, full_key_tiles, next_pow2, num_sms, padded_head_dim,
-                                 split_virtual,
+from sattn_triton.common import (INTERPRETED, K_LN2, K_PLAN, K_SLIDING, LOG2E, MODE_DENSE, MODE_PLAN,
+                                 MODE_SLIDING, cdiv, dot_in_fp32, dot_precision, even_tiles, fit_tile,
+                                 full_key_tiles, key_tile, load_key_tile, next_pow2, num_sms,
+                                 padded_head_dim, split_virtual, tile_visible, walk_flanks, walk_start,
                                  window_kind)
 
 
@@ -55,17 +51,17 @@ def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, 
                e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation, gtok, va, vb,
                BLK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
                SW: tl.constexpr, BITMAP: tl.constexpr, WORDS: tl.constexpr, DOT_F32: tl.constexpr,
-               PREC: tl.constexpr, MASK: tl.constexpr, PREFETCH: tl.constexpr, EVEN: tl.constexpr,
-               LOOPS: tl.constexpr):
+               PREC: tl.constexpr, MASK: tl.constexpr, EVEN: tl.constexpr):
     """Online softmax over virtual key tiles [t0, t1). MASK=False: no mask code at all (the
     caller guarantees full tiles); in MODE_PLAN with MASK=True the mask is applied only to
-    entries that need it (a runtime branch per tile); planless walks: LOOPS and the full run [va, vb)
-    as in common.planless_tile."""
-    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, PREFETCH)
+    entries that need it (a runtime branch per tile); planless walks: the full run [va, vb) as in
+    common.planless_tile. Plan entries are read in the iteration that uses them (no PREFETCH:
+    common.walk_entry)."""
+    c_nxt, mi_nxt = walk_start(COL_IDX, MASK_IDX, e0, t0, t1, BLK // BLOCK_N, MASK, False)
     for t in range(t0, t1):
         j, c, mi, need_mask, c_nxt, mi_nxt = key_tile(t, t1, e0, c_nxt, mi_nxt, n_g, lo_t, Lk, offs_n,
                                                       COL_IDX, MASK_IDX, va, vb, BLK, BLOCK_N, MODE, MASK,
-                                                      PREFETCH, LOOPS)
+                                                      False)
         k, v = load_key_tile(k_base, v_base, j, skn, svn, offs_d, d_ok, Lk, DOT_F32, EVEN)
         s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale
         if MASK:
@@ -94,7 +90,6 @@ def _fwd_kernel(
     BLOCK_N: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr, SW: tl.constexpr,
     BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
     PREC: tl.constexpr, HAS_MASK: tl.constexpr, PACK: tl.constexpr, EVEN: tl.constexpr,
-    PREFETCH: tl.constexpr, LOOPS: tl.constexpr,
 ):
     # PACK > 1 (GQA decode, `gqa_pack`): the BLOCK_M rows of a program are PACK query heads (a
     # whole GQA group) x ROWS positions, so each K/V tile is read once per group instead of once
@@ -170,41 +165,20 @@ def _fwd_kernel(
         acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, te, pos, offs_n,
                                    offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
                                    qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW,
-                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, PREFETCH, EVEN, 3)
+                                   BITMAP, WORDS, DOT_F32, PREC, HAS_MASK, EVEN)
     else:
+        # Both flanks in one masked loop, then the full run (each clipped to [ts, te)).
         f_lo, f_hi = full_key_tiles(p_lo, p_hi, Lk, BLOCK_N, CAUSAL, SW, span, dilation)
         va, vb = split_virtual(n_g, lo_t, total, f_lo, f_hi)
-        if LOOPS == 1:
-            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, te, pos, offs_n,
-                                       offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
-                                       qk_scale, span, dilation, gtok, va, vb, BLK, BLOCK_N, MODE, CAUSAL,
-                                       SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 1)
-        elif LOOPS == 2:
-            # Both flanks in one masked loop, then the full run (each clipped to [ts, te)).
-            fa, fb, t1 = walk_flanks(ts, te, va, vb)
-            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, t1, pos, offs_n,
-                                       offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
-                                       qk_scale, span, dilation, gtok, fa, fb, BLK, BLOCK_N, MODE, CAUSAL,
-                                       SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 2)
-            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, fa, fb, pos, offs_n,
-                                       offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
-                                       qk_scale, span, dilation, gtok, fa, fb, BLK, BLOCK_N, MODE, CAUSAL,
-                                       SW, BITMAP, WORDS, DOT_F32, PREC, False, False, EVEN, 2)
-        else:
-            # Masked flank, full run, masked flank (each clipped to this split's [ts, te)).
-            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, tl.minimum(va, te),
-                                       pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
-                                       lo_t, Lk, qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_N, MODE,
-                                       CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
-            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(va, ts),
-                                       tl.minimum(vb, te), pos, offs_n, offs_d, d_ok, e0, COL_IDX,
-                                       MASK_IDX, BITMAPS, a, n_g, lo_t, Lk, qk_scale, span, dilation,
-                                       gtok, 0, 0, BLK, BLOCK_N, MODE, CAUSAL, SW, BITMAP, WORDS, DOT_F32,
-                                       PREC, False, False, EVEN, 3)
-            acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, tl.maximum(vb, ts), te,
-                                       pos, offs_n, offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g,
-                                       lo_t, Lk, qk_scale, span, dilation, gtok, 0, 0, BLK, BLOCK_N, MODE,
-                                       CAUSAL, SW, BITMAP, WORDS, DOT_F32, PREC, True, False, EVEN, 3)
+        fa, fb, t1 = walk_flanks(ts, te, va, vb)
+        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, ts, t1, pos, offs_n,
+                                   offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
+                                   qk_scale, span, dilation, gtok, fa, fb, BLK, BLOCK_N, MODE, CAUSAL,
+                                   SW, BITMAP, WORDS, DOT_F32, PREC, True, EVEN)
+        acc, m_i, l_i = _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, fa, fb, pos, offs_n,
+                                   offs_d, d_ok, e0, COL_IDX, MASK_IDX, BITMAPS, a, n_g, lo_t, Lk,
+                                   qk_scale, span, dilation, gtok, fa, fb, BLK, BLOCK_N, MODE, CAUSAL,
+                                   SW, BITMAP, WORDS, DOT_F32, PREC, False, EVEN)
 
     # docs/contract.md, "Non-finite inputs": a row that saw a NaN/Inf (l_i or acc non-finite)
     # is NaN, out and lse; only a row that saw no key (l_i == 0) is 0 / -inf.
@@ -238,58 +212,47 @@ def has_mask(mode: int, causal: bool, sw: bool, bitmap: bool, Lk: int, tile: int
     return causal or sw or bitmap or Lk % tile != 0
 
 
-def fwd_tiles(head_dim: int, block: int, Lq: int, dtype: torch.dtype, mode: int) -> tuple[int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, num_warps, num_stages) for a launch; tile edges divide the plan block.
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) of a forward launch, keyed on (head_dim > 128, mode,
+# decode: Lq <= 16); tile edges are cut down to divide the plan block (`fwd_tiles`). D <= 128
+# follows FlashAttention-2's Triton configs (128x64 tiles, 8 warps), except where the H100 kernel
+# times at L=32768, D=128, bf16 chose otherwise: the static 12.5% plan runs 128x64 tiles faster
+# with 4 warps than with 8 (2.79 vs 3.47 ms), and the SlidingWindow(1024, causal) band wastes less
+# on 64-row tiles (0.777 ms at 64x64 / 4 warps vs 0.881 at 128x64 / 8 warps / 4 stages). Decode
+# takes 16-row tiles. D > 128: smaller tiles fit shared memory.
+FWD_TILES = {
+    (False, MODE_PLAN, False): (128, 64, 4, 3),
+    (False, MODE_DENSE, False): (128, 64, 8, 3),
+    (False, MODE_SLIDING, False): (64, 64, 4, 3),
+    (True, MODE_PLAN, False): (64, 32, 4, 2),
+    (True, MODE_DENSE, False): (64, 32, 4, 2),
+    (True, MODE_SLIDING, False): (64, 32, 4, 2),
+    (False, MODE_PLAN, True): (16, 64, 4, 3),
+    (False, MODE_DENSE, True): (16, 64, 4, 3),
+    (False, MODE_SLIDING, True): (16, 64, 4, 3),
+    (True, MODE_PLAN, True): (16, 32, 4, 2),
+    (True, MODE_DENSE, True): (16, 32, 4, 2),
+    (True, MODE_SLIDING, True): (16, 32, 4, 2),
+}
 
-    H100 choices follow FlashAttention-2's Triton configs (128x64 tiles, 8 warps for D=128);
-    under the interpreter small tiles keep CI fast. Decode (Lq <= 16) uses 16-row tiles.
-    """
+
+def fwd_tiles(head_dim: int, block: int, Lq: int, mode: int) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_warps, num_stages) of a launch from `FWD_TILES`; tile edges divide
+    the plan block (a 64-row tile cut to fewer rows keeps its 4 warps). Under the interpreter
+    16x16 tiles keep CI fast."""
     if INTERPRETED:
         return fit_tile(16, block), fit_tile(16, block), 4, 1
-    env = env_tiles("SATTN_FWD_TILES", 4) if Lq > 16 else None
-    if env is not None:
-        return fit_tile(env[0], block), fit_tile(env[1], block), env[2], env[3]
-    bm = 16 if Lq <= 16 else (64 if head_dim > 128 else 128)
-    bn = 32 if head_dim > 128 else 64
-    bm = fit_tile(bm, block)
-    bn = fit_tile(bn, block)
-    warps = 4 if (bm <= 64 or head_dim <= 64) else 8
-    stages = 2 if head_dim > 128 else 3
-    if mode == MODE_PLAN and bm == 128 and head_dim <= 128:
-        # H100 sweep (L=32768, D=128, static 12.5% plan; docs/backends/gpu.md run 5): 128x64 tiles
-        # with 4 warps 2.79 ms vs 3.47 ms with 8 warps. Planless sliding window goes the other way
-        # (8 warps 1.02 ms, 4 warps 1.80 ms), so only plan walks take 4.
+    bm, bn, warps, stages = FWD_TILES[(head_dim > 128, mode, Lq <= 16)]
+    bm, bn = fit_tile(bm, block), fit_tile(bn, block)
+    if bm <= 64 or head_dim <= 64:
         warps = 4
-    if mode == MODE_SLIDING and bm == 128 and head_dim <= 128:
-        # H100 kernel times (SlidingWindow(1024, causal), L=32768, D=128, runs 9-10): 64x64 tiles with
-        # 4 warps 0.777 ms vs 0.881 ms for 128x64 / 8 warps / 4 stages: a window band of 1024 keys
-        # wastes less on 64-row tiles (17 key tiles per query tile instead of 18 of 128 rows).
-        bm, warps, stages = fit_tile(64, block), 4, 3
     return bm, bn, warps, stages
-
-
-def check_fwd_tiles(tiles) -> tuple:
-    """`tiles` as (BLOCK_M, BLOCK_N, num_warps, num_stages): powers of two >= 16 for the tile
-    edges, num_warps in {1, 2, 4, 8, 16}, num_stages in [1, 8]; ValueError naming fwd_tiles else."""
-    ok = isinstance(tiles, (tuple, list)) and len(tiles) == 4 and all(
-        isinstance(x, int) and not isinstance(x, bool) for x in tiles)
-    if ok:
-        bm, bn, warps, stages = tiles
-        ok = (all(x >= 16 and x & (x - 1) == 0 for x in (bm, bn)) and warps in (1, 2, 4, 8, 16)
-              and 1 <= stages <= 8)
-    if not ok:
-        raise ValueError("fwd_tiles: expected (BLOCK_M, BLOCK_N, num_warps, num_stages) with tile edges powers "
-                         f"of two >= 16, num_warps in (1, 2, 4, 8, 16) and num_stages in [1, 8], got {tiles!r}")
-    return tuple(int(x) for x in tiles)
 
 
 def gqa_pack(Lq: int, group: int, block_m: int, plan=None) -> int:
     """How many query heads one forward program takes (`_fwd_kernel`'s PACK): a whole GQA group
     for decode-sized calls (Lq <= 16), so K/V tiles are read once per group, when the group is a
     power of two that fits the row tile and every head of a group walks the same keys (planless,
-    or a plan shared across heads: plan_h == 1). Else 1. SATTN_GQA_PACK=0 turns it off."""
-    if os.environ.get("SATTN_GQA_PACK", "1") == "0":
-        return 1
+    or a plan shared across heads: plan_h == 1). Else 1."""
     if Lq > 16 or group < 2 or group & (group - 1) or group > block_m:
         return 1
     if plan is not None and plan.plan_h != 1:
@@ -298,18 +261,15 @@ def gqa_pack(Lq: int, group: int, block_m: int, plan=None) -> int:
 
 
 def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, dilation: int = 1,
-            global_tokens: int = 0, plan=None, num_splits: int | None = None, tiles=None):
-    """Runs the forward kernel; returns (out (B,Hq,Lq,D) in q.dtype, lse (B,Hq,Lq) float32).
-    `tiles` (BLOCK_M, BLOCK_N, num_warps, num_stages, check_fwd_tiles) replaces fwd_tiles' table;
-    its edges are cut to divide the plan block as the table's are."""
+            global_tokens: int = 0, plan=None, num_splits: int | None = None):
+    """Runs the forward kernel; returns (out (B,Hq,Lq,D) in q.dtype, lse (B,Hq,Lq) float32)."""
     B, Hq, Lq, D = q.shape
     Hkv, Lk = k.shape[1], k.shape[2]
     q_first = Lk - Lq
     DP = padded_head_dim(D)
     if mode == MODE_PLAN:
         blk = plan.block
-        bm, bn, warps, stages = fwd_tiles(D, blk, Lq, q.dtype, mode) if tiles is None else (
-            fit_tile(tiles[0], blk), fit_tile(tiles[1], blk), tiles[2], tiles[3])
+        bm, bn, warps, stages = fwd_tiles(D, blk, Lq, mode)
         q_block_begin, n_q_blocks = plan.q_block_begin, plan.n_q_blocks
         row_ptr, col_idx, mask_idx = plan.row_ptr, plan.col_idx, plan.mask_idx
         bitmaps = plan.bitmaps if plan.bitmaps is not None and plan.bitmaps.numel() else col_idx
@@ -319,7 +279,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         words = plan.words_per_row
         kv_tiles = plan.n_k_blocks * (blk // bn)
     else:
-        bm, bn, warps, stages = fwd_tiles(D, 1 << 30, Lq, q.dtype, mode) if tiles is None else tiles
+        bm, bn, warps, stages = fwd_tiles(D, 1 << 30, Lq, mode)
         blk = bm  # planless: a "block" is one query tile
         q_block_begin = q_first // blk
         n_q_blocks = cdiv(Lk, blk) - q_block_begin
@@ -369,12 +329,11 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,
         EVEN=pack == 1 and num_splits == 1 and even_tiles(D, DP, (Lq, Lk), max(blk, bn)),
-        PREFETCH=mode == MODE_PLAN and plan_prefetch("fwd"), LOOPS=3 if mode == MODE_PLAN else walk_loops("fwd"),
         SW=window_kind(mode == MODE_SLIDING or (mode == MODE_PLAN and window > 0), dilation,
                        global_tokens), BITMAP=use_bitmap,
         WORDS=words, NUM_SPLITS=num_splits, DOT_F32=dot_in_fp32(q.dtype), PREC=dot_precision(q.dtype),
         HAS_MASK=has_mask(mode, causal, window > 0, use_bitmap, Lk, blk),
-        num_warps=warps, num_stages=stages, **launch_limits("fwd"),
+        num_warps=warps, num_stages=stages,
     )
     if num_splits > 1:
         out, lse = combine_splits(out, lse, q.dtype)

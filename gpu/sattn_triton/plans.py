@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 from typing import Optional
 
 import numpy as np
@@ -223,13 +222,11 @@ def _block_topk_static(B, Hq, Lq, Lk, block, keep, global_blocks, local_blocks, 
 
 
 def selection_kernel(n_k_blocks: int) -> bool:
-    """Whether BlockTopK selects with the one-launch Triton kernel (`topk_select.select_block_topk`):
-    rows of up to MAX_KEY_BLOCKS key blocks, unless SATTN_TOPK_SELECT=torch asks for the torch
-    formulation (`_select_with_torch`, the A/B and the fallback for longer rows)."""
-    choice = os.environ.get("SATTN_TOPK_SELECT", "kernel")
-    if choice not in ("kernel", "torch"):
-        raise ValueError(f"SATTN_TOPK_SELECT: expected 'kernel' or 'torch', got {choice!r}")
-    return choice == "kernel" and n_k_blocks <= MAX_KEY_BLOCKS
+    """Whether BlockTopK selects with the one-launch Triton kernel (`topk_select.select_block_topk`),
+    which holds a row of scores in registers: rows of up to MAX_KEY_BLOCKS key blocks. Longer rows
+    (e.g. L > 262144 with 64-blocks, L > 65536 with 16-blocks) take the torch formulation
+    (`_select_with_torch`), which has no such limit."""
+    return n_k_blocks <= MAX_KEY_BLOCKS
 
 
 def _select_with_torch(scores, st, causal: bool):

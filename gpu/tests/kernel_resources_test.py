@@ -1,6 +1,7 @@
-"""gpu/kernel_resources.py: kernels compile for sm_90 on a machine without a GPU, the compile
-mirrors a real launch's specialisation, the report is parsed, bad arguments are named, and the EVEN
-forward spills less than the masked one (docs/backends/gpu.md, "EVEN launches")."""
+"""gpu/kernel_resources.py: kernels compile for sm_90 on a machine without a GPU, the report is
+parsed, bad arguments are named, the EVEN forward spills less than the masked one
+(docs/backends/gpu.md, "EVEN launches"), and the pipelining findings behind the kernels' plan and
+planless walks hold."""
 import os
 import sys
 
@@ -24,18 +25,6 @@ def test_forward_even_spills_less_than_masked():
         assert r["stack_bytes"] >= 0 and r["local_loads"] >= 0
     # The masked variant keeps the [128, D] store predicate live across the key loop.
     assert even["stack_bytes"] < masked["stack_bytes"], (even, masked)
-
-
-def test_specialisation_matches_the_h100_launch(monkeypatch):
-    # Run 16 on the H100 (ncu and the cubin's resource usage): the static-plan dk/dv launch used
-    # 255 registers and 131,584 B of dynamic shared memory, the dq launch 128 registers (delta
-    # then had its own launch). Without the launch's divisibility hints the offline compile
-    # differed (98,816 B, spills).
-    monkeypatch.setenv("SATTN_BWD_DELTA", "separate")
-    dkdv = KR.resources("dkdv", (64, 128, 8, 2), mode="plan")
-    dq = KR.resources("dq", (128, 32, 8, 4), mode="plan")
-    assert dkdv["shared_bytes"] == 131584, dkdv
-    assert dq["registers"] == 128 and dq["stack_bytes"] == 0, dq
 
 
 def test_cli_prints_one_row(capsys):
@@ -75,25 +64,21 @@ def test_sass_loops_reads_mma_loops_and_waits():
     assert dict(loop["top_ops"])["HGMMA"] == 2
 
 
-def test_default_dkdv_plan_walk_is_not_pipelined_but_prefetch_is():
-    # The finding behind SATTN_PLAN_PREFETCH (docs/backends/gpu.md): with the entry read inside
-    # the iteration, 3 stages still wait for every load at the loop top; read ahead, they don't.
-    plain = KR.resources("dkdv", (64, 128, 8, 3), mode="plan")
-    ahead = KR.resources("dkdv", (64, 128, 8, 3), mode="plan", prefetch=True)
-    assert plain["load_waits"] == ["0x0"], plain["load_waits"]
-    assert any(w != "0x0" for w in ahead["load_waits"]), ahead["load_waits"]
-    assert ahead["shared_bytes"] > plain["shared_bytes"]
+def test_plan_walks_pipeline_only_where_entries_are_read_ahead():
+    # common.walk_entry: the backward's plan walks read each entry one tile ahead, so at 3 stages
+    # the dk/dv loop keeps loads in flight; the forward reads its entry inside the iteration and
+    # waits for every load at the loop top.
+    dkdv = KR.resources("dkdv", (64, 128, 8, 3), mode="plan")
+    fwd = KR.resources("fwd", (128, 64, 4, 3), mode="plan")
+    assert any(w != "0x0" for w in dkdv["load_waits"]), dkdv["load_waits"]
+    assert fwd["load_waits"] == ["0x0"], fwd["load_waits"]
 
 
-def test_three_loop_sliding_dkdv_serializes_wgmma_and_two_loops_do_not(monkeypatch):
-    # ptxas's advisory C7515 (docs/backends/gpu.md, "Planless walk loops"): the three-loop sliding
-    # dk/dv compiled with every wgmma waiting for the previous one; the two-loop default does not.
-    # The SASS agrees: one MMA wait per 64x64x16 MMA against one per batch.
-    monkeypatch.setenv("SATTN_WALK_LOOPS", "3")
-    three = KR.resources("dkdv", (64, 128, 8, 3), mode="sliding", causal=True)
-    monkeypatch.setenv("SATTN_WALK_LOOPS", "2")
+def test_sliding_dkdv_keeps_wgmma_asynchronous():
+    # ptxas's advisory C7515 (sattn_triton/common.py, "planless full/partial split"): the two-loop sliding dk/dv
+    # compiles without every wgmma waiting for the previous one; the SASS agrees (a few MMA waits
+    # per loop, not one per 64x64x16 MMA).
     two = KR.resources("dkdv", (64, 128, 8, 3), mode="sliding", causal=True)
-    assert three["wgmma_serialized"] is True and two["wgmma_serialized"] is False
+    assert two["wgmma_serialized"] is False
     waits = [lp["sequence"].count("WAIT gsb0") for lp in two["loops"]]
     assert waits and max(waits) <= 4, two["loops"]
-    assert max(lp["sequence"].count("WAIT gsb0") for lp in three["loops"]) >= 8

@@ -222,54 +222,6 @@ def test_rule_free_plan_skips_the_mask(Lq, Lk):
         assert H.rel_err(got, ref) < 1e-4
 
 
-@pytest.mark.parametrize("spec", [
-    sattn.Dense(causal=True),
-    sattn.SlidingWindow(window=9, causal=False),
-    sattn.SlidingWindow(window=7, causal=True, dilation=2, global_tokens=3),
-    sattn.BlockTopK(block=16, keep=0.3, causal=True),
-    sattn.TopKPerQuery(k=5, causal=True),
-], ids=str)
-def test_fused_backward_launch_equals_the_split(spec, monkeypatch):
-    """SATTN_BWD_FUSED=1 (dq and dk/dv programs in one grid) against the reference, and against the
-    default two-launch backward: each program does the same arithmetic either way, except that
-    delta's row sums may come from another kernel (another summation order on a GPU)."""
-    monkeypatch.setenv("SATTN_BWD_FUSED", "1")
-    check(spec, (1, 4, 2, 40, 40, 32), torch.float32, seed=9)
-    runs = results_per_setting(monkeypatch, "SATTN_BWD_FUSED", ("0", "1"), spec, seed=9)
-    for a, b in zip(runs["0"][2:], runs["1"][2:]):   # dq, dk, dv
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-
-
-def results_per_setting(monkeypatch, env, values, spec, seed):
-    """(out, lse, dq, dk, dv) of one fp32 GQA problem (1x4:2 heads, L=40, D=32) under each value of
-    the environment variable `env`."""
-    results = {}
-    for value in values:
-        monkeypatch.setenv(env, value)
-        q, k, v = H.make_qkv(1, 4, 2, 40, 40, 32, torch.float32, seed=seed, requires_grad=True)
-        out, lse = ops.attention(q, k, v, spec, tile=16)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out.device)).sum().backward()
-        results[value] = (out, lse, q.grad, k.grad, v.grad)
-    return results
-
-
-@pytest.mark.parametrize("spec", [
-    sattn.BlockTopK(block=16, keep=0.3, causal=True),                 # masked diagonal entries
-    sattn.BlockTopK(block=32, keep=0.5, global_blocks=0, local_blocks=2, causal=False),
-    sattn.TopKPerQuery(k=5, causal=True),                             # bitmap entries
-], ids=str)
-@pytest.mark.parametrize("fused", ["0", "1"])
-def test_plan_prefetch_equals_the_in_loop_entry_load(spec, fused, monkeypatch):
-    """SATTN_PLAN_PREFETCH=1 (plan entries read one tile ahead, for the software pipeliner) against
-    the reference, and bit for bit against the default walk: the same tiles in the same order."""
-    monkeypatch.setenv("SATTN_BWD_FUSED", fused)
-    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "1")
-    check(spec, (1, 4, 2, 40, 40, 32), torch.float32, seed=4)
-    runs = results_per_setting(monkeypatch, "SATTN_PLAN_PREFETCH", ("0", "1"), spec, seed=4)
-    for a, b in zip(runs["0"], runs["1"]):
-        assert torch.equal(a, b)
-
-
 @pytest.mark.parametrize("splits", [2, 5, 40])
 def test_split_k_combine_keeps_empty_rows_empty(splits):
     """Split-K with a row no split sees (a plan's empty query block) and splits that see nothing
@@ -314,7 +266,7 @@ def test_gqa_decode_packs_the_group(spec, shape, monkeypatch):
     B, Hq, Hkv, Lq, Lk, D = shape
     q, k, v = H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=Lk)
     packed, lp = ops.attention(q, k, v, spec, tile=16)
-    monkeypatch.setenv("SATTN_GQA_PACK", "0")
+    monkeypatch.setattr(F, "gqa_pack", lambda *args: 1)
     single, ls = ops.attention(q, k, v, spec, tile=16)
     ro, rl = H.reference(H.leaf64(q), H.leaf64(k), H.leaf64(v), spec)
     assert H.rel_err(packed, ro) < 1e-5 and H.rel_err(lp, rl) < 1e-5
@@ -341,86 +293,16 @@ def test_gqa_decode_packed_forward_then_backward(spec):
     check(spec, (2, 4, 1, 1, 45, 16), torch.float16, seed=32)
 
 
-def test_launch_limits_parse_sattn_maxnreg(monkeypatch):
-    """SATTN_MAXNREG="dq=128,..." becomes Triton's maxnreg launch option of that kernel only."""
-    monkeypatch.setattr(C, "INTERPRETED", False)
-    monkeypatch.setenv("SATTN_MAXNREG", "dq=128, fwd=168")
-    assert C.launch_limits("dq") == {"maxnreg": 128}
-    assert C.launch_limits("fwd") == {"maxnreg": 168}
-    assert C.launch_limits("dkdv") == {}
-    monkeypatch.setenv("SATTN_MAXNREG", "dq")
-    with pytest.raises(ValueError, match="SATTN_MAXNREG"):
-        C.launch_limits("dq")
-    # Unset: the launch's own cap (an 8-warp plan dq with prefetch), none otherwise.
-    monkeypatch.delenv("SATTN_MAXNREG")
+def test_register_cap_of_the_dq_launch(monkeypatch):
+    """An 8-warp plan dq runs under a 128-register cap (Triton's maxnreg); other launches take none,
+    and the interpreter takes no launch options at all."""
     from sattn_triton import backward as Bw
-    assert C.launch_limits("dq", Bw.dq_register_cap(True, 8)) == {"maxnreg": 128}
-    assert C.launch_limits("dq", Bw.dq_register_cap(True, 4)) == {}
-    assert C.launch_limits("dq", Bw.dq_register_cap(False, 8)) == {}
+    monkeypatch.setattr(C, "INTERPRETED", False)
+    assert C.register_cap(Bw.dq_register_cap(C.MODE_PLAN, 8)) == {"maxnreg": 128}
+    assert C.register_cap(Bw.dq_register_cap(C.MODE_PLAN, 4)) == {}
+    assert C.register_cap(Bw.dq_register_cap(C.MODE_SLIDING, 8)) == {}
     monkeypatch.setattr(C, "INTERPRETED", True)
-    assert C.launch_limits("dq", 128) == {}
-
-
-def test_plan_prefetch_default_and_overrides(monkeypatch):
-    """Prefetch is chosen per kernel: by default dq and dk/dv read ahead (H100 run 18); the variable
-    takes 0, 1 or a kernel list and names a bad value."""
-    monkeypatch.delenv("SATTN_PLAN_PREFETCH", raising=False)
-    assert [C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv", "fused")] == [False, True, True, False]
-    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "1")
-    assert all(C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv", "fused"))
-    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "0")
-    assert not any(C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv", "fused"))
-    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "fwd, dkdv")
-    assert [C.plan_prefetch(k) for k in ("fwd", "dq", "dkdv")] == [True, False, True]
-    monkeypatch.setenv("SATTN_PLAN_PREFETCH", "dq,bwd")
-    with pytest.raises(ValueError, match="SATTN_PLAN_PREFETCH"):
-        C.plan_prefetch("dq")
-
-
-def test_walk_loops_default_and_overrides(monkeypatch):
-    """Planless walks default to two loops (flanks, then the full run; run 22); the variable takes
-    one number for every kernel or per-kernel values and names a bad value."""
-    monkeypatch.delenv("SATTN_WALK_LOOPS", raising=False)
-    assert [C.walk_loops(k) for k in ("fwd", "dq", "dkdv")] == [2, 2, 2]
-    monkeypatch.setenv("SATTN_WALK_LOOPS", "3")
-    assert [C.walk_loops(k) for k in ("fwd", "dq", "dkdv")] == [3, 3, 3]
-    monkeypatch.setenv("SATTN_WALK_LOOPS", "dq=1, dkdv=3")
-    assert [C.walk_loops(k) for k in ("fwd", "dq", "dkdv")] == [2, 1, 3]
-    for bad in ("4", "dq=0", "bwd=2", "dq"):
-        monkeypatch.setenv("SATTN_WALK_LOOPS", bad)
-        with pytest.raises(ValueError, match="SATTN_WALK_LOOPS"):
-            C.walk_loops("dq")
-    with pytest.raises(ValueError, match="kernel"):
-        C.walk_loops("fused")
-
-
-@pytest.mark.parametrize("spec,fused", [
-    (sattn.Dense(causal=True), "0"),
-    (sattn.SlidingWindow(window=40, causal=True), "0"),
-    (sattn.SlidingWindow(window=40, causal=True), "1"),       # the one-launch backward
-    (sattn.SlidingWindow(window=35, causal=False), "0"),
-    (sattn.SlidingWindow(window=20, causal=False, dilation=2, global_tokens=3), "0"),
-], ids=str)
-def test_walk_loop_structures_agree(spec, fused, monkeypatch):
-    """Every planless loop structure (SATTN_WALK_LOOPS 1, 2, 3) at a shape with masked flanks and a
-    full run on both sides (L=150, 16-wide tiles, Lq < Lk, GQA 2:1). The other tests check the default
-    (2) against the reference; 3 is checked here. One loop visits the tiles in the 3-loop order, so
-    under the interpreter it agrees bit for bit (compiled, each loop body may contract its
-    multiply-adds differently: the H100 run 23 differed in the last bits); two loops visit the far
-    flank before the full run, which only reorders fp32 sums."""
-    monkeypatch.setenv("SATTN_BWD_FUSED", fused)
-    monkeypatch.setenv("SATTN_WALK_LOOPS", "3")
-    check(spec, (1, 2, 1, 110, 150, 16), torch.float32, seed=23)
-    runs = {}
-    for loops in ("1", "2", "3"):
-        monkeypatch.setenv("SATTN_WALK_LOOPS", loops)
-        q, k, v = H.make_qkv(1, 2, 1, 110, 150, 16, torch.float32, seed=23, requires_grad=True)
-        out, lse = ops.attention(q, k, v, spec, tile=16)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out.device)).sum().backward()
-        runs[loops] = (out, lse, q.grad, k.grad, v.grad)
-    for a, b, c in zip(runs["1"], runs["2"], runs["3"]):
-        assert torch.equal(a, c) if C.INTERPRETED else H.rel_err(a, c) < 1e-5
-        assert H.rel_err(b, c) < 1e-5
+    assert C.register_cap(128) == {}
 
 
 @pytest.mark.parametrize("where", ["q", "k", "v_inf", "k_masked_tile"])

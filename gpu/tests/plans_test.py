@@ -166,15 +166,23 @@ def test_block_topk_selection_kernel_equals_the_torch_selection(case, causal, mo
               causal=causal, scale=0.25, score=c["score"])
     plans = {}
     for how in ("kernel", "torch"):
-        monkeypatch.setenv("SATTN_TOPK_SELECT", how)
+        use_selection(monkeypatch, how)
         plans[how] = P.build_block_topk(q, k, **kw)
     nnz = int(plans["torch"].row_ptr[-1])
     assert nnz > 0
     for field in ("col_idx", "mask_idx"):
         assert torch.equal(getattr(plans["kernel"], field)[:nnz], getattr(plans["torch"], field)[:nnz]), field
-    monkeypatch.setenv("SATTN_TOPK_SELECT", "sort")
-    with pytest.raises(ValueError, match="SATTN_TOPK_SELECT"):
-        P.build_block_topk(q, k, **kw)
+
+
+def use_selection(monkeypatch, how: str) -> None:
+    """BlockTopK's selection path for the next plans: the Triton kernel (rows up to
+    MAX_KEY_BLOCKS) or the torch formulation (the path of longer rows), at any shape."""
+    monkeypatch.setattr(P, "selection_kernel", lambda n_k_blocks: how == "kernel")
+
+
+def test_long_rows_take_the_torch_selection():
+    from sattn_triton.topk_select import MAX_KEY_BLOCKS
+    assert P.selection_kernel(MAX_KEY_BLOCKS) and not P.selection_kernel(MAX_KEY_BLOCKS + 1)
 
 
 TOPK_Q = [
@@ -345,7 +353,7 @@ def test_block_topk_non_finite_scores_rank_below_every_number(spec, shape, how, 
     block, score="max" ignoring NaN products)."""
     B, Hq, Hkv, Lq, Lk, D = shape
     q, k = _with_non_finite(*H.make_qkv(B, Hq, Hkv, Lq, Lk, D, torch.float32, seed=9)[:2], seed=10)
-    monkeypatch.setenv("SATTN_TOPK_SELECT", how)
+    use_selection(monkeypatch, how)
     dev = P.build_block_topk(q, k, block=spec.block, keep=spec.keep, global_blocks=spec.global_blocks,
                              local_blocks=spec.local_blocks, causal=spec.causal, scale=0.5, score=spec.score)
     host = P.from_host(sattn.plan(spec, q.cpu(), k.cpu(), scale=0.5), H.DEVICE, bitmap_masks=False)

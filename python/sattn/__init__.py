@@ -7,6 +7,7 @@ docs/contract.md defines what every backend computes; sattn.reference.attention 
 """
 from sattn.specs import BigBird, BlockTopK, Dense, SlidingWindow, Spec, TopKPerQuery
 from sattn.specs import FlexBlockMask, FromMask, Intersection, MaskFn, PerHead, Union
+from sattn.specs import MoBA
 from sattn.mask import dense_mask
 from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
@@ -22,7 +23,7 @@ except ImportError:  # a source checkout used without a build (PYTHONPATH=python
 
 __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
-    "MaskFn", "FromMask", "FlexBlockMask", "Union", "Intersection", "PerHead",
+    "MaskFn", "FromMask", "FlexBlockMask", "Union", "Intersection", "PerHead", "MoBA", "NSA",
     "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
     "GradientNotSupported", "QuantNotSupported", "Quant", "Scales", "ScalesMismatch", "calibrate", "load_scales",
     "__version__",
@@ -33,3 +34,11 @@ def compile(spec, shape, target="rvv", **options):
     """Lowers `spec` for `shape` through the MLIR path (mlir/); see docs/mlir.md."""
     from sattn import compiler  # built only with the MLIR toolchain
     return compiler.compile(spec, shape, target=target, **options)
+
+
+def __getattr__(name):
+    # sattn.NSA is a torch module: torch is imported on first use, not by `import sattn`.
+    if name == "NSA":
+        from sattn.nsa import NSA
+        return NSA
+    raise AttributeError(f"module 'sattn' has no attribute {name!r}")

@@ -786,8 +786,8 @@ def spec_block(spec):
 
 
 def is_dynamic(spec) -> bool:
-    """True when the plan depends on the values of q and k (BlockTopK, TopKPerQuery parts)."""
-    if isinstance(spec, (S.BlockTopK, S.TopKPerQuery)):
+    """True when the plan depends on the values of q and k (BlockTopK, TopKPerQuery, MoBA parts)."""
+    if isinstance(spec, (S.BlockTopK, S.TopKPerQuery, S.MoBA)):
         return True
     parts = spec.parts if isinstance(spec, S._Combination) else spec.specs if isinstance(spec, S.PerHead) else ()
     return any(is_dynamic(p) for p in parts)
@@ -819,6 +819,12 @@ def tiles(spec, q, k, geo: Geometry, *, scale, threads) -> Tiles:
             b, r = rows // geo.nqb, rows % geo.nqb
             pieces.append((((b * geo.Hq + h) * geo.nqb + r) * geo.nkb + col, t.full, t.bits))
         return Tiles.concat(geo, PB, geo.Hq, pieces)
+    if isinstance(spec, S.MoBA):
+        if spec.block % geo.block:
+            raise ValueError(f"tile: {spec!r} needs a plan block dividing its block {spec.block}, got "
+                             f"{geo.block} (alone it is planned with gcd(block, tile))")
+        from sattn import learned
+        return learned.moba_tiles(spec, q, k, geo)
     key = None
     if isinstance(spec, (S.MaskFn, S.FromMask, S.FlexBlockMask)):
         key = (spec, geo.B, geo.Hq, geo.Lq, geo.Lk, geo.block)
@@ -842,6 +848,6 @@ def tiles(spec, q, k, geo: Geometry, *, scale, threads) -> Tiles:
 
 def build_plan(spec, q, k, prob, *, tile: int, scale: float, threads: int):
     """The BlockPlan of a user spec for this problem (cached for masks, see the module doc)."""
-    block = spec_block(spec) or tile
+    block = spec_block(spec) or (math.gcd(spec.block, tile) if isinstance(spec, S.MoBA) else tile)
     geo = Geometry(prob.B, prob.Hq, prob.Lq, prob.Lk, block)
     return tiles(spec, q, k, geo, scale=scale, threads=threads).to_plan()

@@ -185,6 +185,9 @@ def _user_mask(spec, q, k, prob, rows, p, scale) -> np.ndarray:
                                               np.int64(h), p[:, None], np.arange(Lk)[None, :])
                 out[b, h] = (vis == "full") | ((vis == "partial") & fn_vals)
         return out
+    if isinstance(spec, S.MoBA):
+        from sattn import learned_reference
+        return learned_reference.moba_mask(spec, q, k)[:, :, rows]
     if isinstance(spec, S._Combination):
         parts = [dense_mask_numpy(part, q, k, rows=rows, scale=scale) for part in spec.parts]
         return np.logical_or.reduce(parts) if spec._op == "|" else np.logical_and.reduce(parts)

@@ -16,7 +16,7 @@ import numpy as np
 from sattn import _schema
 
 __all__ = ["Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery", "MaskFn", "FromMask",
-           "FlexBlockMask", "Union", "Intersection", "PerHead", "KIND_IDS", "check_spec"]
+           "FlexBlockMask", "Union", "Intersection", "PerHead", "MoBA", "KIND_IDS", "check_spec"]
 
 # Numeric kinds shared with C++ (sattn::SpecKind) and the plan file format (docs/bsr.md).
 KIND_IDS = {name: sp["kind_id"] for name, sp in _schema.SPECS.items()}
@@ -382,7 +382,55 @@ class PerHead(UserSpec):
         return "PerHead([" + ", ".join(repr(p) if isinstance(p, UserSpec) else str(p) for p in self.specs) + "])"
 
 
-USER_SPECS = (MaskFn, FromMask, FlexBlockMask, Union, Intersection, PerHead)
+class MoBA(UserSpec):
+    """Mixture of Block Attention (Lu et al., "MoBA: Mixture of Block Attention for Long-Context
+    LLMs", Moonshot AI 2025, arXiv:2502.13189): each query token attends to `topk` key blocks of
+    `block` keys, chosen by a parameter-free gate.
+
+    The keys are cut into blocks [c*block, (c+1)*block); block c's gate key is the mean of its
+    keys (over the keys it has: the last block may be short). Query token t (position
+    p = t + Lk - Lq) of head h scores block c by s_c = q_t . mean(k_c) with the keys of h's GQA kv
+    head. causal=True (the paper's setting): the block holding p is always selected and masked
+    causally (keys j <= p), the other topk - 1 are the best-scoring blocks that end before p's
+    block (all of them while fewer exist); causal=False: the topk best-scoring blocks of all.
+    Ties go to the lower block index. Softmax runs over the union of the selected keys; gradients
+    flow through that attention, not through the (discrete) selection, as in the paper.
+
+    Defaults are the paper's: block=512, topk=3 (its 1M-context runs use block 4096, topk 12).
+    Planned per (batch, query head) by sattn.learned (docs/specs.md, "Learned selections") into
+    blocks of gcd(block, tile) keys; equal when the fields are equal."""
+
+    __slots__ = ("block", "topk", "causal")
+
+    def __init__(self, block: int = 512, topk: int = 3, causal: bool = True):
+        for name, value in (("block", block), ("topk", topk)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+            if value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value}")
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal: expected a bool, got {type(causal).__name__} {causal!r}")
+        object.__setattr__(self, "block", int(block))
+        object.__setattr__(self, "topk", int(topk))
+        object.__setattr__(self, "causal", causal)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{self.kind} is immutable")
+
+    def params(self) -> dict:
+        return {"block": self.block, "topk": self.topk, "causal": self.causal}
+
+    def __eq__(self, other):
+        return type(other) is MoBA and other.params() == self.params()
+
+    def __hash__(self):
+        return hash((MoBA, self.block, self.topk, self.causal))
+
+    def __repr__(self):
+        return f"MoBA(block={self.block}, topk={self.topk}, causal={self.causal})"
+
+
+USER_SPECS = (MaskFn, FromMask, FlexBlockMask, Union, Intersection, PerHead, MoBA)
 
 
 def _or(self, other):
@@ -403,5 +451,5 @@ def check_spec(spec, name: str = "spec") -> None:
         raise TypeError(f"{name}: expected a spec instance such as {spec.__name__}(), got the class {spec.__name__}")
     if type(spec) not in CONTRACT_SPECS + USER_SPECS:
         raise TypeError(f"{name}: expected a sattn spec (Dense, SlidingWindow, BlockTopK, BigBird, "
-                        f"TopKPerQuery, MaskFn, FromMask, FlexBlockMask, a | b, a & b, PerHead), "
+                        f"TopKPerQuery, MaskFn, FromMask, FlexBlockMask, a | b, a & b, PerHead, MoBA), "
                         f"got {type(spec).__name__}")

@@ -76,6 +76,14 @@ def _check_call(where, q, k, v, spec, scale, plan, tile, force_plan, options):
     _inputs.check_bool("force_plan", force_plan)
     if isinstance(plan, BlockPlan):
         plan = check_plan(plan, spec, prob, tile=checked_tile, scale=scale)
+    if isinstance(spec, S.USER_SPECS):
+        # The specs users write (and MoBA) are planned on the host, with per-pair bitmaps that the
+        # kernels must read: the device planners know only the five contract specs.
+        if plan is None:
+            from sattn.plan import plan as host_plan
+            plan = host_plan(spec, q, k, tile=64 if checked_tile is None else checked_tile, scale=scale)
+        if isinstance(plan, BlockPlan):
+            plan = _import_kernels().P.from_host(plan, q.device, bitmap_masks=True)
     return scale, 64 if checked_tile is None else checked_tile, plan
 
 

@@ -127,6 +127,8 @@ def resolve_scale(scale, D: int) -> float:
     the kernels compute scale * q.k in float32, so a larger one overflows every score."""
     if scale is None:
         return 1.0 / math.sqrt(D)
+    if type(scale) in (float, int):  # checked first: torch.compile traces this, not _is_torch's module name
+        return _checked_scale(scale, scale)
     if _is_torch(scale):
         if scale.ndim != 0:
             raise TypeError(f"scale: expected a number or a 0-d tensor, got a tensor of shape {tuple(scale.shape)}")
@@ -142,10 +144,14 @@ def resolve_scale(scale, D: int) -> float:
         scale = scale[()]
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
         raise TypeError(f"scale: expected a real number or None, got {type(scale).__name__} {scale!r}")
-    value = float(scale)
+    return _checked_scale(float(scale), scale)
+
+
+def _checked_scale(value, given) -> float:
+    value = float(value)
     if not (math.isfinite(value) and _limits.MIN_SCALE <= value <= _limits.MAX_SCALE):
         raise ValueError(f"scale: expected a finite float > 0 in float32's normal range [2^-126, 2^127], "
-                         f"got {scale!r}")
+                         f"got {given!r}")
     return value
 
 

@@ -44,7 +44,8 @@ void sattn_bf16_to_f32(const uint16_t* x, int32_t n, float* y);
  * Returns max_j s[j] (-inf if no bit is set). */
 float sattn_row_scores_f32(const float* q, const float* kt, int64_t kt_ld, int32_t D, int32_t nk,
                            float scale, const uint8_t* mask, float* s);
-/* int8 variant: the dot products are exact int32 sums of int8*int8; then
+/* int8 variant: q and kt hold codes in [-127, 127] (the quantisers' range; -128 is never used, so
+ * two products sum within int16); the dot products are exact int32 sums of int8*int8; then
  * s[j] = float(dot) * qscale * kscale[j] (qscale carries the softmax scale and the query block's
  * quantisation scale, kscale[j] the scale of slot j's key block). */
 float sattn_row_scores_i8(const int8_t* q, const int8_t* kt, int64_t kt_ld, int32_t D, int32_t nk,

@@ -183,15 +183,25 @@ float sattn_row_scores_f32(const float* q, const float* kt, int64_t kt_ld, int32
 
 float sattn_row_scores_i8(const int8_t* q, const int8_t* kt, int64_t kt_ld, int32_t D, int32_t nk,
                           float qscale, const float* kscale, const uint8_t* mask, float* s) {
-  // int8 x int8 products fit int16 (|p| <= 16384): vwmul.vx to int16, then vwadd.wv into int32
-  // accumulators, which are exact for D up to 131071.
+  // Codes lie in [-127, 127], so one product is at most 16129 and two fit int16 (32258 < 2^15):
+  // per pair of features vwmul.vx + vwmacc.vx build the pair's sum in int16, and one vwadd.wv adds
+  // it to the int32 accumulators (exact for D up to 131071).
   const size_t vlmax = __riscv_vsetvlmax_e32m1();
   vfloat32m1_t vmax = __riscv_vfmv_v_f_f32m1(-INFINITY, vlmax);
   for (int32_t j = 0; j < nk;) {
     const size_t vl = __riscv_vsetvl_e32m8(size_t(nk - j));
     const int8_t* col = kt + j;
     vint32m8_t acc = __riscv_vmv_v_x_i32m8(0, vl);
-    for (int32_t d = 0; d < D; ++d) {
+    int32_t d = 0;
+    for (; d + 4 <= D; d += 4) {
+      vint16m4_t p0 = __riscv_vwmul_vx_i16m4(__riscv_vle8_v_i8m2(col + (d + 0) * kt_ld, vl), q[d + 0], vl);
+      p0 = __riscv_vwmacc_vx_i16m4(p0, q[d + 1], __riscv_vle8_v_i8m2(col + (d + 1) * kt_ld, vl), vl);
+      acc = __riscv_vwadd_wv_i32m8(acc, p0, vl);
+      vint16m4_t p1 = __riscv_vwmul_vx_i16m4(__riscv_vle8_v_i8m2(col + (d + 2) * kt_ld, vl), q[d + 2], vl);
+      p1 = __riscv_vwmacc_vx_i16m4(p1, q[d + 3], __riscv_vle8_v_i8m2(col + (d + 3) * kt_ld, vl), vl);
+      acc = __riscv_vwadd_wv_i32m8(acc, p1, vl);
+    }
+    for (; d < D; ++d) {
       const vint16m4_t prod = __riscv_vwmul_vx_i16m4(__riscv_vle8_v_i8m2(col + d * kt_ld, vl), q[d], vl);
       acc = __riscv_vwadd_wv_i32m8(acc, prod, vl);
     }

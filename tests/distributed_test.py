@@ -5,6 +5,8 @@ mismatch, a raising rank and a killed rank end every rank with a typed error in 
 One group of processes per world size runs many cases (forked, so nothing is imported twice)."""
 import multiprocessing
 import os
+import re
+import socket
 import tempfile
 import time
 import traceback
@@ -259,3 +261,40 @@ def test_faults(warm):
     assert killed["type"] == PeerFailure.__name__ and killed["peer"] == 1, killed
     assert "rank 0: " in killed["msg"] and killed["step"], killed
     assert killed["elapsed"] < 10, killed  # the closed connection, not the 20 s timeout
+
+
+def _doc_example():
+    root = os.environ.get("TEST_SRCDIR")
+    path = os.path.join(root, "sattn", "docs", "distributed.md") if root else \
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "distributed.md")
+    with open(path) as f:
+        return re.findall(r"^```python\n(.*?)^```$", f.read(), re.S | re.M)[0]
+
+
+def _example_entry(rank, world, port, code, queue):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    try:
+        exec(compile(code, "docs/distributed.md#example", "exec"), {"__name__": "__main__"})
+        queue.put((rank, "ok"))
+    except BaseException:
+        queue.put((rank, traceback.format_exc()))
+    queue.close()
+    queue.join_thread()
+    os._exit(0)
+
+
+def test_doc_example_runs(warm):
+    """docs/distributed.md's example, as torchrun would run it (env:// rendezvous), 2 ranks."""
+    code = _doc_example()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_example_entry, args=(r, 2, port, code, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=5)
+    assert results == {0: "ok", 1: "ok"}, results

@@ -133,7 +133,7 @@ def test_rocc_runs_the_cached_tile_and_path():
 @pytest.mark.parametrize("backend,field", [("rocc", "cycles"), ("rvv", "instructions")])
 def test_autotune_of_a_simulator_caches_what_the_backend_then_runs(backend, field, capsys):
     rc = cli.main(["autotune", "--backend", backend, "--profile", "mistral-7b-sliding-4k", "--quick",
-                   "--seq-len", "128", "--heads", "1", "--kv-heads", "1", "--head-dim", "16", "--json"])
+                   "--seq-len", "64", "--heads", "1", "--kv-heads", "1", "--head-dim", "16", "--json"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     best, default = res["best"], res["default"]
@@ -144,11 +144,11 @@ def test_autotune_of_a_simulator_caches_what_the_backend_then_runs(backend, fiel
     assert max(c["max_abs_diff_vs_default"] for c in res["candidates"]) < (0.1 if backend == "rocc" else 1e-4)
     from sattn.cli import profiles
     prof = profiles.get("mistral-7b-sliding-4k")
-    shape = prof.shape(True, seq_len=128, heads=1, kv_heads=1, head_dim=16)
+    shape = prof.shape(True, seq_len=64, heads=1, kv_heads=1, head_dim=16)
     mod = rvv if backend == "rvv" else rocc
     import torch
     rng = np.random.default_rng(1)
-    q, k, v = (torch.from_numpy(rng.standard_normal((1, h, 128, 16), dtype=np.float32)).bfloat16()
+    q, k, v = (torch.from_numpy(rng.standard_normal((1, h, 64, 16), dtype=np.float32)).bfloat16()
                for h in (shape["Hq"], shape["Hkv"], shape["Hkv"]))
     out = mod.attention(q, k, v, prof.spec(True), scale=0.25, return_lse=False)
     assert out.counters["tuned"] == 1 and out.counters[field] == best[field]

@@ -1,10 +1,13 @@
 """The `sattn` command line: every verb on a small case, usage errors, profile schema validation."""
 import base64
+import contextlib
 import copy
+import html
 import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -151,21 +154,31 @@ def test_autotune_caches_a_config_no_slower_than_default(tmp_path, capsys):
     assert key == res["key"] and tuning.lookup(key, "cpu", str(tmp_path)) == res["best"]["config"]
 
 
-def test_bench_and_report(tmp_path, capsys):
-    results = tmp_path / "r.jsonl"
-    rc, out, _ = run("bench", "--profile", "bigbird-base-4k", "--quick", "--seq-len", "256", "--heads", "1",
-                     "--kv-heads", "1", "--out", str(results), "--format", "jsonl", "--", "--repeat=1",
-                     "--warmup=0", capsys=capsys)
+@pytest.fixture(scope="module")
+def bench_report(tmp_path_factory):
+    """(rows, report page path): a small cpu bench through `sattn bench`, then `sattn report`."""
+    tmp = tmp_path_factory.mktemp("bench")
+    results = tmp / "r.jsonl"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli.main(["bench", "--profile", "bigbird-base-4k", "--quick", "--seq-len", "256", "--heads", "1",
+                       "--kv-heads", "1", "--out", str(results), "--format", "jsonl", "--", "--repeat=1",
+                       "--warmup=0"])
     assert rc == 0
-    rows = [json.loads(line) for line in out.splitlines()]
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [json.loads(line) for line in results.read_text().splitlines()] == rows
+    page_path = tmp / "report.html"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["report", str(results), "-o", str(page_path)]) == 0
+    return rows, page_path
+
+
+def test_bench_and_report(bench_report, capsys):
+    rows, page_path = bench_report
     assert rows and rows[0]["system"] == "cpu" and rows[0]["Lk"] == 256 and rows[0]["spec"] == "BigBird"
     assert rows[0]["max_abs_err"] < 1e-4
-    assert [json.loads(line) for line in results.read_text().splitlines()] == rows
     rc, _, err = run("bench", "--profile", "bigbird-base-4k", "--", "--no_such_flag", capsys=capsys)
     assert rc == 2 and "no_such_flag" in err
-    page_path = tmp_path / "report.html"
-    rc, out, _ = run("report", str(results), "-o", str(page_path), capsys=capsys)
-    assert rc == 0
     page = page_path.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
     assert not re.search(r'(src|href)="(?!data:)', page)  # self-contained: no other file
@@ -176,6 +189,49 @@ def test_bench_and_report(tmp_path, capsys):
         img = mpimg.imread(io.BytesIO(base64.b64decode(b)), format="png")
         assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 0  # decodes, not blank
     assert "RoCC roofline: no rows" in page
+
+
+def chromium():
+    """A headless Chromium on PATH (tools/setup.sh installs Debian's chromium-headless-shell)."""
+    for name in ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+# Appended to a copy of the report (the page itself has no script): once the page has loaded,
+# which of its images the browser decoded, with their sizes.
+PROBE = """<script>addEventListener("load", () => {
+  const imgs = [...document.images];
+  const drawn = imgs.filter(i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100);
+  const p = document.createElement("pre");
+  p.id = "probe";
+  p.textContent = JSON.stringify({images: imgs.length, drawn: drawn.length, title: document.title,
+                                  headings: document.querySelectorAll("h2").length});
+  document.body.appendChild(p);
+});</script>"""
+
+
+def test_report_renders_in_headless_chromium(request, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no chromium or chromium-headless-shell on PATH (tools/setup.sh installs "
+                    "chromium-headless-shell from Debian)")
+    page = request.getfixturevalue("bench_report")[1].read_text()
+    n = len(re.findall(r'<img [^>]*src="data:image/png;base64,', page))
+    assert n >= 3
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"))
+    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, f"the page did not load in {browser}: {res.stdout[:500]} {res.stderr[-1000:]}"
+    info = json.loads(html.unescape(found.group(1)))
+    assert info["images"] == n and info["drawn"] == n, info  # every plot decoded, none broken
+    assert info["title"] and info["headings"] >= 3
 
 
 def test_python_dash_m_sattn_runs_the_same_cli():

@@ -24,6 +24,7 @@ DEB_PACKAGES=(
   qemu-user                           # qemu-riscv64 7.2 (RVV 1.0, TCG plugins)
   verilator                           # 5.006
   python3-dev zip unzip
+  chromium-headless-shell             # //python:cli_test renders `sattn report` pages (100 MB download, 300 MB installed)
 )
 
 usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -89,6 +90,7 @@ check_tools() {
   chk riscv64-libstdc++ "ok" bash -c 'ls /usr/lib/gcc-cross/riscv64-linux-gnu/12/libstdc++.a /usr/riscv64-linux-gnu/include/c++/12/vector >/dev/null && echo ok'
   chk qemu-riscv64 "version 7.2" qemu-riscv64 --version
   chk verilator "Verilator 5.006" verilator --version
+  chk chromium-headless-shell "Chromium" chromium-headless-shell --version
   chk mlir-tblgen "version $LLVM_MAJOR." "mlir-tblgen-$LLVM_MAJOR" --version
   chk mlir-opt "version $LLVM_MAJOR." "mlir-opt-$LLVM_MAJOR" --version
   chk mlir-translate "version $LLVM_MAJOR." "mlir-translate-$LLVM_MAJOR" --version

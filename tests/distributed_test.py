@@ -39,6 +39,7 @@ def _specs():
         "window": sattn.SlidingWindow(window=4),
         "blocktopk_causal": sattn.BlockTopK(block=8, keep=0.3, causal=True),
         "blocktopk_max": sattn.BlockTopK(block=4, keep=0.4, score="max"),
+        "blocktopk_mean": sattn.BlockTopK(block=5, keep=0.5, global_blocks=0, local_blocks=2),
         "bigbird": sattn.BigBird(block=4, seed=3),
         "topk_per_query": sattn.TopKPerQuery(k=5, causal=True),
         "maskfn": sattn.MaskFn(_lower_triangle, array="numpy"),
@@ -48,8 +49,8 @@ def _specs():
     }
 
 
-FOUR_RANK_SPECS = ("dense_causal", "window_causal_dilated_global", "blocktopk_causal", "bigbird", "topk_per_query",
-                   "maskfn")
+FOUR_RANK_SPECS = ("dense_causal", "window_causal_dilated_global", "blocktopk_causal", "blocktopk_mean", "bigbird",
+                   "topk_per_query", "maskfn")
 
 
 def _ragged(world, layout):

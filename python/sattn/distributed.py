@@ -159,10 +159,29 @@ def _needs_of(plan, lengths, layout) -> np.ndarray:
     return needs
 
 
-def _meta_chunk_bytes(dynamic, max_len, B, Hq, Hkv, D, elt) -> int:
+def _selection_input(spec) -> str:
+    """What a spec's selection needs from the peers: nothing ("shape"), the float64 sums of q and
+    k over each block ("block_sums": BlockTopK with score="mean"), or q and k ("qk")."""
+    from sattn import custom
+    if not custom.is_dynamic(spec):
+        return "shape"
+    return "block_sums" if type(spec) is S.BlockTopK and spec.score == "mean" else "qk"
+
+
+def _max_block_slots(lengths, layout, blk) -> int:
+    return max(_query_blocks(r, blk).size for r in shard_ranges(lengths, layout))
+
+
+def _meta_chunk_bytes(spec, lengths, layout, blk, B, Hq, Hkv, D, elt) -> int:
     """Bytes each rank contributes to the metadata all_gathers (sent to every peer)."""
-    qk = max_len * B * (Hq + Hkv) * D * elt if dynamic else 0
-    return 8 * len(_FINGERPRINT_FIELDS) + qk
+    kind = _selection_input(spec)
+    if kind == "qk":
+        extra = max(lengths) * B * (Hq + Hkv) * D * elt
+    elif kind == "block_sums":
+        extra = _max_block_slots(lengths, layout, blk) * B * (Hq + Hkv) * D * 8
+    else:
+        extra = 0
+    return 8 * len(_FINGERPRINT_FIELDS) + extra
 
 
 def communication_model(spec, lengths, *, B: int = 1, Hq: int = 1, Hkv: int = 1, D: int = 64,
@@ -179,7 +198,7 @@ def communication_model(spec, lengths, *, B: int = 1, Hq: int = 1, Hkv: int = 1,
             raise ValueError(f"plan: {spec} depends on the values of q and k; pass plan=sattn.plan(spec, q, k)")
         plan = _shape_plan(spec, B, Hq, Hkv, L, D, tile)
     needs = _needs_of(plan, lengths, _check_layout(layout))
-    meta = _meta_chunk_bytes(dynamic, max(lengths), B, Hq, Hkv, D, element_size)
+    meta = _meta_chunk_bytes(spec, lengths, layout, plan.block, B, Hq, Hkv, D, element_size)
     return _model(needs, lengths, layout, plan.block, 2 * B * Hkv * D * element_size, meta)
 
 
@@ -400,6 +419,11 @@ def _merge(outs, lses):
     return out, lse
 
 
+def torch_arange(n):
+    import torch
+    return torch.arange(n)
+
+
 class _Run:
     """One call's exchange schedule, its sub-graphs for the backward, and its byte counts."""
 
@@ -421,7 +445,11 @@ class _Run:
         return sparse_attention(qs, ks, vs, S.Dense(), plan=plan, scale=self.scale, backend=self.backend,
                                 return_lse=True, **opts)
 
-    def _slots(self, x, rows, n):
+    @staticmethod
+    def _slots(x, rows, n):
+        """x's rows placed at `rows` of a zero buffer of n rows; x itself when that is the same."""
+        if n == x.shape[2] and bool((rows == torch_arange(n)).all()):
+            return x
         return x.new_zeros(x.shape[:2] + (n,) + x.shape[3:]).index_copy(2, rows.to(x.device), x)
 
     def forward(self, q, k, v):
@@ -449,10 +477,11 @@ class _Run:
         with torch.set_grad_enabled(self.grad):
             qs = self._slots(self.qd, self.q_rows, self.lq_slots)
             for st in local:
-                mine = torch.from_numpy(np.nonzero(self.needs[me][self.my_pos // blk])[0]).to(k.device)
+                mine = torch.from_numpy(np.nonzero(self.needs[me][self.my_pos // blk])[0])
                 rows = torch.from_numpy(st.key_rows)
-                ks = self._slots(self.kd.index_select(2, mine), rows, st.n_key_rows)
-                vs = self._slots(self.vd.index_select(2, mine), rows, st.n_key_rows)
+                every = mine.numel() == k.shape[2]
+                ks = self._slots(self.kd if every else self.kd.index_select(2, mine.to(k.device)), rows, st.n_key_rows)
+                vs = self._slots(self.vd if every else self.vd.index_select(2, mine.to(k.device)), rows, st.n_key_rows)
                 self.parts.append((st, None, None) + tuple(self._attend(qs, ks, vs, st.plan)))
             for st in remote:
                 buf, work = recvs[st.source]
@@ -465,8 +494,10 @@ class _Run:
                 comm.wait(work, "forward: sending keys/values", peer)
             if self.parts:
                 out, lse = _merge([p[3] for p in self.parts], [p[4] for p in self.parts])
-                rows = self.q_rows.to(q.device)
-                out, lse = out.index_select(2, rows).to(q.dtype), lse.index_select(2, rows)
+                if not (out.shape[2] == q.shape[2] and bool((self.q_rows == torch_arange(q.shape[2])).all())):
+                    rows = self.q_rows.to(q.device)
+                    out, lse = out.index_select(2, rows), lse.index_select(2, rows)
+                out = out.to(q.dtype)
             else:
                 out = q.new_zeros(q.shape)
                 lse = torch.full(q.shape[:3], -math.inf, dtype=torch.float32, device=q.device)
@@ -477,18 +508,21 @@ class _Run:
         import torch
         comm, me = self.comm, self.comm.rank
         blk = self.steps[0].plan.block if self.steps else 1
-        dq, dk, dv = torch.zeros_like(self.qd), torch.zeros_like(self.kd), torch.zeros_like(self.vd)
         if not self.parts:
-            return dq, dk, dv
+            return torch.zeros_like(self.qd), torch.zeros_like(self.kd), torch.zeros_like(self.vd)
+        dq = dk = dv = None
+
+        def add(acc, g):
+            return g if acc is None else acc + g
         flat = [t for p in self.parts for t in (p[3], p[4])]
         grads = torch.autograd.grad([self.out, self.lse], flat, [dout, dlse], allow_unused=True)
         g_parts = [(grads[2 * i], grads[2 * i + 1]) for i in range(len(self.parts))]
         recvs = []
         for peer in range(comm.world):  # dk/dv of this rank's rows that peers fetched
             if peer != me and self.needs[peer].any():
-                idx = self._send_rows(peer, blk).to(dk.device)
+                idx = self._send_rows(peer, blk).to(self.kd.device)
                 if idx.numel():
-                    buf = dk.new_empty((2,) + dk.shape[:2] + (idx.numel(), dk.shape[3]))
+                    buf = self.kd.new_empty((2,) + self.kd.shape[:2] + (idx.numel(), self.kd.shape[3]))
                     recvs.append((peer, idx, buf, comm.irecv(buf, peer, "grad")))
         sends = []
         order = [i for i, p in enumerate(self.parts) if p[1] is not None] + \
@@ -501,13 +535,14 @@ class _Run:
             leaves = [self.qd] + ([kr, vr] if kr is not None else [self.kd, self.vd])
             g = torch.autograd.grad([out_s, lse_s], leaves, [go, gl], allow_unused=True, retain_graph=True)
             g = [torch.zeros_like(t) if x is None else x for x, t in zip(g, leaves)]
-            dq += g[0]
+            dq = add(dq, g[0])
             if kr is not None:
                 buf = torch.stack([g[1], g[2]]).to(self.kd.dtype).contiguous()
                 sends.append((st.source, buf, comm.isend(buf, st.source, "grad")))
             else:
-                dk += g[1]
-                dv += g[2]
+                dk, dv = add(dk, g[1]), add(dv, g[2])
+        dk = torch.zeros_like(self.kd) if dk is None else dk
+        dv = torch.zeros_like(self.vd) if dv is None else dv
         for peer, idx, buf, work in recvs:
             comm.wait(work, "backward: receiving dk/dv", peer)
             dk.index_add_(2, idx, buf[0])
@@ -610,8 +645,10 @@ def context_parallel_attention(q, k, v, spec, *, group=None, layout: str = "cont
     lengths = _check_fingerprints(prints, comm.rank)
     L, ranges = sum(lengths), shard_ranges(lengths, layout)
     B, Hq, Hkv, D = q.shape[0], q.shape[1], k.shape[1], q.shape[3]
-    dynamic = custom.is_dynamic(spec)
-    if dynamic:
+    selection = _selection_input(spec)
+    if selection == "block_sums":
+        plan = _block_topk_plan(comm, q, k, spec, lengths, layout, scale)
+    elif selection == "qk":
         plan = _gathered_plan(comm, q, k, spec, lengths, layout, tile, scale)
     else:
         plan = _shape_plan(spec, B, Hq, Hkv, L, D, tile)
@@ -625,7 +662,7 @@ def context_parallel_attention(q, k, v, spec, *, group=None, layout: str = "cont
     out, lse = _FUNCTION.apply(q, k, v, run)
     result = (out, lse) if return_lse else (out,)
     if return_stats:
-        meta = _meta_chunk_bytes(dynamic, max(lengths), B, Hq, Hkv, D, q.element_size())
+        meta = _meta_chunk_bytes(spec, lengths, layout, plan.block, B, Hq, Hkv, D, q.element_size())
         model = _model(needs, lengths, layout, plan.block, 2 * B * Hkv * D * k.element_size(), meta)
         result += (CommStats(rank=comm.rank, world_size=comm.world, lengths=lengths, sent=comm.sent,
                              recv=comm.recv, model=model),)
@@ -648,3 +685,76 @@ def _gathered_plan(comm, q, k, spec, lengths, layout, tile, scale):
     qg = unshard([t[:, :, :m] for t, m in zip(qs, lengths)], layout)
     kg = unshard([t[:, :, :m] for t, m in zip(ks, lengths)], layout)
     return build_plan(spec, qg, kg, tile=tile, scale=scale)
+
+
+def _block_topk_plan(comm, q, k, spec, lengths, layout, scale):
+    """The global plan of BlockTopK(score="mean") from the block means alone: each rank sends the
+    float64 sums of its q and k rows over every block it overlaps (one all_gather, 1/block of the
+    rows), every rank adds them up in rank order and selects as the planner does
+    (docs/contract.md: scores scale * mean(q_a) . mean(k_c) in float64, NaN below every number,
+    ties to the lower block). Sums of a block split between ranks are added in another order
+    than one process adds them, so the scores may differ in the last bit of float64."""
+    import torch
+    from sattn.plan import BlockPlan
+    blk, L = spec.block, sum(lengths)
+    nb = -(-L // blk)
+    B, Hq, Hkv, D = q.shape[0], q.shape[1], k.shape[1], q.shape[3]
+    ranges = shard_ranges(lengths, layout)
+    slots = _max_block_slots(lengths, layout, blk)
+    mine = _query_blocks(ranges[comm.rank], blk)
+    pos = positions(lengths, comm.rank, layout)
+    slot_of_row = torch.from_numpy(np.searchsorted(mine, pos // blk)).to(q.device)
+    x = torch.cat([q.detach(), k.detach()], dim=1).double()
+    sums = x.new_zeros((B, Hq + Hkv, slots, D)).index_add_(2, slot_of_row, x)
+    gathered = comm.all_gather(sums, "block-sum all_gather (selection)")
+    total = np.zeros((B, Hq + Hkv, nb, D))
+    for r, g in enumerate(gathered):
+        blocks = _query_blocks(ranges[r], blk)
+        total[:, :, blocks] += g.cpu().numpy()[:, :, :blocks.size]
+    count = np.minimum((np.arange(nb) + 1) * blk, L) - np.arange(nb) * blk
+    means = total / count[None, None, :, None]
+    qm, km = means[:, :Hq], means[:, Hq:]
+    a = np.arange(nb)[:, None]
+    c = np.arange(nb)[None, :]
+    eligible = (c <= a) if spec.causal else np.ones((nb, nb), dtype=bool)
+    local = ((a - c >= 0) & (a - c < spec.local_blocks)) if spec.causal else (np.abs(a - c) < spec.local_blocks)
+    forced = eligible & ((c < spec.global_blocks) | local)
+    budget = np.minimum(eligible.sum(1), np.maximum(forced.sum(1), math.ceil(spec.keep * nb)))
+    extra = budget - forced.sum(1)
+    group = Hq // Hkv
+    keep = np.zeros((B, Hq, nb, nb), dtype=bool)
+    idx = np.broadcast_to(c, (nb, nb))
+    for b in range(B):
+        for h in range(Hq):
+            score = scale * (qm[b, h] @ km[b, h // group].T)
+            candidate = eligible & ~forced
+            nan = np.isnan(score)
+            order = np.lexsort((idx, np.where(nan, 0.0, -score), nan, ~candidate), axis=-1)
+            rank_of = np.empty_like(order)
+            np.put_along_axis(rank_of, order, np.arange(nb)[None, :].repeat(nb, 0), axis=-1)
+            keep[b, h] = forced | (candidate & (rank_of < extra[:, None]))
+    return _plan_from_keep(keep, blk, L, spec.causal)
+
+
+def _plan_from_keep(keep, blk, L, causal):
+    """A BlockPlan (plan_b = B, plan_h = Hq) keeping blocks keep[b, h, a, c]; causal diagonal
+    entries get the lower-triangle bitmap (a partial last block its own)."""
+    from sattn.plan import BlockPlan
+    B, Hq, nb, _ = keep.shape
+    wpr = -(-blk // 64)
+    rows, cols = np.nonzero(keep.reshape(B * Hq * nb, nb))
+    row_ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=B * Hq * nb))])
+    mask_idx = np.full(cols.size, -1, dtype=np.int64)
+    bitmaps = np.zeros(0, dtype=np.uint64)
+    if causal:
+        tri = np.arange(wpr * 64)[None, :] <= np.arange(blk)[:, None]
+        last_len = L - (nb - 1) * blk
+        tri_last = tri & (np.arange(blk)[:, None] < last_len)
+        pack = lambda m: np.packbits(m, axis=1, bitorder="little").view("<u8").astype(np.uint64).reshape(-1)  # noqa: E731
+        bitmaps = np.concatenate([pack(tri), pack(tri_last)])
+        a = rows % nb
+        diag = cols == a
+        mask_idx[diag] = np.where(a[diag] == nb - 1, 1, 0)
+    return BlockPlan(block=blk, B=B, Hq=Hq, Lq=L, Lk=L, plan_b=B, plan_h=Hq, q_block_begin=0, n_q_blocks=nb,
+                     n_k_blocks=nb, words_per_row=wpr, row_ptr=row_ptr, col_idx=cols, mask_idx=mask_idx,
+                     bitmaps=bitmaps)

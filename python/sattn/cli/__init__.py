@@ -7,6 +7,7 @@
     sattn autotune --backend X --profile NAME    search a backend's tunables, cache the best
     sattn report RESULTS.jsonl -o report.html    plots in one self-contained HTML page
     sattn bench-cp --world 2 | --simulate        context parallel over N processes; scaling model
+    sattn calibrate --profile NAME -o scales.json  static quantization scales; each method's error
 
 Usage errors exit 2 with one line on stderr; failures exit 1 with one line (--debug: traceback).
 """
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from sattn.cli import cp_bench
     cp_bench.add_parser(sub, _positive_int)
+    from sattn.cli import calibrate_verb
+    calibrate_verb.add_parser(sub, _positive_int)
     return ap
 
 
@@ -173,6 +176,8 @@ def main(argv=None) -> int:
             from sattn.cli.autotune import run
         elif args.verb == "bench-cp":
             from sattn.cli.cp_bench import run
+        elif args.verb == "calibrate":
+            from sattn.cli.calibrate_verb import run
         else:
             from sattn.cli.report import run
         return int(run(args) or 0)

@@ -132,16 +132,6 @@ def _emit(args, rows, cols):
 # ---------------------------------------------------------------------------------------------
 # Measured: N processes.
 
-def _time(fn, repeat):
-    fn()  # warm: plans, first-call op registration
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 def _worker(rank, args, store, queue):
     import torch
     import torch.distributed as dist
@@ -182,23 +172,30 @@ def _worker(rank, args, store, queue):
             sync()
             stats["fwdbwd"] = st
 
-        dist.barrier()
-        t_fwd = _time(fwd, args.repeat)
-        dist.barrier()
-        t_fb = _time(fwdbwd, args.repeat)
-        dist.barrier()
         single = None
-        if rank == 0:  # one process, the tokens one rank holds, the same threads
-            n = L // world
-            part = [t[:, :, :n].to(device) for t in (q, k, v)]
+        n = L // world
+        part = [t[:, :, :n].to(device) for t in (q, k, v)]
 
-            def single_fb():
-                leaves = [t.clone().requires_grad_() for t in part]
-                out = sattn.sparse_attention(*leaves, spec, backend=local, **opts)
-                out.sum().backward()
-                sync()
-            single = _time(single_fb, args.repeat)
+        def single_fb():  # one process, the tokens one rank holds, the same threads
+            leaves = [t.clone().requires_grad_() for t in part]
+            out = sattn.sparse_attention(*leaves, spec, backend=local, **opts)
+            out.sum().backward()
+            sync()
+
+        # Interleaved, so a change in the machine's load hits all three alike.
+        times = {"fwd": [], "fwdbwd": [], "single": []}
+        for i in range(args.repeat + 1):  # the first round warms (plans, op registration)
+            for name, fn in (("fwd", fwd), ("fwdbwd", fwdbwd), ("single", single_fb)):
+                dist.barrier()
+                if name == "single" and rank != 0:
+                    continue
+                t0 = time.perf_counter()
+                fn()
+                if i:
+                    times[name].append(time.perf_counter() - t0)
         dist.barrier()
+        t_fwd, t_fb = statistics.median(times["fwd"]), statistics.median(times["fwdbwd"])
+        single = statistics.median(times["single"]) if rank == 0 else None
         st = stats["fwdbwd"]
         queue.put((rank, {"fwd_s": t_fwd, "fwdbwd_s": t_fb, "single_fwdbwd_s": single, "threads": threads,
                           "sent": st.sent, "recv": st.recv, "model_recv": {p: st.model.recv[p][rank] for p in st.recv},

@@ -2,6 +2,9 @@
 from the papers' equations): plans, outputs and gradients on the cpu and reference backends
 (gradcheck on tiny float64 shapes), GQA, causal and not, ragged lengths, Lq != Lk; the same on
 CUDA through Triton where a GPU is present; and the refusals."""
+import os
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -92,6 +95,23 @@ def test_moba_output_and_gradients(shape, spec, backend, tol):
     assert_close(out, ref, tol, f"{spec} out on {backend}")
     for name, a, b in zip("qkv", g, gr):
         assert_close(a, b, tol, f"{spec} d{name} on {backend}")
+
+
+@pytest.mark.parametrize("shape, spec", [
+    ((1, 2, 1, 100, 100), sattn.MoBA(block=16, topk=3)),
+    ((2, 4, 2, 37, 101), sattn.MoBA(block=16, topk=2)),
+    ((1, 2, 2, 50, 50), sattn.MoBA(block=8, topk=3, causal=False)),
+    ((1, 2, 1, 64, 64), sattn.MoBA()),
+])
+@pytest.mark.parametrize("backend, tol", [("cpu", 2e-5), ("reference", 1e-12)])
+def test_moba_gathered_form(shape, spec, backend, tol):
+    """sattn.moba_attention (rows gathered by block, merged by LSE) gives the reference too."""
+    q, k, v = qkv(*shape)
+    out, g = grads(lambda q, k, v: sattn.moba_attention(q, k, v, spec, backend=backend), q, k, v)
+    ref, gr = grads(lambda q, k, v: R.moba_attention(q, k, v, spec), q, k, v)
+    assert_close(out, ref, tol, f"{spec} gathered out on {backend}")
+    for name, a, b in zip("qkv", g, gr):
+        assert_close(a, b, tol, f"{spec} gathered d{name} on {backend}")
 
 
 def test_moba_gradcheck():
@@ -202,6 +222,22 @@ def test_nsa_refusals():
         m(q, k, v, gates=torch.zeros(1, 1, 16, 2))
     with pytest.raises(TypeError, match="q: sattn.NSA takes torch tensors"):
         m(q.numpy(), k, v)
+
+
+# ---- the example of docs/specs.md --------------------------------------------------------------
+
+def test_docs_example_runs():
+    here = os.path.join(os.environ.get("TEST_SRCDIR", ""), "sattn", "docs", "specs.md")
+    path = here if os.path.exists(here) else os.path.join(os.path.dirname(__file__), "..", "docs", "specs.md")
+    with open(path) as f:
+        text = f.read()
+    section = re.search(r"<!-- learned:example -->(.*?)<!-- /learned:example -->", text, re.S).group(1)
+    code = re.findall(r"^```python\n(.*?)^```$", section, re.S | re.M)
+    assert code, "docs/specs.md: no python block in the learned-selection example"
+    namespace = {"__name__": "__docs__"}
+    for block in code:
+        exec(compile(block, "docs/specs.md#learned", "exec"), namespace)
+    assert namespace["q"].grad is not None and namespace["out"].shape == (1, 4, 1024, 64)
 
 
 # ---- CUDA (Triton) --------------------------------------------------------------------------

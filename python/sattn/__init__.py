@@ -8,6 +8,7 @@ docs/contract.md defines what every backend computes; sattn.reference.attention 
 from sattn.specs import BigBird, BlockTopK, Dense, SlidingWindow, Spec, TopKPerQuery
 from sattn.specs import FlexBlockMask, FromMask, Intersection, MaskFn, PerHead, Union
 from sattn.specs import MoBA
+from sattn.learned import moba_attention
 from sattn.mask import dense_mask
 from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
@@ -23,7 +24,7 @@ except ImportError:  # a source checkout used without a build (PYTHONPATH=python
 
 __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
-    "MaskFn", "FromMask", "FlexBlockMask", "Union", "Intersection", "PerHead", "MoBA", "NSA",
+    "MaskFn", "FromMask", "FlexBlockMask", "Union", "Intersection", "PerHead", "MoBA", "moba_attention", "NSA",
     "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
     "GradientNotSupported", "QuantNotSupported", "Quant", "Scales", "ScalesMismatch", "calibrate", "load_scales",
     "__version__",

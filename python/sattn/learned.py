@@ -33,47 +33,53 @@ def prefix_words(block: int, words: int) -> np.ndarray:
     return np.packbits(bits, axis=-1, bitorder="little").view("<u8").astype(np.uint64).reshape(block + 1, words)
 
 
-def selection_tiles(index: np.ndarray, geo, sel_block: int, *, causal: bool):
+def selection_tiles(index: np.ndarray, geo, sel_block: int, *, causal: bool, pos=None, n_keys=None):
     """Tiles of a per-token choice of key blocks.
 
-    index: int (PB, PH, Lq, n): selection blocks (of `sel_block` keys) chosen by each query token
-    (positions p = t + Lk - Lq), -1 for none; repeats are allowed. With causal=True the keys
-    after each token are dropped (and blocks wholly after it are not entered)."""
+    index: int (PB, PH, R, n): selection blocks (of `sel_block` keys) chosen by each query row,
+    -1 for none; repeats are allowed. `pos` (PB, PH, R): each row's position for the causal
+    limit (default: the plan row's own position, t + Lk - Lq; rows gathered out of order pass
+    theirs). With causal=True the keys after a row's position are dropped. Keys from `n_keys`
+    (default Lk) on are never visible (padding)."""
     from sattn.custom import Tiles
     index = np.asarray(index, dtype=np.int64)
-    PB, PH, Lq, n = index.shape
+    PB, PH, R, n = index.shape
     P = geo.block
     if sel_block % P:
         raise ValueError(f"block: the plan block {P} must divide the selection block {sel_block}")
     ratio = sel_block // P
-    pos = np.arange(Lq, dtype=np.int64) + geo.q_first                      # (Lq,)
-    a = pos // P                                                            # query block per token
-    # Plan key blocks of every choice: (PB, PH, Lq, n * ratio).
-    kb = (index[..., None] * ratio + np.arange(ratio)).reshape(PB, PH, Lq, n * ratio)
+    vpos = np.arange(R, dtype=np.int64) + geo.q_first                     # plan position of each row
+    pos = np.broadcast_to(vpos if pos is None else np.asarray(pos, dtype=np.int64), (PB, PH, R))
+    a = vpos // P                                                          # query block of each row
+    kb = (index[..., None] * ratio + np.arange(ratio)).reshape(PB, PH, R, n * ratio)
     kb = np.where(index.repeat(ratio, axis=-1) < 0, -1, kb)
     ok = (kb >= 0) & (kb < geo.nkb)
     if causal:
-        ok &= kb <= a[None, None, :, None]
+        ok &= kb * P <= pos[..., None]
     rows = ((np.arange(PB)[:, None, None, None] * PH + np.arange(PH)[None, :, None, None]) * geo.nqb
             + (a - geo.qb0)[None, None, :, None])
     key = np.broadcast_to(rows, kb.shape)[ok] * geo.nkb + kb[ok]
-    off = np.broadcast_to((pos - a * P)[None, None, :, None], kb.shape)[ok]  # token's row in its block
+    off = np.broadcast_to((vpos - a * P)[None, None, :, None], kb.shape)[ok]  # row within its block
     ukey, inv = np.unique(key, return_inverse=True)
     chosen = np.zeros((ukey.size, P), dtype=bool)
     chosen[inv.reshape(-1), off] = True
     e_row, e_col = ukey // geo.nkb, ukey % geo.nkb
     e_a = e_row % geo.nqb + geo.qb0
     klo, khi = geo.k_range(e_col)
-    kvalid = khi - klo + 1                                                  # keys in the key block
-    row_pos = e_a[:, None] * P + np.arange(P)[None, :]                      # positions of the rows
+    kvalid = khi - klo + 1                                                 # keys in the key block
+    real = kvalid if n_keys is None else np.clip(np.minimum(khi, n_keys - 1) - klo + 1, 0, None)
+    row_vpos = e_a[:, None] * P + np.arange(P)[None, :]                    # plan positions of the rows
     qlo, qhi = geo.q_range(e_a)
-    valid_row = (row_pos >= qlo[:, None]) & (row_pos <= qhi[:, None])
-    seen = np.broadcast_to(kvalid[:, None], chosen.shape)
+    valid_row = (row_vpos >= qlo[:, None]) & (row_vpos <= qhi[:, None])
+    seen = np.broadcast_to(real[:, None], chosen.shape)
     if causal:
+        r = np.clip(row_vpos - geo.q_first, 0, R - 1)
+        hb = e_row // geo.nqb                                              # pb * PH + ph
+        row_pos = pos.reshape(PB * PH, R)[hb[:, None], r]
         seen = np.minimum(seen, np.clip(row_pos - klo[:, None] + 1, 0, None))
     seen = np.where(chosen & valid_row, seen, 0)
     full = ((seen == kvalid[:, None]) | ~valid_row).all(axis=1)
-    bits = prefix_words(P, geo.words)[seen[~full]]                          # (partial entries, P, words)
+    bits = prefix_words(P, geo.words)[seen[~full]]                         # (partial entries, P, words)
     return Tiles(geo, PB, PH, ukey, full, bits)
 
 
@@ -161,24 +167,85 @@ def moba_tiles(spec, q, k, geo):
 # ---------------------------------------------------------------------------------------------
 # Plans from chosen blocks, and running them on any backend
 
-def choice_plan(index, B, Hq, Lq, Lk, sel_block: int, *, causal: bool, tile: int = 64):
-    """The BlockPlan of a per-token choice `index` (PB, PH, Lq, n), PB in (1, B), PH in (1, Hq)."""
+def choice_plan(index, B, Hq, Lq, Lk, sel_block: int, *, causal: bool, tile: int = 64, pos=None, n_keys=None):
+    """The BlockPlan of a per-row choice `index` (PB, PH, Lq, n), PB in (1, B), PH in (1, Hq)
+    (selection_tiles' `pos` and `n_keys` as there)."""
     from sattn.custom import Geometry
     geo = Geometry(B, Hq, Lq, Lk, plan_block(sel_block, tile))
-    return selection_tiles(index, geo, sel_block, causal=causal).to_plan()
+    return selection_tiles(index, geo, sel_block, causal=causal, pos=pos, n_keys=n_keys).to_plan()
 
 
-def attend_plan(q, k, v, plan, *, backend: str, scale=None, threads: int = 0):
-    """sattn.sparse_attention over the visible pairs of a plan built by hand (choice_plan): on
-    host tensors through the differentiable host op, on CUDA tensors through Triton with the
-    plan's bitmaps. Returns (out, lse)."""
+def attend_plan(q, k, v, plan, *, backend: str, scale: float, threads: int = 0):
+    """(out, lse) over the visible pairs of a plan built by hand (choice_plan), differentiable in
+    q, k, v and through lse: on host tensors through the host op (lse float64 for float64 inputs),
+    on CUDA tensors through Triton with the plan's bitmaps."""
+    import torch
     from sattn.api import sparse_attention
-    spec = S.Dense(causal=False)   # the plan alone decides what is visible (a plan made by hand)
-    on_gpu = _inputs._is_torch(q) and q.device.type == "cuda"
+    spec = S.Dense(causal=False)   # a label only: the plan alone decides what is visible
+    on_gpu = q.device.type == "cuda"
     if on_gpu and backend in ("auto", "triton"):
         from sattn.backends import triton as T
-        P = T._import_kernels().P
-        gp = P.from_host(plan, q.device, bitmap_masks=True)
+        gp = T._import_kernels().P.from_host(plan, q.device, bitmap_masks=True)
         return sparse_attention(q, k, v, spec, backend="triton", scale=scale, return_lse=True, plan=gp)
+    from sattn import _op
+    _inputs.check_qkv(q, k, v)
     opts = {"threads": threads} if backend in ("auto", "cpu") else {}
-    return sparse_attention(q, k, v, spec, backend=backend, scale=scale, return_lse=True, plan=plan, **opts)
+    grad_for = "".join(n for n, x in zip("qkv", (q, k, v)) if x.requires_grad) if torch.is_grad_enabled() else ""
+    out, lse, *_ = _op.host_attention(q, k, v, *_op._plan_tensors(plan), backend, _op._spec_text(spec),
+                                      _op._options_text(opts), float(scale), grad_for)
+    return out, lse
+
+
+def attend_choice(q, k, v, index, sel_block: int, *, causal: bool, backend: str = "auto", scale=None,
+                  threads: int = 0, tile: int = 64):
+    """Each query token's softmax attention over the keys of the blocks it chose, as both papers'
+    kernels compute it: the (token, choice) rows are gathered by chosen block, so the rows of a
+    plan tile read the same key block (the work is the visible pairs, not the union of choices
+    over a query tile); each row's (out, lse) comes from one plan call, and a token's rows are
+    merged by their LSE. index: int (B, Hq, Lq, n), distinct blocks per token, -1 for none.
+    Differentiable in q, k, v. Returns out (B, Hq, Lq, D)."""
+    import torch
+    from sattn import _inputs as I
+    prob = I.check_qkv(q, k, v)
+    scale = I.resolve_scale(scale, prob.D)
+    B, Hq, Lq, D = q.shape
+    Lk, n = k.shape[2], index.shape[-1]
+    R = Lq * n
+    dev = q.device
+    idx = torch.as_tensor(index, device=dev).reshape(B, Hq, R)
+    n_blocks = -(-Lk // sel_block)
+    row = torch.arange(R, device=dev)
+    order = (torch.where(idx < 0, n_blocks, idx) * R + row).argsort(dim=-1)   # by block, then token
+    tok = order // n                                                        # token of each gathered row
+    q_rows = torch.gather(q, 2, tok[..., None].expand(B, Hq, R, D))
+    Lk_pad = max(Lk, R)
+    k_pad, v_pad = ((x if Lk_pad == Lk else torch.nn.functional.pad(x, (0, 0, 0, Lk_pad - Lk))) for x in (k, v))
+    plan = choice_plan(torch.gather(idx, 2, order)[..., None].cpu().numpy(), B, Hq, R, Lk_pad, sel_block,
+                       causal=causal, tile=tile, pos=(tok + (Lk - Lq)).cpu().numpy(), n_keys=Lk)
+    out_rows, lse_rows = attend_plan(q_rows, k_pad, v_pad, plan, backend=backend, scale=scale, threads=threads)
+    back = order.argsort(dim=-1)
+    out_rep = torch.gather(out_rows, 2, back[..., None].expand(B, Hq, R, D)).reshape(B, Hq, Lq, n, D)
+    lse_rep = torch.gather(lse_rows.to(q.dtype if q.dtype == torch.float64 else torch.float32), 2,
+                           back).reshape(B, Hq, Lq, n)
+    seen = torch.isfinite(lse_rep)
+    none = ~seen.any(dim=-1, keepdim=True)
+    w = torch.softmax(torch.where(none, 0.0, lse_rep.masked_fill(~seen, float("-inf"))), dim=-1) * seen
+    return (w[..., None].to(out_rep.dtype) * out_rep).sum(dim=-2)
+
+
+def moba_attention(q, k, v, spec=None, *, backend: str = "auto", scale=None, threads: int = 0):
+    """sattn.MoBA attention (default: the paper's block 512, top-3, causal) in MoBA's own form:
+    each (query, chosen block) pair gathered by block, merged by LSE (attend_choice). The same
+    result as sparse_attention(q, k, v, spec), whose plan runs every query tile over the union of
+    its tokens' blocks; this one does the visible work only. torch tensors, any device;
+    differentiable in q, k, v. Returns out (B, Hq, Lq, D) in q's dtype."""
+    import torch
+    spec = S.MoBA() if spec is None else spec
+    if not isinstance(spec, S.MoBA):
+        raise TypeError(f"spec: expected a sattn.MoBA, got {type(spec).__name__}")
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: moba_attention takes torch tensors, got {type(x).__name__}")
+    choice = _moba_choice_torch(spec, q, k)
+    return attend_choice(q, k, v, choice, spec.block, causal=spec.causal, backend=backend, scale=scale,
+                         threads=threads).to(q.dtype)

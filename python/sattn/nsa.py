@@ -168,9 +168,8 @@ class NSA(nn.Module):
         Hkv, Lk = k.shape[1], k.shape[2]
         o_cmp, p_cmp = self._compressed(q, k, v, scale)
         chosen = self.selection(p_cmp, Lq, Lk)                               # (B, Hkv, Lq, n)
-        index = chosen.repeat_interleave(Hq // Hkv, dim=1).cpu().numpy()
-        plan = learned.choice_plan(index, B, Hq, Lq, Lk, self.block_sel, causal=True)
-        o_slc, _ = learned.attend_plan(q, k, v, plan, backend=backend, scale=scale, threads=threads)
+        o_slc = learned.attend_choice(q, k, v, chosen.repeat_interleave(Hq // Hkv, dim=1), self.block_sel,
+                                      causal=True, backend=backend, scale=scale, threads=threads)
         win = S.SlidingWindow(window=self.window, causal=True)
         opts = {"threads": threads} if backend in ("auto", "cpu") and q.device.type == "cpu" else {}
         o_win = sparse_attention(q, k, v, win, backend=backend, scale=scale, **opts)

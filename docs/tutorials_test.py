@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 SRC = os.path.join(os.environ.get("TEST_SRCDIR", ""), "sattn")
-PAGES = ("train_cpu.md", "riscv_qemu.md", "rocc_sim.md", "vendor_bazel.md")
+PAGES = ("train_cpu.md", "riscv_qemu.md", "rocc_sim.md", "vendor_bazel.md", "deploy_quantized.md")
 
 
 def read(rel):
@@ -23,8 +23,9 @@ def blocks(text, lang):
     return re.findall(r"^```" + lang + r"\n(.*?)^```$", text, re.S | re.M)
 
 
-@pytest.mark.parametrize("page", ["train_cpu.md", "riscv_qemu.md", "rocc_sim.md"])
-def test_python_blocks_run(page):
+@pytest.mark.parametrize("page", ["train_cpu.md", "riscv_qemu.md", "rocc_sim.md", "deploy_quantized.md"])
+def test_python_blocks_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pages may write files (deploy_quantized.md: scales.json)
     code = blocks(read("docs/tutorials/" + page), "python")
     assert code, f"{page} has no python block"
     namespace = {"__name__": "__tutorial__"}
@@ -40,7 +41,7 @@ def test_bench_commands_use_real_flags():
     for page in PAGES:
         for block in blocks(read("docs/tutorials/" + page), "sh"):
             for line in block.splitlines():
-                if not line.startswith("bazel run //tools:bench -- "):
+                if not (line.startswith("bazel run //tools:bench -- ") or line.startswith("bazel run -c opt //tools:bench -- ")):
                     continue
                 seen += 1
                 for arg in shlex.split(line.split(" -- ", 1)[1]):

@@ -95,7 +95,9 @@ def test_sparse_attention_quant_dispatch():
     out, lse = sattn.sparse_attention(tq, tk, tv, sattn.Dense(), backend="reference", quant=quant, return_lse=True)
     assert out.dtype == torch.float32 and lse.dtype == torch.float32
     np.testing.assert_allclose(out.numpy(), want.astype(np.float32), rtol=0, atol=0)
-    with pytest.raises(sattn.QuantNotSupported, match="backend: 'cpu'"):
+    with pytest.raises(sattn.QuantNotSupported, match="backend: 'triton'"):
+        sattn.sparse_attention(q, k, v, sattn.Dense(), backend="triton", quant=quant)
+    with pytest.raises(sattn.QuantNotSupported, match="quant.qk: the cpu backend"):
         sattn.sparse_attention(q, k, v, sattn.Dense(), backend="cpu", quant=quant)
     with pytest.raises(ValueError, match="scales"):
         sattn.sparse_attention(q, k, v, sattn.Dense(), backend="reference", scales=object())

@@ -62,6 +62,10 @@ flags.DEFINE_enum("format", "table", ["table", "json"], "Output format on stdout
 flags.DEFINE_string("out", None, "Write the JSON rows to this file (one JSON list).")
 flags.DEFINE_integer("vlen", None, "RVV vector length in bits (128, 256, 512): shorthand for --option vlen=N.")
 flags.DEFINE_multi_string("option", [], "Backend option key=value (e.g. --option vlen=256); repeatable.")
+flags.DEFINE_multi_string("quant", [], "Quantization scheme qk/pv/granularity[/v=int8|int4][/no-smooth] (e.g. "
+                          "int8/bf16/block; sattn.quant.parse_scheme): the backend's quantized forward, one row per "
+                          "scheme (repeatable), with the backend's unquantized forward as a peer in the same run "
+                          "(docs/bench.md).")
 
 
 def log(msg: str) -> None:
@@ -259,6 +263,8 @@ def main(argv):
 
     if FLAGS.mode == "fwdbwd":
         return run_fwdbwd(sattn, mod, name, spec, q, k, v, scale, options, visible)
+    if FLAGS.quant:
+        return run_quant(sattn, mod, name, spec, q, k, v, scale, options, flops)
     call = lambda: mod.attention(q, k, v, spec, scale=scale, return_lse=True, tile=FLAGS.tile, **options)  # noqa: E731
     log(f"running {name}: {FLAGS.warmup} warm-up + {FLAGS.repeat} timed")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -312,6 +318,93 @@ def main(argv):
         print(json.dumps(out_rows, indent=1, default=float))
     else:
         print_table(out_rows)
+    return 0
+
+
+def run_quant(sattn, mod, name, spec, q, k, v, scale, options, flops):
+    """--quant: each scheme's quantized forward and the backend's unquantized one, interleaved
+    rounds in this process (medians), each row with its error against float64 and against the
+    scheme's float64 model (sattn.quant.attention) on the checked rows, and the bytes a cached
+    token (K and V of one kv head) takes."""
+    from sattn import _inputs
+    from sattn import quant as Q
+    if not hasattr(mod, "quantized_attention"):
+        print(f"bench: --quant: backend {name} has no quantized path", file=sys.stderr)
+        return 2
+    try:
+        schemes = [(s_, Q.parse_scheme(s_)) for s_ in FLAGS.quant]
+    except ValueError as e:
+        print(f"bench: --quant: {e}", file=sys.stderr)
+        return 2
+    B, Hq, Lq, D = q.shape
+    Hkv, Lk = k.shape[1], k.shape[2]
+    systems = [(f"{name}_{label}", quant) for label, quant in schemes] + [(f"{name}_unquantized", None)]
+
+    def call(quant):
+        if quant is None:
+            return mod.attention(q, k, v, spec, scale=scale, return_lse=True, tile=FLAGS.tile, **options)
+        return mod.quantized_attention(q, k, v, spec, quant=quant, scale=scale, tile=FLAGS.tile,
+                                       **options)
+
+    results, times = {}, {s_: [] for s_, _ in systems}
+    log(f"running {', '.join(s_ for s_, _ in systems)}: {FLAGS.warmup} warm-up + {FLAGS.repeat} timed rounds, "
+        "interleaved")
+    for rnd in range(FLAGS.warmup + FLAGS.repeat):
+        for system, quant in systems:
+            t0 = time.perf_counter()
+            results[system] = call(quant)
+            if rnd >= FLAGS.warmup:
+                times[system].append(time.perf_counter() - t0)
+        if rnd >= FLAGS.warmup:
+            log(f"  round {rnd + 1 - FLAGS.warmup}/{FLAGS.repeat}: " + ", ".join(
+                f"{s_} {times[s_][-1] * 1e3:.1f} ms" for s_, _ in systems))
+    n_check = FLAGS.check_rows if FLAGS.check_rows is not None else (Lq if Lq <= 2048 else 64)
+    rows = np.unique(np.linspace(0, Lq - 1, num=min(n_check, Lq)).astype(np.int64)) if n_check else np.array([], np.int64)
+    vmax = float(np.abs(_inputs.to_numpy(v, np.float64)).max())
+    ref = sattn.reference.attention(q, k, v, spec, scale=scale, rows=rows) if len(rows) else None
+    base_ms = statistics.median(times[systems[-1][0]]) * 1e3
+    common = {
+        "spec": spec.kind, "spec_params": spec.params(), "B": B, "Hq": Hq, "Hkv": Hkv, "Lq": Lq, "Lk": Lk, "D": D,
+        "dtype": FLAGS.dtype, "device": FLAGS.device, "flops": flops,
+        "density": None if flops is None else flops / (4.0 * D * B * Hq * Lq * Lk),
+        "visible_pairs": None if flops is None else int(flops / (4.0 * D)),
+        "machine": machine_info(), "versions": versions(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "bazel run //tools:bench -- " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+    out_rows = []
+    for system, quant in systems:
+        res = results[system]
+        t = statistics.median(times[system])
+        row = dict(common)
+        got = _inputs.to_numpy(res.out, np.float64)[:, :, rows] if len(rows) else None
+        err = float(np.abs(got - ref).max()) if got is not None and got.size else None
+        err_model = None
+        if quant is not None and got is not None and got.size:
+            log(f"checking {len(rows)} rows of {system} against the scheme's float64 model")
+            model = Q.attention(q, k, v, spec, quant, scale=scale, rows=rows)
+            err_model = float(np.abs(got - model).max())
+        row.update({
+            "backend": name, "system": system, "quant": None if quant is None else quant.to_dict(),
+            "time_ms": t * 1e3, "time_kind": "wall time", "speedup_vs_unquantized": base_ms / (t * 1e3),
+            "gflops_effective": None if flops is None else flops / t / 1e9,
+            "max_abs_err": err, "err_rel_max_abs_v": None if err is None else err / vmax,
+            "max_abs_err_vs_quant_model": err_model, "max_abs_err_lse": None,
+            "error_budget_rel_max_abs_v": None if quant is None else Q.error_budget(quant),
+            "cache_bytes_per_token": Q.cache_bytes_per_token(quant, D, dtype_bytes=2 if FLAGS.dtype != "float32" else 4),
+            "rows_checked": int(len(rows)), "counters": res.counters, "note": res.note, "peak_rss_mb": None,
+        })
+        out_rows.append(row)
+    if FLAGS.out:
+        with open(FLAGS.out, "w") as f:
+            json.dump(out_rows, f, indent=1, default=float)
+        log(f"wrote {len(out_rows)} rows to {FLAGS.out}")
+    if FLAGS.format == "json":
+        print(json.dumps(out_rows, indent=1, default=float))
+    else:
+        print_table(out_rows)
+        print("cache bytes per token (K+V, one kv head): " + ", ".join(
+            f"{r['system']} {r['cache_bytes_per_token']:g}" for r in out_rows))
     return 0
 
 

@@ -58,6 +58,42 @@ struct BackwardArgs {
 // way to drop a row) contributes nothing. Errors as Attention().
 Status AttentionBackward(const BackwardArgs& args, const BlockPlan& plan);
 
+// Quantized attention (docs/contract.md, "Quantization"; sattn.quant is its float64 model):
+// int8 Q K^T with exact int32 dot products, softmax in fp32, P V in fp32 or bf16.
+enum class QuantGranularity : int32_t { kBlock = 0, kToken = 1, kChannel = 2 };
+enum class PvFormat : int32_t { kF32 = 0, kBF16 = 1 };
+
+struct QuantArgs {
+  Shape shape;                // as AttentionArgs; q, k, v fp32, out fp32
+  double scale = 0.0;
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  float* out = nullptr;
+  float* lse = nullptr;       // optional; the lse of the unsmoothed scores
+  int32_t num_threads = 0;
+  QuantGranularity granularity = QuantGranularity::kBlock;
+  int32_t block = 64;         // tokens per scale group under kBlock
+  bool smooth_k = true;       // subtract K's mean over tokens before quantizing it
+  PvFormat pv = PvFormat::kBF16;
+  int32_t v_qmax = 0;         // V stored as integer codes in [-v_qmax, v_qmax] (127: int8, 7: int4); 0: not
+  // Static clips (scale = clip / qmax; values beyond saturate), or null for per-call amax:
+  // clip_q (Hq); clip_k and clip_v (Hkv), (Hkv, D) under kChannel. clip_v only with v_qmax.
+  const double* clip_q = nullptr;
+  const double* clip_k = nullptr;
+  const double* clip_v = nullptr;
+  // The kernel set: null for the best this CPU runs, else "avx512_vnni", "avx2" or "portable"
+  // (tests run each; one this CPU cannot run is Invalid naming isa).
+  const char* isa = nullptr;
+};
+
+// Errors as Attention(), plus Invalid naming q, k or v when it holds NaN or Inf (a scale over
+// them is meaningless) and naming the quantization field that is out of range.
+Status AttentionQuant(const QuantArgs& args, const BlockPlan& plan);
+
+// The quantized kernel's ISA on this CPU: "avx512_vnni", "avx2" or "portable".
+const char* QuantIsaName();
+
 }  // namespace cpu
 }  // namespace sattn
 

@@ -63,6 +63,34 @@ inline V Pow2Bits(V t) {
 
 #include "cc/cpu/kernel.inc"
 
+// The quantized kernel (kernel_int8.inc). No unsigned x signed byte dot with int32 sums here:
+// vpmaddubsw takes |q| (unsigned) and k with q's sign (vpsignb), its int16 pair sums are at
+// most 2 * 127 * 127 and never saturate, vpmaddwd widens them. P V runs in fp32.
+#define SATTN_QUANT_TARGET
+#define SATTN_BF16_PAIRS 0
+using VI = __m256i;
+constexpr int32_t kQOffset = 0;
+constexpr const char* kQuantIsaName = "avx2";
+inline VI IZero() { return _mm256_setzero_si256(); }
+inline VI LoadI(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline VI BcastI(int32_t x) { return _mm256_set1_epi32(x); }
+inline VI SubI(VI a, VI b) { return _mm256_sub_epi32(a, b); }
+inline V ToFloat(VI a) { return _mm256_cvtepi32_ps(a); }
+inline VI DotQ(VI acc, VI qb, VI k) {
+  const __m256i prod = _mm256_maddubs_epi16(_mm256_sign_epi8(qb, qb), _mm256_sign_epi8(k, qb));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(prod, _mm256_set1_epi16(1)));
+}
+inline V RoundBf16(V p) {
+  const __m256i u = _mm256_castps_si256(p);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+  return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u))));
+}
+
+#include "cc/cpu/kernel_int8.inc"
+
+#undef SATTN_QUANT_TARGET
+#undef SATTN_BF16_PAIRS
 #undef SATTN_NVMAX
 #undef SATTN_RMAX
 }  // namespace
@@ -81,6 +109,7 @@ namespace sattn {
 namespace cpu {
 namespace internal {
 const Isa* IsaAvx2() { return &avx2::kIsa; }
+const QuantIsa* QuantIsaAvx2() { return &avx2::kQuantIsa; }
 bool CpuHasAvx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -95,6 +124,7 @@ namespace sattn {
 namespace cpu {
 namespace internal {
 const Isa* IsaAvx2() { return nullptr; }
+const QuantIsa* QuantIsaAvx2() { return nullptr; }
 bool CpuHasAvx2() { return false; }
 }  // namespace internal
 }  // namespace cpu

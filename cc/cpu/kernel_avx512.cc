@@ -1,6 +1,7 @@
 // AVX-512F build of kernel.inc: 16 lanes, 64-key chunks (one bitmap word = one __mmask16 per
 // vector), 6 query rows x 4 key vectors = 24 zmm accumulators per register tile.
-// Only compiled for x86-64; chosen at run time when the CPU and OS support AVX-512F.
+// Only compiled for x86-64; chosen at run time when the CPU and OS support AVX-512F. Its
+// quantized kernel (kernel_int8.inc) needs AVX-512 VNNI and BF16 as well.
 #include "cc/cpu/kernels.h"
 
 #if defined(__x86_64__)
@@ -72,6 +73,32 @@ inline V Pow2Bits(V t) {
 
 #include "cc/cpu/kernel.inc"
 
+// The quantized kernel (kernel_int8.inc): vpdpbusd for Q K^T (q codes + 128 as unsigned bytes,
+// k signed), vdpbf16ps for a bf16 P V. Only its functions carry VNNI and BF16, so the fp32
+// kernel above runs on every AVX-512F CPU.
+#define SATTN_QUANT_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,avx2,fma")))
+#define SATTN_BF16_PAIRS 1
+using VI = __m512i;
+constexpr int32_t kQOffset = 128;
+constexpr const char* kQuantIsaName = "avx512_vnni";
+SATTN_QUANT_TARGET inline VI IZero() { return _mm512_setzero_si512(); }
+SATTN_QUANT_TARGET inline VI LoadI(const void* p) { return _mm512_loadu_si512(p); }
+SATTN_QUANT_TARGET inline VI BcastI(int32_t x) { return _mm512_set1_epi32(x); }
+SATTN_QUANT_TARGET inline VI SubI(VI a, VI b) { return _mm512_sub_epi32(a, b); }
+SATTN_QUANT_TARGET inline V ToFloat(VI a) { return _mm512_cvtepi32_ps(a); }
+SATTN_QUANT_TARGET inline VI DotQ(VI acc, VI qb, VI k) { return _mm512_dpbusd_epi32(acc, qb, k); }
+SATTN_QUANT_TARGET inline void StorePBf16(uint16_t* dst, V p) {
+  const __m256bh h = _mm512_cvtneps_pbh(p);  // round to nearest even
+  std::memcpy(dst, &h, sizeof h);
+}
+SATTN_QUANT_TARGET inline V DotPair(V acc, uint32_t pw, const uint16_t* v) {
+  return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32(int(pw)), (__m512bh)_mm512_loadu_si512(v));
+}
+
+#include "cc/cpu/kernel_int8.inc"
+
+#undef SATTN_QUANT_TARGET
+#undef SATTN_BF16_PAIRS
 #undef SATTN_NVMAX
 #undef SATTN_RMAX
 }  // namespace
@@ -91,6 +118,13 @@ namespace sattn {
 namespace cpu {
 namespace internal {
 const Isa* IsaAvx512() { return &avx512::kIsa; }
+const QuantIsa* QuantIsaAvx512() { return &avx512::kQuantIsa; }
+bool CpuHasAvx512Vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+         __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("fma");
+}
 bool CpuHasAvx512() {
   __builtin_cpu_init();  // harmless if done; needed if called from another static initialiser
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
@@ -105,6 +139,8 @@ namespace sattn {
 namespace cpu {
 namespace internal {
 const Isa* IsaAvx512() { return nullptr; }
+const QuantIsa* QuantIsaAvx512() { return nullptr; }
+bool CpuHasAvx512Vnni() { return false; }
 bool CpuHasAvx512() { return false; }
 }  // namespace internal
 }  // namespace cpu

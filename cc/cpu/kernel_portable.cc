@@ -59,12 +59,46 @@ inline V Pow2Bits(V t) {
 
 #include "cc/cpu/kernel.inc"
 
+// The quantized kernel (kernel_int8.inc) on 4 int32 lanes; the byte products in plain C++.
+#define SATTN_QUANT_TARGET
+#define SATTN_BF16_PAIRS 0
+typedef int32_t VI __attribute__((vector_size(16)));
+constexpr int32_t kQOffset = 0;
+constexpr const char* kQuantIsaName = "portable";
+inline VI IZero() { return VI{0, 0, 0, 0}; }
+inline VI LoadI(const void* p) {
+  VI v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline VI BcastI(int32_t x) { return VI{x, x, x, x}; }
+inline VI SubI(VI a, VI b) { return a - b; }
+inline V ToFloat(VI a) { return __builtin_convertvector(a, V); }
+inline VI DotQ(VI acc, VI qb, VI k) {
+  int8_t a[16], b[16];
+  std::memcpy(a, &qb, 16);
+  std::memcpy(b, &k, 16);
+  for (int i = 0; i < 4; ++i)
+    for (int t = 0; t < 4; ++t) acc[i] += int32_t(a[4 * i + t]) * int32_t(b[4 * i + t]);
+  return acc;
+}
+inline V RoundBf16(V p) {
+  const VU u = (VU)p;
+  const VU r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  return (V)r;
+}
+
+#include "cc/cpu/kernel_int8.inc"
+
+#undef SATTN_QUANT_TARGET
+#undef SATTN_BF16_PAIRS
 #undef SATTN_NVMAX
 #undef SATTN_RMAX
 }  // namespace
 }  // namespace portable
 
 const Isa* IsaPortable() { return &portable::kIsa; }
+const QuantIsa* QuantIsaPortable() { return &portable::kQuantIsa; }
 
 }  // namespace internal
 }  // namespace cpu

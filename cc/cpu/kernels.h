@@ -118,6 +118,61 @@ struct Isa {
   void (*bwd_dkdv)(const BwdProblem& pr, int64_t item, const BwdScratch& sc);
 };
 
+// The quantized forward (kernel_int8.inc, driver attention_quant.cc). The driver quantizes q,
+// k (and v) per call and stages them; the kernel computes int8 Q K^T, fp32 softmax and P V in
+// fp32 or bf16 over the same plan rows as Row.
+struct QuantProblem {
+  Problem base;  // plan, shape, Dp, group, out (fp32), lse; base.v/v_ld/v_head_stride: fp32 V rows
+  // q codes: row (b*Hq + h)*Lq + i is nq int32 words (4 codes each, channel 4t at the low byte)
+  // at qw + row*nq, each code plus the ISA's q_offset (stored as a byte).
+  const int32_t* qw = nullptr;
+  int32_t nq = 0;               // ceil(D / 4)
+  const float* qrs = nullptr;   // per q row: its scale * softmax scale * log2(e)
+  // K codes of block u = bkv*n_k_blocks + c: chunk t (KSUB keys, the last narrower) at
+  // kc + u*kc_block_stride + t*nq*W*4, quad i of key j at byte (i*W + j)*4.
+  const int8_t* kc = nullptr;
+  int64_t kc_block_stride = 0;
+  int32_t W = 0;
+  int32_t keys_per_block = 0;   // n_chunks * W: stride of the per-key arrays below
+  const float* ks = nullptr;    // per key (u*keys_per_block + key in block): its K scale
+  const int32_t* kcorr = nullptr;  // per key: q_offset * sum of its codes (subtracted from the dot)
+  bool p_bf16 = false;          // pv = bf16: P rounded to bf16 before P V
+  // bf16 V in key pairs (ISAs with a bf16 pair dot, pv = bf16): for kv head bkv and key j,
+  // channel d at vp + bkv*vp_head_stride + (j/2)*2*Dp + 2*d + j%2.
+  const uint16_t* vp = nullptr;
+  int64_t vp_head_stride = 0;
+};
+
+struct QuantScratch {
+  float* o;       // block * Dp
+  float* m;       // block
+  float* l;       // block
+  float* p;       // rmax * ksub
+  float* alpha;   // rmax
+  uint16_t* pb;   // rmax * ksub: P as bf16 (bf16 pair dot)
+};
+
+struct QuantIsa {
+  const char* name;
+  int32_t lanes, ksub, rmax;
+  int32_t q_offset;  // added to every q code (vpdpbusd multiplies unsigned by signed bytes)
+  bool bf16_pairs;   // pv = bf16 runs a bf16 pair dot over QuantProblem::vp
+  void (*row)(const QuantProblem& pr, int64_t item, const QuantScratch& sc, const Partial* part);
+  void (*merge)(const Problem& pr, int64_t item, const Partial* parts, int n);
+};
+
+// Quantized kernels built into this binary (null where not compiled in), the CPU feature the
+// AVX-512 one needs (AVX-512 F/BW/VNNI/BF16), and the one AttentionQuant uses: the best
+// supported, or SATTN_CPU_ISA's (avx512, avx2, portable) when supported.
+const QuantIsa* QuantIsaAvx512();
+const QuantIsa* QuantIsaAvx2();
+const QuantIsa* QuantIsaPortable();
+bool CpuHasAvx512Vnni();
+const QuantIsa* SelectQuantIsa();
+
+Status AttentionQuantWithIsa(const QuantArgs& args, const BlockPlan& plan, const QuantIsa* isa,
+                             int64_t serial_below = int64_t(1) << 20);
+
 // Kernels built into this binary; null where the ISA is not compiled in (non-x86 hosts).
 const Isa* IsaAvx512();
 const Isa* IsaAvx2();

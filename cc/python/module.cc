@@ -264,6 +264,70 @@ py::tuple AttentionCpu(const py::array& q, const py::array& k, const py::array& 
   return py::make_tuple(out, want_lse ? py::object(lse) : py::object(py::none()));
 }
 
+// The quantized forward (cpu::AttentionQuant): fp32 q, k, v in, fp32 out; the scheme's fields
+// as sattn.Quant names them (granularity, block, smooth_k, pv) plus v_qmax (0: V unquantized);
+// clip_q/k/v: the static clips of a sattn.Scales as float64 arrays, or None (dynamic scales);
+// isa: "" for the best kernel here, or one kernel set by name (tests run each).
+py::tuple AttentionCpuQuant(const py::array& q, const py::array& k, const py::array& v, const py::dict& plan_d,
+                            const py::tuple& shape, double scale, int32_t threads, bool want_lse,
+                            const std::string& granularity, int32_t block, bool smooth_k, const std::string& pv,
+                            int32_t v_qmax, const py::object& clip_q, const py::object& clip_k,
+                            const py::object& clip_v, const std::string& isa) {
+  const Shape sh = ShapeFromTuple(shape);
+  const BlockPlan plan = PlanFromDict(plan_d);
+  cpu::QuantArgs args;
+  args.shape = sh;
+  args.scale = scale;
+  args.num_threads = threads;
+  if (granularity == "block") args.granularity = cpu::QuantGranularity::kBlock;
+  else if (granularity == "token") args.granularity = cpu::QuantGranularity::kToken;
+  else if (granularity == "channel") args.granularity = cpu::QuantGranularity::kChannel;
+  else throw py::value_error("quant.granularity: expected 'block', 'token' or 'channel', got '" + granularity + "'");
+  if (pv == "fp32") args.pv = cpu::PvFormat::kF32;
+  else if (pv == "bf16") args.pv = cpu::PvFormat::kBF16;
+  else throw py::value_error("quant.pv: the cpu backend runs 'fp32' or 'bf16', got '" + pv + "'");
+  args.block = block;
+  args.smooth_k = smooth_k;
+  args.v_qmax = v_qmax;
+  args.isa = isa.empty() ? nullptr : isa.c_str();
+  auto f32 = [](const py::array& a, const char* name, int64_t n) {
+    if (a.dtype().kind() != 'f' || a.itemsize() != 4 || !(a.flags() & py::array::c_style))
+      throw py::type_error(std::string(name) + ": expected a C-contiguous float32 array");
+    if (a.size() != n) throw py::value_error(std::string(name) + ": size does not match the shape");
+  };
+  const int64_t nq = int64_t(sh.B) * sh.Hq * sh.Lq * sh.D, nk = int64_t(sh.B) * sh.Hkv * sh.Lk * sh.D;
+  f32(q, "q", nq);
+  f32(k, "k", nk);
+  f32(v, "v", nk);
+  const bool channel = args.granularity == cpu::QuantGranularity::kChannel;
+  const int64_t per_kv = channel ? int64_t(sh.Hkv) * sh.D : sh.Hkv;
+  std::vector<py::array_t<double, py::array::c_style | py::array::forcecast>> keep;
+  auto clips = [&](const py::object& o, const char* name, int64_t n) -> const double* {
+    if (o.is_none()) return nullptr;
+    keep.emplace_back(py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(o));
+    if (!keep.back() || keep.back().size() != n)
+      throw py::value_error(std::string("scales.") + name + ": expected " + std::to_string(n) + " clip values");
+    return keep.back().data();
+  };
+  args.clip_q = clips(clip_q, "q", sh.Hq);
+  args.clip_k = clips(clip_k, "k", per_kv);
+  args.clip_v = clips(clip_v, "v", per_kv);
+  py::array_t<float> out(std::vector<py::ssize_t>{sh.B, sh.Hq, sh.Lq, sh.D});
+  py::array_t<float> lse(std::vector<py::ssize_t>{sh.B, sh.Hq, sh.Lq});
+  args.q = static_cast<const float*>(q.data());
+  args.k = static_cast<const float*>(k.data());
+  args.v = static_cast<const float*>(v.data());
+  args.out = out.mutable_data();
+  args.lse = want_lse ? lse.mutable_data() : nullptr;
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = cpu::AttentionQuant(args, plan);
+  }
+  Throw(st);
+  return py::make_tuple(out, want_lse ? py::object(lse) : py::object(py::none()));
+}
+
 // Gradients of attention_cpu over the same plan (cpu::AttentionBackward): fp32 arrays in, fp32
 // (dq, dk, dv) out; dlse may be None.
 py::tuple AttentionBackwardCpu(const py::array& q, const py::array& k, const py::array& v, const py::array& out,
@@ -426,6 +490,11 @@ PYBIND11_MODULE(_cc, m) {
   m.def("visible_pairs", [](const py::dict& d) { return PlanFromDict(d).VisiblePairs(); });
   m.def("attention_cpu", &AttentionCpu, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"),
         py::arg("shape"), py::arg("scale"), py::arg("dtype"), py::arg("threads") = 0, py::arg("want_lse") = false);
+  m.def("attention_cpu_quant", &AttentionCpuQuant, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"),
+        py::arg("shape"), py::arg("scale"), py::arg("threads"), py::arg("want_lse"), py::arg("granularity"),
+        py::arg("block"), py::arg("smooth_k"), py::arg("pv"), py::arg("v_qmax"), py::arg("clip_q"),
+        py::arg("clip_k"), py::arg("clip_v"), py::arg("isa") = "");
+  m.def("quant_cpu_isa", [] { return std::string(cpu::QuantIsaName()); });
   m.def("attention_backward_cpu", &AttentionBackwardCpu, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
         py::arg("lse"), py::arg("dout"), py::arg("dlse"), py::arg("plan"), py::arg("shape"), py::arg("scale"),
         py::arg("threads") = 0);

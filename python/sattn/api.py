@@ -91,7 +91,7 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
 
 # Backends with a quantized path; the reference's is the float64 error model (sattn.quant), the
 # others' modules define quantized_attention(q, k, v, spec, *, quant, scales, scale, **options).
-QUANT_BACKENDS = ("reference", "rocc", "rvv")
+QUANT_BACKENDS = ("reference", "cpu", "rocc", "rvv")
 
 
 def _quantized(q, k, v, spec, prob, backend, scale, return_lse, quant, scales, options):

@@ -276,6 +276,82 @@ def attention(q, k, v, spec, quant: Quant, *, scale=None, scales=None, return_ls
     return out, np.where(empty[..., 0], -np.inf, (m + np.log(safe))[..., 0] + shift)
 
 
+def scheme_name(quant: Quant) -> str:
+    """quant as qk/pv/granularity[/v=..][/no-smooth][/block=N] (fp8_e4m3 written fp8), the names
+    of docs/contract.md's table; parse_scheme reads them back."""
+    short = {"fp8_e4m3": "fp8"}
+    parts = [short.get(quant.qk, quant.qk), short.get(quant.pv, quant.pv), quant.granularity]
+    if quant.v is not None:
+        parts.append(f"v={quant.v}")
+    if not quant.smooth_k:
+        parts.append("no-smooth")
+    if quant.block != Quant.block:
+        parts.append(f"block={quant.block}")
+    return "/".join(parts)
+
+
+def parse_scheme(name: str) -> Quant:
+    """A Quant from its scheme_name (e.g. "int8/bf16/block/v=int8"); ValueError naming what is wrong."""
+    if not isinstance(name, str):
+        raise TypeError(f"scheme: expected a string like 'int8/bf16/block', got {type(name).__name__}")
+    parts = name.split("/")
+    if len(parts) < 3:
+        raise ValueError(f"scheme: expected qk/pv/granularity[/v=int8|int4][/no-smooth][/block=N], got {name!r}")
+    long = {"fp8": "fp8_e4m3"}
+    fields = {"qk": long.get(parts[0], parts[0]), "pv": long.get(parts[1], parts[1]), "granularity": parts[2]}
+    for extra in parts[3:]:
+        if extra == "no-smooth":
+            fields["smooth_k"] = False
+        elif extra.startswith("v="):
+            fields["v"] = extra[2:]
+        elif extra.startswith("block=") and extra[6:].isdigit():
+            fields["block"] = int(extra[6:])
+        else:
+            raise ValueError(f"scheme: unknown part {extra!r} in {name!r} (expected v=int8|int4, no-smooth or block=N)")
+    return Quant(**fields)
+
+
+# ---- synthetic inputs -----------------------------------------------------------------------------
+
+SYNTHETIC_KINDS = ("normal", "outlier")
+
+
+def outlier_channels(D: int) -> list:
+    """The K channels synthetic("outlier") makes large: 3, 17, 40, 61 of 64, scaled to D."""
+    return sorted({min(D - 1, c * D // 64) for c in (3, 17, 40, 61)})
+
+
+def synthetic(kind: str, amp: float, shape, seed: int):
+    """(q, k, v) float64 of shape (B, Hq, Hkv, L, D) = `shape`, the contract's two input
+    distributions (docs/contract.md, "Quantization"): "normal", N(0, 1); "outlier", like LLM
+    activations: q, k, v ~ amp * t(nu=3), and the outlier_channels(D) of K (the same in every
+    head) at +-20 amp with a t(3) spread of 2 amp, mostly a per-channel offset (what K smoothing
+    removes)."""
+    if kind not in SYNTHETIC_KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(map(repr, SYNTHETIC_KINDS))}, got {kind!r}")
+    B, Hq, Hkv, L, D = (int(x) for x in shape)
+    r = np.random.default_rng(seed)
+    if kind == "normal":
+        return tuple(r.standard_normal((B, h, L, D)) for h in (Hq, Hkv, Hkv))
+    q, k, v = (amp * r.standard_t(3, size=(B, h, L, D)) for h in (Hq, Hkv, Hkv))
+    ch = outlier_channels(D)
+    k[..., ch] = 20.0 * amp * (np.sign(r.standard_normal(len(ch))) + 0.1 * k[..., ch] / amp)
+    return q, k, v
+
+
+def cache_bytes_per_token(quant: Optional["Quant"], D: int, dtype_bytes: int = 2) -> float:
+    """Bytes one cached token (K and V of one kv head) takes under `quant` (None: unquantized,
+    `dtype_bytes` per value): one-byte codes for K (int8 or e4m3), V in quant.v (int8, packed int4) or pv's
+    precision, plus the scales (float32) the granularity stores per token (token: one each for
+    K and V; block: one per `block` tokens; channel: per channel, amortised to 0 per token)."""
+    if quant is None:
+        return 2.0 * D * dtype_bytes
+    k = float(D)  # int8 or e4m3: one byte a value
+    v = {"int8": D * 1.0, "int4": D / 2.0}.get(quant.v, D * {"fp32": 4.0, "bf16": 2.0, "fp8_e4m3": 1.0}[quant.pv])
+    per_tok = {"token": 4.0, "block": 4.0 / quant.block, "channel": 0.0}[quant.granularity]
+    return k + v + per_tok * (2 if quant.v is not None else 1)
+
+
 # ---- calibration ----------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -71,6 +71,73 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     return BackendResult(out=out, lse=lse, counters=counters, plan=plan)
 
 
+# What the quantized kernel runs (cc/cpu/kernel_int8.inc): int8 Q.K^T, P.V in fp32 or bf16,
+# V unquantized or as int8 / int4 codes, every granularity, with or without K smoothing.
+QUANT_SUPPORTED = {"qk": ("int8",), "pv": ("fp32", "bf16"), "v": (None, "int8", "int4")}
+_V_QMAX = {None: 0, "int8": 127, "int4": 7}
+QUANT_ISAS = ("avx512_vnni", "avx2", "portable")
+
+
+def check_quant_supported(quant) -> None:
+    """sattn.QuantNotSupported naming the first field of `quant` the cpu backend cannot run."""
+    from sattn.errors import QuantNotSupported
+    for field, allowed in QUANT_SUPPORTED.items():
+        value = getattr(quant, field)
+        if value not in allowed:
+            raise QuantNotSupported(f"quant.{field}: the cpu backend runs {field} in "
+                                    f"{', '.join(map(repr, allowed))}, got {value!r} (backend='reference' runs "
+                                    f"every scheme)")
+
+
+def quant_isa() -> str:
+    """The quantized kernel this CPU runs: 'avx512_vnni', 'avx2' or 'portable'."""
+    from sattn import _cc
+    return _cc.quant_cpu_isa()
+
+
+def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, return_lse: bool = True,
+                        plan: BlockPlan | None = None, tile: int | None = None, threads: int = 0,
+                        isa: str | None = None, **options):
+    """The quantized forward (docs/contract.md, "Quantization"; model: sattn.quant.attention):
+    int8 Q.K^T with exact int32 dot products (AVX-512 VNNI vpdpbusd or AVX2 vpmaddubsw, chosen
+    at run time), softmax in fp32, P.V in quant.pv (bf16: vdpbf16ps where the CPU has it), over
+    the same plan as attention(). q, k, v are quantized per call (dynamic scales) or with the
+    static clips of `scales`. Options as attention(), and isa: None (the best kernel this CPU
+    runs, quant_isa()) or one of QUANT_ISAS. out is float32 numpy."""
+    from sattn import _cc
+    from sattn import quant as Q
+    _inputs.check_options("the quantized cpu backend", options, _inputs.keyword_options(quantized_attention))
+    S.check_spec(spec)
+    Q.check_quant(quant)
+    check_quant_supported(quant)
+    prob = _inputs.check_qkv(q, k, v)
+    if prob.device != "cpu":
+        raise ValueError(f"q: the cpu backend needs host tensors, got device {prob.device}")
+    _inputs.check_no_grad(NAME, q, k, v)
+    if scales is not None:
+        Q.check_scales(scales, quant, prob)
+    scale = _inputs.resolve_scale(scale, prob.D)
+    tile = None if tile is None else check_tile(tile)
+    threads = _inputs.check_threads(threads)
+    return_lse = _inputs.check_bool("return_lse", return_lse)
+    if isa is not None and isa not in QUANT_ISAS:
+        raise ValueError(f"isa: expected None or one of {', '.join(map(repr, QUANT_ISAS))}, got {isa!r}")
+    t0 = time.perf_counter()
+    if plan is None:
+        plan = build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
+    else:
+        plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
+    t1 = time.perf_counter()
+    clips = (None, None, None) if scales is None else (scales.q, scales.k, scales.v if quant.v else None)
+    qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
+    out, lse = _cc.attention_cpu_quant(qa, ka, va, plan.to_dict(), prob.shape_tuple, scale, threads, return_lse,
+                                       quant.granularity, quant.block, bool(quant.smooth_k), quant.pv,
+                                       _V_QMAX[quant.v], *clips, isa=isa or "")
+    t2 = time.perf_counter()
+    counters = {"plan_ns": int((t1 - t0) * 1e9), "kernel_ns": int((t2 - t1) * 1e9), "nnz_blocks": plan.nnz}
+    return BackendResult(out=out, lse=lse, counters=counters, plan=plan, note=f"quantized kernel {isa or quant_isa()}")
+
+
 def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int | None = None, threads: int = 0,
                        **options):
     """dq, dk, dv (float32) over the forward's plan: the multithreaded kernels of

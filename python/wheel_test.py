@@ -28,7 +28,8 @@ def test_wheel_carries_every_backend_and_pyproject_metadata():
                  "sattn/cli/__init__.py", "sattn/cli/profile.schema.json", "sattn/profiles/bigbird-base-4k.json",
                  "sattn/_bench.py", "sattn/_triton/ops.py", "sattn/_rocc/sattn_rocc_sim.so",
                  "sattn/_rocc/sattn_rocc_consts.py",
-                 "sattn/_rvv/runner_riscv64", "sattn/_rvv/librvv_insn_count.so"):
+                 "sattn/_rvv/runner_riscv64", "sattn/_rvv/librvv_insn_count.so",
+                 "sattn/imc/__init__.py", "sattn/imc/designs/isaac-reram-32nm.json"):
         assert need in names, need
     dist = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
     # Nothing beside the package: a wheel that installs only `sattn` (and its dist-info).

@@ -6,6 +6,7 @@
     sattn bench --profile NAME --backend cpu     the benchmark (tools/bench.py), JSON lines out
     sattn autotune --backend X --profile NAME    search a backend's tunables, cache the best
     sattn report RESULTS.jsonl -o report.html    plots in one self-contained HTML page
+    sattn imc --spec block_topk --keep 0.125     sparse attention on compute-in-memory arrays
     sattn bench-cp --world 2 | --simulate        context parallel over N processes; scaling model
     sattn calibrate --profile NAME -o scales.json  static quantization scales; each method's error
 
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp_bench.add_parser(sub, _positive_int)
     from sattn.cli import calibrate_verb
     calibrate_verb.add_parser(sub, _positive_int)
+    from sattn.cli import imc_verb
+    imc_verb.add_parser(sub, _positive_int)
     return ap
 
 
@@ -178,6 +181,8 @@ def main(argv=None) -> int:
             from sattn.cli.cp_bench import run
         elif args.verb == "calibrate":
             from sattn.cli.calibrate_verb import run
+        elif args.verb == "imc":
+            from sattn.cli.imc_verb import run
         else:
             from sattn.cli.report import run
         return int(run(args) or 0)

@@ -6,7 +6,8 @@ Plots (each drawn when the rows have what it needs; the page says which were lef
   density vs L           what the spec keeps;
   error vs tolerance     max |out - float64 reference| per system, against the bf16/fp32 scale;
   RoCC roofline          MAC/cycle achieved vs arithmetic intensity (MACs per DMA byte);
-  RVV instruction mix    the counting plugin's classes per system.
+  RVV instruction mix    the counting plugin's classes per system;
+  IMC energy, latency    `sattn imc` rows: energy and latency vs density per design, dense dashed.
 Images are PNGs embedded as base64 data URIs: the page needs no other file.
 """
 from __future__ import annotations
@@ -169,9 +170,34 @@ def plot_insn_mix(rows, plt):
     return fig, None
 
 
+def plot_imc(rows, plt):
+    rs = [r for r in rows if r.get("backend") == "imc" and r.get("energy_j") is not None]
+    if not rs:
+        return None, "IMC energy and latency vs density: no `sattn imc` rows"
+    groups = defaultdict(list)
+    for r in rs:
+        groups[(r["design"], r.get("B"), r.get("Hq"), r.get("Hkv"), r["Lk"], r.get("D"))].append(r)
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4))
+    for (design, B, Hq, Hkv, Lk, D), g in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        g = sorted(g, key=lambda r: r["density"])
+        dens = [r["density"] for r in g]
+        label = f"{design} (B={B} Hq={Hq} Hkv={Hkv} L={Lk} D={D})"
+        line, = ax_e.plot(dens, [r["energy_j"] for r in g], marker="o", label=label)
+        ax_t.plot(dens, [r["latency_s"] for r in g], marker="o", color=line.get_color(), label=label)
+        ax_e.axhline(g[-1]["dense_energy_j"], ls="--", lw=0.8, color=line.get_color())
+        ax_t.axhline(g[-1]["dense_latency_s"], ls="--", lw=0.8, color=line.get_color())
+    ax_e.set(yscale="log", xlabel="density (visible pairs / Lq*Lk)", ylabel="energy (J)",
+             title="IMC energy vs density (dashed: dense)")
+    ax_t.set(yscale="log", xlabel="density (visible pairs / Lq*Lk)", ylabel="latency (s)",
+             title="IMC latency vs density (dashed: dense)")
+    ax_e.legend(fontsize=7)
+    fig.tight_layout()
+    return fig, None
+
+
 PLOTS = (("Time and speedup vs L", plot_time_speedup), ("Density vs L", plot_density),
          ("Error vs tolerance", plot_errors), ("RoCC roofline", plot_roofline),
-         ("RVV instruction mix", plot_insn_mix))
+         ("RVV instruction mix", plot_insn_mix), ("IMC energy and latency vs density", plot_imc))
 
 
 def _fmt(x):

@@ -31,6 +31,8 @@ DEFAULT_TIMEOUT_S = 120.0
 _FINGERPRINT_FIELDS = ("status", "q_len", "k_len", "v_len", "B", "Hq", "Hkv", "D", "dtype", "layout", "tile",
                        "scale", "spec")
 _TAGS = {"kv": 23001, "grad": 23002}
+_POST_STEPS = {"kv": ("forward: sending keys/values", "forward: receiving keys/values"),
+               "grad": ("backward: sending dk/dv", "backward: receiving dk/dv")}
 _DTYPE_CODES = {"float32": 1, "float64": 2, "bfloat16": 3, "float16": 4}
 
 
@@ -243,6 +245,7 @@ class _Step:
     key_rows: np.ndarray      # row in the step's key buffer of each received key (ascending positions)
     n_key_rows: int
     plan: object              # BlockPlan over (query slots, key slots)
+    q_rows: Optional[np.ndarray] = None  # rows of the query slot buffer this step runs (None: all)
 
 
 def _step_plans(plan, my_ranges, ranges_by_rank, needs_mine) -> tuple:
@@ -287,14 +290,25 @@ def _step_plans(plan, my_ranges, ranges_by_rank, needs_mine) -> tuple:
                 extra.append(words)
             e_mask[e] = extra_index[key]
         e_row, e_col, e_mask = e_row[keep], e_col[keep], e_mask[keep]
-        nkb_local = max(kblocks.size, qblocks.size)
+        # Only the query slots that see one of these keys run this step (a neighbour's window edge
+        # touches a few); at least one, so that every fetched row gets its (zero) dk/dv back.
+        nq = qblocks.size
+        active = np.unique(e_row % nq) if e_row.size else np.zeros(1, dtype=np.int64)
+        step_q_rows = None
+        if active.size < nq:
+            pos_in = np.full(nq, -1, dtype=np.int64)
+            pos_in[active] = np.arange(active.size)
+            e_row = (e_row // nq) * active.size + pos_in[e_row % nq]
+            step_q_rows = (active[:, None] * blk + np.arange(blk)).reshape(-1)
+        nq_step = active.size
+        nkb_local = max(kblocks.size, nq_step)
         bitmaps = np.concatenate([base] + [w[None] for w in extra]).reshape(-1) if extra else plan.bitmaps
-        row_ptr = np.concatenate([[0], np.cumsum(np.bincount(e_row, minlength=n_rows))])
-        sub = BlockPlan(block=blk, B=plan.B, Hq=plan.Hq, Lq=qblocks.size * blk, Lk=nkb_local * blk,
-                        plan_b=plan.plan_b, plan_h=plan.plan_h, q_block_begin=nkb_local - qblocks.size,
-                        n_q_blocks=qblocks.size, n_k_blocks=nkb_local, words_per_row=wpr,
+        row_ptr = np.concatenate([[0], np.cumsum(np.bincount(e_row, minlength=plan.plan_b * plan.plan_h * nq_step))])
+        sub = BlockPlan(block=blk, B=plan.B, Hq=plan.Hq, Lq=nq_step * blk, Lk=nkb_local * blk,
+                        plan_b=plan.plan_b, plan_h=plan.plan_h, q_block_begin=nkb_local - nq_step,
+                        n_q_blocks=nq_step, n_k_blocks=nkb_local, words_per_row=wpr,
                         row_ptr=row_ptr, col_idx=slot[e_col], mask_idx=e_mask, bitmaps=bitmaps)
-        steps.append(_Step(source=s, key_rows=key_rows, n_key_rows=nkb_local * blk, plan=sub))
+        steps.append(_Step(source=s, key_rows=key_rows, n_key_rows=nkb_local * blk, plan=sub, q_rows=step_q_rows))
     return q_rows, qblocks.size * blk, steps
 
 
@@ -326,20 +340,29 @@ class _Comm:
     def all_gather(self, t, step: str, phase: str = "meta"):
         import torch
         out = [torch.empty_like(t) for _ in range(self.world)]
-        work = self.dist.all_gather(out, t.contiguous(), group=self.group, async_op=True)
+        work = self._post(lambda: self.dist.all_gather(out, t.contiguous(), group=self.group, async_op=True), step)
         self.wait(work, step)
         nbytes = t.numel() * t.element_size() * (self.world - 1)
         self.sent[phase] += nbytes
         self.recv[phase] += nbytes
         return out
 
+    def _post(self, start, step: str, peer: Optional[int] = None):
+        """Starts an operation; a peer already gone fails here rather than in the wait."""
+        try:
+            return start()
+        except Exception as e:
+            raise PeerFailure(self.rank, step, peer, str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+
     def isend(self, t, peer: int, phase: str):
         self.sent[phase] += t.numel() * t.element_size()
-        return self.dist.isend(t, self._global(peer), group=self.group, tag=_TAGS[phase])
+        return self._post(lambda: self.dist.isend(t, self._global(peer), group=self.group, tag=_TAGS[phase]),
+                          _POST_STEPS[phase][0], peer)
 
     def irecv(self, t, peer: int, phase: str):
         self.recv[phase] += t.numel() * t.element_size()
-        return self.dist.irecv(t, self._global(peer), group=self.group, tag=_TAGS[phase])
+        return self._post(lambda: self.dist.irecv(t, self._global(peer), group=self.group, tag=_TAGS[phase]),
+                          _POST_STEPS[phase][1], peer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,6 +468,17 @@ class _Run:
         return sparse_attention(qs, ks, vs, S.Dense(), plan=plan, scale=self.scale, backend=self.backend,
                                 return_lse=True, **opts)
 
+    def _step(self, qs, ks, vs, st):
+        """One step's (out, lse) over every query slot row (rows it does not run: 0 and -inf)."""
+        import torch
+        if st.q_rows is None:
+            return tuple(self._attend(qs, ks, vs, st.plan))
+        idx = torch.from_numpy(st.q_rows).to(qs.device)
+        o, lse = self._attend(qs.index_select(2, idx), ks, vs, st.plan)
+        n = qs.shape[2]
+        out = o.new_zeros(o.shape[:2] + (n,) + o.shape[3:]).index_copy(2, idx, o)
+        return out, lse.new_full(lse.shape[:2] + (n,), -math.inf).index_copy(2, idx, lse)
+
     @staticmethod
     def _slots(x, rows, n):
         """x's rows placed at `rows` of a zero buffer of n rows; x itself when that is the same."""
@@ -482,14 +516,14 @@ class _Run:
                 every = mine.numel() == k.shape[2]
                 ks = self._slots(self.kd if every else self.kd.index_select(2, mine.to(k.device)), rows, st.n_key_rows)
                 vs = self._slots(self.vd if every else self.vd.index_select(2, mine.to(k.device)), rows, st.n_key_rows)
-                self.parts.append((st, None, None) + tuple(self._attend(qs, ks, vs, st.plan)))
+                self.parts.append((st, None, None) + self._step(qs, ks, vs, st))
             for st in remote:
                 buf, work = recvs[st.source]
                 comm.wait(work, "forward: receiving keys/values", st.source)
                 kr, vr = buf[0].detach().requires_grad_(self.grad), buf[1].detach().requires_grad_(self.grad)
                 rows = torch.from_numpy(st.key_rows)
                 ks, vs = self._slots(kr, rows, st.n_key_rows), self._slots(vr, rows, st.n_key_rows)
-                self.parts.append((st, kr, vr) + tuple(self._attend(qs, ks, vs, st.plan)))
+                self.parts.append((st, kr, vr) + self._step(qs, ks, vs, st))
             for peer, _, work in sends:
                 comm.wait(work, "forward: sending keys/values", peer)
             if self.parts:

@@ -42,6 +42,9 @@ MODES = {"plan": MODE_PLAN, "sliding": MODE_SLIDING, "dense": MODE_DENSE}
 _FLOAT_PTRS = {"LSE", "DELTA", "DLSE"}
 _DATA_PTRS = {"Q", "K", "V", "O", "DO", "DQ", "DK", "DV"}
 _FLOAT_SCALARS = {"qk_scale", "sm_scale"}
+# Stride tuples by argument name: how many int32 strides each holds.
+_STRIDE_TUPLES = {"sq": 3, "sk": 3, "sv": 3, "so": 3, "sl": 3, "sdo": 3, "sdq": 3, "sdk": 3, "sdv": 3}
+_STRIDE_TUPLES_FWD = dict(_STRIDE_TUPLES, so=4)     # the forward's O strides include the split's
 
 
 # Launch-time specialisation as the GPU machine's Triton applied it to a D=128, L=32768 launch
@@ -64,6 +67,8 @@ def _signature(fn, constexprs: dict, dtype: str) -> dict:
             sig[name] = "*i32"
         elif name in _FLOAT_SCALARS:
             sig[name] = "fp32"
+        elif name in _STRIDE_TUPLES:
+            sig[name] = ("i32",) * (_STRIDE_TUPLES_FWD if fn is F._fwd_kernel else _STRIDE_TUPLES)[name]
         else:
             sig[name] = "i32"
     return sig
@@ -184,7 +189,9 @@ def resources(kernel: str, tiles, *, mode: str = "plan", causal: bool = False, e
     const.update({k: v for k, v in _ONE_VALUED.items() if k in params})
     sig = _signature(fn, const, dtype)
     div16 = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(params)
-             if sig[name].startswith("*") or sig[name] == "i32"}
+             if isinstance(sig[name], str) and (sig[name].startswith("*") or sig[name] == "i32")}
+    div16.update({(i, j): [["tt.divisibility", 16]] for i, name in enumerate(params)
+                  if isinstance(sig[name], tuple) for j in range(len(sig[name]))})
     src = ASTSource(fn=fn, signature=sig, constexprs={(params.index(k),): v for k, v in const.items()},
                     attrs=div16)
     compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32),

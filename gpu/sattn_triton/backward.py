@@ -72,8 +72,7 @@ def _row_delta(o_base, som, do, dlse_rows, i, lse, row_ok, offs_d, d_ok, HAS_DLS
 
 @triton.jit
 def _bwd_dq_kernel(
-    Q, K, V, O, DO, LSE, DLSE, DELTA, DQ,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sdob, sdoh, sdom, sdqb, sdqh, sdqm,
+    Q, K, V, O, DO, LSE, DLSE, DELTA, DQ, sq, sk, sv, so, sdo, sdq,
     ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
     Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -84,6 +83,13 @@ def _bwd_dq_kernel(
     """dq of one query tile (one program per (query tile, batch*head)). It also computes
     delta = rowsum(dO * O) (minus dlse) for its rows and stores it for the dk/dv kernel, which
     runs after it on the same stream: the programs of this grid cover every query row."""
+    # (batch, head, row) stride tuples of Q, K, V, O, DO and DQ.
+    sqb, sqh, sqm = sq[0], sq[1], sq[2]
+    skb, skh, skn = sk[0], sk[1], sk[2]
+    svb, svh, svn = sv[0], sv[1], sv[2]
+    sob, soh, som = so[0], so[1], so[2]
+    sdob, sdoh, sdom = sdo[0], sdo[1], sdo[2]
+    sdqb, sdqh, sdqm = sdq[0], sdq[1], sdq[2]
     pid_t = tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = pid_bh // Hq
@@ -292,9 +298,7 @@ def _dkdv_head(dk, dv, k, v, b, h, c, n0, j_hi, j, offs_m, offs_d, d_ok,
 
 @triton.jit
 def _bwd_dkdv_kernel(
-    Q, K, V, DO, LSE, DELTA, DK, DV,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdom,
-    sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
+    Q, K, V, DO, LSE, DELTA, DK, DV, sq, sk, sv, sdo, sdk, sdv,
     COL_PTR, T_ROW, T_MASK, BITMAPS, t_sb, t_sh, n_k_blocks, q_block_begin,
     Hq, group, Lq, Lk, q_first, qk_scale, sm_scale, span, dilation, gtok,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -306,6 +310,13 @@ def _bwd_dkdv_kernel(
     batch*head)) over the query tiles that see it. GROUP_LOOP (GQA): pid_bh is (b, kv head) and the program walks every query head of the
     group in turn, accumulating into one dk/dv: K/V are loaded once per group and written once,
     with no per-query-head buffers. Otherwise pid_bh is (b, head) and group is 1."""
+    # (batch, head, row) stride tuples of Q, K, V, DO, DK and DV.
+    sqb, sqh, sqm = sq[0], sq[1], sq[2]
+    skb, skh, skn = sk[0], sk[1], sk[2]
+    svb, svh, svn = sv[0], sv[1], sv[2]
+    sdob, sdoh, sdom = sdo[0], sdo[1], sdo[2]
+    sdkb, sdkh, sdkn = sdk[0], sdk[1], sdk[2]
+    sdvb, sdvh, sdvn = sdv[0], sdv[1], sdv[2]
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
     if GROUP_LOOP:
@@ -446,7 +457,7 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     kv_blk = blk if mode == MODE_PLAN else kvm
     kv_qbb = qbb if mode == MODE_PLAN else 0
     # One stride() call per tensor (each is a C++ round trip on the launch path).
-    strides = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3])
+    strides = (q.stride()[:3], k.stride()[:3], v.stride()[:3])
     s_out, s_do, s_dq = out.stride()[:3], do.stride()[:3], dq.stride()[:3]
     s_dk, s_dv = dk.stride()[:3], dv.stride()[:3]
     n_dq = nqb * (dq_blk // dqm)
@@ -456,15 +467,13 @@ def backward(do, q, k, v, out, lse, *, scale: float, mode: int, causal: bool, wi
     even_dq = even_tiles(D, DP, (Lq, Lk), dq_blk if mode == MODE_PLAN else max(dqm, dqn))
     even_kv = even_tiles(D, DP, (Lq, Lk), blk if mode == MODE_PLAN else max(kvm, kvn))
     _bwd_dq_kernel[(n_dq, B * Hq)](
-        q, k, v, out, do, lse, dlse_c, delta, dq, *strides,
-        *s_out, *s_do, *s_dq,
+        q, k, v, out, do, lse, dlse_c, delta, dq, *strides, s_out, s_do, s_dq,
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, qbb,
         Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
         BLK=dq_blk, BLOCK_M=dqm, BLOCK_N=dqn, HAS_DLSE=dlse is not None, EVEN=even_dq,
         num_warps=dqw, num_stages=dqs, **register_cap(dq_register_cap(mode, dqw)), **common)
     _bwd_dkdv_kernel[(kv_tiles, B * Hkv)](
-        q, k, v, do, lse, delta, dk, dv, *strides,
-        *s_do, *s_dk, *s_dv,
+        q, k, v, do, lse, delta, dk, dv, *strides, s_do, s_dk, s_dv,
         col_ptr, t_row, t_mask, bitmaps, t_sb, t_sh, nkb, kv_qbb,
         Hq, group, Lq, Lk, q_first, scale * LOG2E, scale, window * dilation, dilation, global_tokens,
         BLK=kv_blk, BLOCK_M=kvm, BLOCK_N=kvn, GROUP_LOOP=group > 1, EVEN=even_kv,

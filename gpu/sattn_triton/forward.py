@@ -82,8 +82,7 @@ def _fwd_tiles(acc, m_i, l_i, q, k_base, v_base, skn, svn, t0, t1, pos, offs_n, 
 
 @triton.jit
 def _fwd_kernel(
-    Q, K, V, O, LSE,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som, sos, slb, slh, sls,
+    Q, K, V, O, LSE, sq, sk, sv, so, sl,
     ROW_PTR, COL_IDX, MASK_IDX, BITMAPS, plan_sb, plan_sh, q_block_begin,
     Hq, group, Lk, q_first, qk_scale, span, dilation, gtok, t_first,
     D: tl.constexpr, DP: tl.constexpr, BLK: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -91,6 +90,13 @@ def _fwd_kernel(
     BITMAP: tl.constexpr, WORDS: tl.constexpr, NUM_SPLITS: tl.constexpr, DOT_F32: tl.constexpr,
     PREC: tl.constexpr, HAS_MASK: tl.constexpr, PACK: tl.constexpr, EVEN: tl.constexpr,
 ):
+    # Stride tuples: sq, sk, sv (batch, head, row) of Q, K, V; so (batch, head, row, split) of O;
+    # sl (batch, head, split) of LSE, whose rows are contiguous. Split strides are 0 without splits.
+    sqb, sqh, sqm = sq[0], sq[1], sq[2]
+    skb, skh, skn = sk[0], sk[1], sk[2]
+    svb, svh, svn = sv[0], sv[1], sv[2]
+    sob, soh, som, sos = so[0], so[1], so[2], so[3]
+    slb, slh, sls = sl[0], sl[1], sl[2]
     # PACK > 1 (GQA decode, `gqa_pack`): the BLOCK_M rows of a program are PACK query heads (a
     # whole GQA group) x ROWS positions, so each K/V tile is read once per group instead of once
     # per head; axis 1 then runs over (b, kv head) and axis 0 starts at tile t_first (the first
@@ -323,8 +329,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
     assert sq[3] == 1 and sk[3] == 1 and sv[3] == 1
     grid = (n_prog, heads, num_splits)
     _fwd_kernel[grid](
-        q, k, v, out, lse,
-        *sq[:3], *sk[:3], *sv[:3], *so, *sl,
+        q, k, v, out, lse, sq[:3], sk[:3], sv[:3], so, sl,
         row_ptr, col_idx, mask_idx, bitmaps, plan_sb, plan_sh, q_block_begin,
         Hq, group, Lk, q_first, scale * LOG2E, window * dilation, dilation, global_tokens, t_first,
         D=D, DP=DP, BLK=blk, BLOCK_M=bm, BLOCK_N=bn, MODE=mode, CAUSAL=causal, PACK=pack,

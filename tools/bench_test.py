@@ -52,5 +52,23 @@ def test_compare_runs_peers_in_the_same_process(tmp_path):
     assert systems[:3] == ["cpu", "sdpa_dense", "sdpa_masked"]
 
 
+def test_quant_rows_per_scheme_with_the_unquantized_peer():
+    res = run("--backend", "cpu", "--spec", "block_topk", "--block", "16", "--seq_len", "64", "--head_dim", "32",
+              "--repeat", "1", "--quant", "int8/bf16/block", "--quant", "int8/fp32/token/v=int4", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [r["system"] for r in rows] == ["cpu_int8/bf16/block", "cpu_int8/fp32/token/v=int4", "cpu_unquantized"]
+    for r in rows:
+        assert SCHEMA <= set(r), SCHEMA - set(r)
+        assert r["speedup_vs_unquantized"] > 0 and r["err_rel_max_abs_v"] is not None
+    assert rows[0]["quant"]["pv"] == "bf16" and rows[0]["max_abs_err_vs_quant_model"] < 2e-3 * 5
+    assert rows[0]["err_rel_max_abs_v"] <= rows[0]["error_budget_rel_max_abs_v"]
+    # int8 K + bf16 V + a float32 scale per 64 tokens, against 2 * 32 float32 values
+    assert rows[0]["cache_bytes_per_token"] == 32 + 64 + 4 / 64 and rows[2]["cache_bytes_per_token"] == 256
+    assert rows[1]["cache_bytes_per_token"] == 32 + 16 + 8
+    bad = run("--backend", "cpu", "--seq_len", "64", "--quant", "int8/bf16")
+    assert bad.returncode == 2 and "--quant" in bad.stderr
+
+
 if __name__ == "__main__":
     raise SystemExit(pytest.main([__file__, "-q"]))

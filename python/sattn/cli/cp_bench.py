@@ -3,7 +3,8 @@
 Measured: N processes on this machine (gloo on CPU; NCCL on CUDA GPUs, one per process) run
 context_parallel_attention forward and forward+backward on one sequence sharded over them, and
 one process runs sattn.sparse_attention on L / N tokens (the work one rank holds) with the same
-threads; the table gives both times and the bytes each rank moved, next to ring attention's.
+threads, alone and then on every rank at once (as busy a machine as the parallel call makes);
+the table gives the times and the bytes each rank moved, next to ring attention's.
 
 Simulated (--simulate): the communication model (sattn.distributed.communication_model) for
 every rank count of --ranks, without processes: key/value bytes each rank receives against ring
@@ -183,9 +184,11 @@ def _worker(rank, args, store, queue):
             sync()
 
         # Interleaved, so a change in the machine's load hits all three alike.
-        times = {"fwd": [], "fwdbwd": [], "single": []}
+        # "single": rank 0 alone, the others idle; "concurrent": every rank runs its own single
+        # process at once, so the machine is as busy as under the context-parallel call.
+        times = {"fwd": [], "fwdbwd": [], "single": [], "concurrent": []}
         for i in range(args.repeat + 1):  # the first round warms (plans, op registration)
-            for name, fn in (("fwd", fwd), ("fwdbwd", fwdbwd), ("single", single_fb)):
+            for name, fn in (("fwd", fwd), ("fwdbwd", fwdbwd), ("single", single_fb), ("concurrent", single_fb)):
                 dist.barrier()
                 if name == "single" and rank != 0:
                     continue
@@ -196,8 +199,10 @@ def _worker(rank, args, store, queue):
         dist.barrier()
         t_fwd, t_fb = statistics.median(times["fwd"]), statistics.median(times["fwdbwd"])
         single = statistics.median(times["single"]) if rank == 0 else None
+        concurrent = statistics.median(times["concurrent"])
         st = stats["fwdbwd"]
-        queue.put((rank, {"fwd_s": t_fwd, "fwdbwd_s": t_fb, "single_fwdbwd_s": single, "threads": threads,
+        queue.put((rank, {"fwd_s": t_fwd, "fwdbwd_s": t_fb, "single_fwdbwd_s": single, "concurrent_fwdbwd_s": concurrent,
+                          "threads": threads,
                           "sent": st.sent, "recv": st.recv, "model_recv": {p: st.model.recv[p][rank] for p in st.recv},
                           "ring_recv_bytes": st.ring_bytes, "lengths": st.lengths}))
         dist.destroy_process_group()
@@ -235,9 +240,12 @@ def _measure(args):
                      "threads": res["threads"], "fwd_ms": 1e3 * res["fwd_s"], "fwdbwd_ms": 1e3 * res["fwdbwd_s"],
                      "single_half_fwdbwd_ms": 1e3 * results[0]["single_fwdbwd_s"],
                      "fwdbwd_over_single": res["fwdbwd_s"] / results[0]["single_fwdbwd_s"],
+                     "concurrent_single_fwdbwd_ms": 1e3 * res["concurrent_fwdbwd_s"],
+                     "fwdbwd_over_concurrent": res["fwdbwd_s"] / res["concurrent_fwdbwd_s"],
                      "kv_recv_bytes": res["recv"]["kv"], "kv_recv_model": res["model_recv"]["kv"],
                      "grad_recv_bytes": res["recv"]["grad"], "meta_recv_bytes": res["recv"]["meta"],
                      "ring_recv_bytes": res["ring_recv_bytes"]})
     _emit(args, rows, ("rank", "shard", "fwd_ms", "fwdbwd_ms", "single_half_fwdbwd_ms", "fwdbwd_over_single",
-                       "kv_recv_bytes", "kv_recv_model", "ring_recv_bytes"))
+                       "concurrent_single_fwdbwd_ms", "fwdbwd_over_concurrent", "kv_recv_bytes", "kv_recv_model",
+                       "ring_recv_bytes"))
     return 0

@@ -147,17 +147,20 @@ SATTN_STAGE_CLONES int32_t RowCodes(const float* x, int64_t D, const double* mea
 }
 
 // One V row in the P V operand format: its codes times the scale (scale null: V unquantized),
-// then rounded to bf16 when pv is bf16.
-SATTN_STAGE_CLONES void StageVRow(const float* x, int64_t D, const double* scale, bool per_channel, double qmax,
+// then rounded to bf16 when pv is bf16. Returns false when the row holds NaN or Inf.
+SATTN_STAGE_CLONES bool StageVRow(const float* x, int64_t D, const double* scale, bool per_channel, double qmax,
                                   bool bf16, float* out) {
+  float bad = 0.0f;
   for (int64_t d = 0; d < D; ++d) {
     float f = x[d];
+    bad += f - f;  // 0 for finite values, NaN for NaN or Inf
     if (scale) {
       const double sv = per_channel ? scale[d] : scale[0];
       f = float(Code(double(f), sv, qmax) * sv);
     }
     out[d] = bf16 ? RoundToBf16(f) : f;
   }
+  return bad == 0.0f;
 }
 
 // Per-row scales of one head of n rows (L x D floats, smoothed by `mean`, times mul per channel
@@ -345,14 +348,12 @@ Status AttentionQuantWithIsa(const QuantArgs& args, const BlockPlan& plan, const
           bad[2] = 1;
           continue;
         }
-      } else if (RowsAmax(src, Lk, D, zeros.data(), nullptr, nullptr) < 0.0) {
-        bad[2] = 1;
-        continue;
       }
       std::vector<float> row(static_cast<size_t>(D));
       for (int64_t j = 0; j < Lk; ++j) {
-        StageVRow(src + j * D, D, args.v_qmax ? (channel ? cs.data() : &rs[size_t(j)]) : nullptr, channel, qm,
-                  pv_bf16, row.data());
+        if (!StageVRow(src + j * D, D, args.v_qmax ? (channel ? cs.data() : &rs[size_t(j)]) : nullptr, channel, qm,
+                       pv_bf16, row.data()))
+          bad[2] = 1;
         if (pairs) {
           uint16_t* dst = vp.data + bkv * Lk2 * Dp + (j / 2) * 2 * Dp + j % 2;
           for (int64_t d = 0; d < D; ++d) dst[2 * d] = Bf16Bits(row[size_t(d)]);

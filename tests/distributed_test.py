@@ -299,3 +299,26 @@ def test_doc_example_runs(warm):
     for p in procs:
         p.join(timeout=5)
     assert results == {0: "ok", 1: "ok"}, results
+
+
+def test_bench_cp_verb(warm, capsys):
+    import json
+    from sattn import cli
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench-cp", "--help"])
+    assert e.value.code == 0 and "--simulate" in capsys.readouterr().out
+    assert cli.main(["bench-cp", "--simulate", "--ranks", "4,x"]) == 2
+    assert "--ranks" in capsys.readouterr().err
+    assert cli.main(["bench-cp", "--simulate", "--spec", "sliding_window", "--window", "64", "--seq-len", "4096",
+                     "--ranks", "2,4", "--heads", "1", "--head-dim", "8", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    row_bytes = 2 * 8 * 2  # k and v, one kv head, D = 8, bf16
+    assert [r["kv_recv_bytes_max"] for r in rows] == [64 * row_bytes, 128 * row_bytes]
+    assert [r["ring_recv_bytes_max"] for r in rows] == [2048 * row_bytes, 3072 * row_bytes]
+    assert cli.main(["bench-cp", "--world", "2", "--spec", "dense", "--causal", "--seq-len", "256", "--heads", "2",
+                     "--head-dim", "8", "--repeat", "1", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["rank"] for r in rows] == [0, 1]
+    for r in rows:
+        assert r["kv_recv_bytes"] == r["kv_recv_model"] and r["fwdbwd_ms"] > 0 and r["single_half_fwdbwd_ms"] > 0
+    assert rows[1]["kv_recv_bytes"] == rows[1]["ring_recv_bytes"]  # causal: rank 1 needs all of rank 0

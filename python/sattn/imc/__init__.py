@@ -17,7 +17,6 @@ __all__ = ["estimate", "designs", "load", "peak", "accuracy", "Arch", "ArchError
 
 
 def _shape_of(x, name):
-    import numpy as np
     if isinstance(x, tuple) and all(isinstance(v, int) for v in x):
         shape = x
     elif hasattr(x, "shape"):

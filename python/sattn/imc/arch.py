@@ -1,6 +1,7 @@
 """CIM architecture descriptions: data files under sattn/imc/designs/, loaded and validated.
 
-A description is a JSON object (designs/schema.md lists every field with its unit). `load(x)`
+A description is a JSON object (`_SECTIONS` below lists every field and its bounds; docs/imc.md
+says what each means, in joules, seconds, watts and mm^2). `load(x)`
 takes a shipped design's name, a path to a .json file, or a dict, and returns an `Arch`; any
 missing, unknown, mistyped or out-of-range field raises `ArchError` naming the field's path
 (e.g. "adc.bits").

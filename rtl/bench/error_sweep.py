@@ -4,7 +4,7 @@ tolerance and the quantized-call table in docs/backends/rocc.md.
     bazel run //rtl:error_sweep [-- --amps 0.5,1,2,4 --json rows.jsonl]
 
 (a) The contract suite's specs and edge cases with q, k ~ N(0, amp^2), v ~ N(0, 1); (b) the
-outlier-heavy inputs of tools/quant_error.py (amp * t(3) values, 4 K channels at ~20 amp), Dense
+outlier-heavy inputs of sattn.quant.synthetic (amp * t(3) values, 4 K channels at ~20 amp), Dense
 causal, B=1, Hq=4, Hkv=2, L=256, D=64. Columns: the plain forward (`fixed`: per-block amax scales,
 no smoothing) and the quantized path with sattn.Quant(qk="int8", pv="fp8_e4m3", v="int8",
 granularity="block"), K smoothed, with dynamic scales or static ones calibrated (max, percentile,
@@ -28,7 +28,6 @@ from sattn import quant as Q
 from sattn.backends import rocc
 from tests.contract_suite import EDGE_CASES, all_specs, make_inputs
 
-OUTLIER_CHANNELS = [3, 17, 40, 61]
 COLUMNS = ("fixed", "dynamic", "max", "percentile", "kl", "model_block", "model_token")
 
 
@@ -43,12 +42,8 @@ def normal(shape, amp, seed):
 
 
 def outliers(amp, seed, Hq=4, Hkv=2, L=256, D=64):
-    """tools/quant_error.py's outlier-heavy draw."""
-    r = np.random.default_rng(seed)
-    q, k, v = (amp * r.standard_t(3, size=(1, h, L, D)) for h in (Hq, Hkv, Hkv))
-    k[..., OUTLIER_CHANNELS] = 20.0 * amp * (np.sign(r.standard_normal(len(OUTLIER_CHANNELS)))
-                                             + 0.1 * k[..., OUTLIER_CHANNELS] / amp)
-    return tuple(x.astype(np.float32) for x in (q, k, v))
+    """The contract's outlier-heavy draw (sattn.quant.synthetic), float32."""
+    return tuple(x.astype(np.float32) for x in Q.synthetic("outlier", amp, (1, Hq, Hkv, L, D), seed))
 
 
 def errors(q, k, v, spec, cal):

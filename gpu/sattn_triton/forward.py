@@ -254,6 +254,21 @@ def fwd_tiles(head_dim: int, block: int, Lq: int, mode: int) -> tuple[int, int, 
     return bm, bn, warps, stages
 
 
+def check_fwd_tiles(tiles) -> tuple:
+    """`tiles` as (BLOCK_M, BLOCK_N, num_warps, num_stages): powers of two >= 16 for the tile
+    edges, num_warps in {1, 2, 4, 8, 16}, num_stages in [1, 8]; ValueError naming fwd_tiles else."""
+    ok = isinstance(tiles, (tuple, list)) and len(tiles) == 4 and all(
+        isinstance(x, int) and not isinstance(x, bool) for x in tiles)
+    if ok:
+        bm, bn, warps, stages = tiles
+        ok = (all(x >= 16 and x & (x - 1) == 0 for x in (bm, bn)) and warps in (1, 2, 4, 8, 16)
+              and 1 <= stages <= 8)
+    if not ok:
+        raise ValueError("fwd_tiles: expected (BLOCK_M, BLOCK_N, num_warps, num_stages) with tile edges powers "
+                         f"of two >= 16, num_warps in (1, 2, 4, 8, 16) and num_stages in [1, 8], got {tiles!r}")
+    return tuple(int(x) for x in tiles)
+
+
 def gqa_pack(Lq: int, group: int, block_m: int, plan=None) -> int:
     """How many query heads one forward program takes (`_fwd_kernel`'s PACK): a whole GQA group
     for decode-sized calls (Lq <= 16), so K/V tiles are read once per group, when the group is a
@@ -267,15 +282,18 @@ def gqa_pack(Lq: int, group: int, block_m: int, plan=None) -> int:
 
 
 def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, dilation: int = 1,
-            global_tokens: int = 0, plan=None, num_splits: int | None = None):
-    """Runs the forward kernel; returns (out (B,Hq,Lq,D) in q.dtype, lse (B,Hq,Lq) float32)."""
+            global_tokens: int = 0, plan=None, num_splits: int | None = None, tiles=None):
+    """Runs the forward kernel; returns (out (B,Hq,Lq,D) in q.dtype, lse (B,Hq,Lq) float32).
+    `tiles` (BLOCK_M, BLOCK_N, num_warps, num_stages, check_fwd_tiles) replaces fwd_tiles' table;
+    its edges are cut to divide the plan block as the table's are."""
     B, Hq, Lq, D = q.shape
     Hkv, Lk = k.shape[1], k.shape[2]
     q_first = Lk - Lq
     DP = padded_head_dim(D)
     if mode == MODE_PLAN:
         blk = plan.block
-        bm, bn, warps, stages = fwd_tiles(D, blk, Lq, mode)
+        bm, bn, warps, stages = fwd_tiles(D, blk, Lq, mode) if tiles is None else (
+            fit_tile(tiles[0], blk), fit_tile(tiles[1], blk), tiles[2], tiles[3])
         q_block_begin, n_q_blocks = plan.q_block_begin, plan.n_q_blocks
         row_ptr, col_idx, mask_idx = plan.row_ptr, plan.col_idx, plan.mask_idx
         bitmaps = plan.bitmaps if plan.bitmaps is not None and plan.bitmaps.numel() else col_idx
@@ -285,7 +303,7 @@ def forward(q, k, v, *, scale: float, mode: int, causal: bool, window: int = 0, 
         words = plan.words_per_row
         kv_tiles = plan.n_k_blocks * (blk // bn)
     else:
-        bm, bn, warps, stages = fwd_tiles(D, 1 << 30, Lq, mode)
+        bm, bn, warps, stages = fwd_tiles(D, 1 << 30, Lq, mode) if tiles is None else tiles
         blk = bm  # planless: a "block" is one query tile
         q_block_begin = q_first // blk
         n_q_blocks = cdiv(Lk, blk) - q_block_begin

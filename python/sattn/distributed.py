@@ -31,8 +31,6 @@ DEFAULT_TIMEOUT_S = 120.0
 _FINGERPRINT_FIELDS = ("status", "q_len", "k_len", "v_len", "B", "Hq", "Hkv", "D", "dtype", "layout", "tile",
                        "scale", "spec")
 _TAGS = {"kv": 23001, "grad": 23002}
-_POST_STEPS = {"kv": ("forward: sending keys/values", "forward: receiving keys/values"),
-               "grad": ("backward: sending dk/dv", "backward: receiving dk/dv")}
 _DTYPE_CODES = {"float32": 1, "float64": 2, "bfloat16": 3, "float16": 4}
 
 
@@ -354,15 +352,24 @@ class _Comm:
         except Exception as e:
             raise PeerFailure(self.rank, step, peer, str(e).splitlines()[0] if str(e) else type(e).__name__) from e
 
-    def isend(self, t, peer: int, phase: str):
-        self.sent[phase] += t.numel() * t.element_size()
-        return self._post(lambda: self.dist.isend(t, self._global(peer), group=self.group, tag=_TAGS[phase]),
-                          _POST_STEPS[phase][0], peer)
+    def batch(self, ops, step: str) -> list:
+        """Posts ops, (kind "send"/"recv", tensor, peer, phase), as one batch_isend_irecv (NCCL
+        needs a pair's sends and receives in one group); returns, per op, the works to wait on."""
+        p2p = []
+        for kind, t, peer, phase in ops:
+            (self.sent if kind == "send" else self.recv)[phase] += t.numel() * t.element_size()
+            fn = self.dist.isend if kind == "send" else self.dist.irecv
+            p2p.append(self.dist.P2POp(fn, t, self._global(peer), group=self.group, tag=_TAGS[phase]))
+        if not p2p:
+            return []
+        works = self._post(lambda: self.dist.batch_isend_irecv(p2p), step)
+        if len(works) == len(p2p):
+            return [[w] for w in works]
+        return [works] * len(p2p)  # one work for the whole batch (NCCL coalescing)
 
-    def irecv(self, t, peer: int, phase: str):
-        self.recv[phase] += t.numel() * t.element_size()
-        return self._post(lambda: self.dist.irecv(t, self._global(peer), group=self.group, tag=_TAGS[phase]),
-                          _POST_STEPS[phase][1], peer)
+    def wait_all(self, works, step: str, peer: int):
+        for w in works:
+            self.wait(w, step, peer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,17 +498,20 @@ class _Run:
         comm, blk = self.comm, self.steps[0].plan.block if self.steps else 1
         me = comm.rank
         B, Hkv, D = k.shape[0], k.shape[1], k.shape[3]
-        recvs, sends = {}, []
-        for st in self.steps:  # post every receive and send before computing anything
+        ops, recvs, sends = [], {}, []
+        for st in self.steps:  # every receive and send is posted before anything is computed
             if st.source != me:
                 buf = k.new_empty((2, B, Hkv, st.key_rows.size, D))
-                recvs[st.source] = (buf, comm.irecv(buf, st.source, "kv"))
+                recvs[st.source] = (buf, len(ops))
+                ops.append(("recv", buf, st.source, "kv"))
         for peer in range(comm.world):
             if peer != me and self.needs[peer].any():
                 idx = self._send_rows(peer, blk).to(k.device)
                 if idx.numel():
                     buf = torch.stack([k.index_select(2, idx), v.index_select(2, idx)]).contiguous()
-                    sends.append((peer, buf, comm.isend(buf, peer, "kv")))
+                    sends.append((peer, len(ops)))
+                    ops.append(("send", buf, peer, "kv"))
+        works = comm.batch(ops, "forward: posting the key/value exchange")
         self.qd = q.detach().requires_grad_(self.grad)
         self.kd = k.detach().requires_grad_(self.grad)
         self.vd = v.detach().requires_grad_(self.grad)
@@ -518,14 +528,14 @@ class _Run:
                 vs = self._slots(self.vd if every else self.vd.index_select(2, mine.to(k.device)), rows, st.n_key_rows)
                 self.parts.append((st, None, None) + self._step(qs, ks, vs, st))
             for st in remote:
-                buf, work = recvs[st.source]
-                comm.wait(work, "forward: receiving keys/values", st.source)
+                buf, i = recvs[st.source]
+                comm.wait_all(works[i], "forward: receiving keys/values", st.source)
                 kr, vr = buf[0].detach().requires_grad_(self.grad), buf[1].detach().requires_grad_(self.grad)
                 rows = torch.from_numpy(st.key_rows)
                 ks, vs = self._slots(kr, rows, st.n_key_rows), self._slots(vr, rows, st.n_key_rows)
                 self.parts.append((st, kr, vr) + self._step(qs, ks, vs, st))
-            for peer, _, work in sends:
-                comm.wait(work, "forward: sending keys/values", peer)
+            for peer, i in sends:
+                comm.wait_all(works[i], "forward: sending keys/values", peer)
             if self.parts:
                 out, lse = _merge([p[3] for p in self.parts], [p[4] for p in self.parts])
                 if not (out.shape[2] == q.shape[2] and bool((self.q_rows == torch_arange(q.shape[2])).all())):
@@ -551,17 +561,20 @@ class _Run:
         flat = [t for p in self.parts for t in (p[3], p[4])]
         grads = torch.autograd.grad([self.out, self.lse], flat, [dout, dlse], allow_unused=True)
         g_parts = [(grads[2 * i], grads[2 * i + 1]) for i in range(len(self.parts))]
-        recvs = []
+        ops, recvs, sends = [], [], []
         for peer in range(comm.world):  # dk/dv of this rank's rows that peers fetched
             if peer != me and self.needs[peer].any():
                 idx = self._send_rows(peer, blk).to(self.kd.device)
                 if idx.numel():
                     buf = self.kd.new_empty((2,) + self.kd.shape[:2] + (idx.numel(), self.kd.shape[3]))
-                    recvs.append((peer, idx, buf, comm.irecv(buf, peer, "grad")))
-        sends = []
-        order = [i for i, p in enumerate(self.parts) if p[1] is not None] + \
-                [i for i, p in enumerate(self.parts) if p[1] is None]
-        for i in order:  # remote parts first: their dk/dv go back while the local part runs
+                    recvs.append((peer, idx, buf, len(ops)))
+                    ops.append(("recv", buf, peer, "grad"))
+        remote = [i for i, p in enumerate(self.parts) if p[1] is not None]
+        local = [i for i, p in enumerate(self.parts) if p[1] is None]
+        works = None
+        for i in remote + local:  # remote parts first: their dk/dv travel while the local part runs
+            if i in local and works is None:
+                works = comm.batch(ops, "backward: posting the dk/dv exchange")
             st, kr, vr, out_s, lse_s = self.parts[i]
             go, gl = g_parts[i]
             go = torch.zeros_like(out_s) if go is None else go
@@ -572,17 +585,20 @@ class _Run:
             dq = add(dq, g[0])
             if kr is not None:
                 buf = torch.stack([g[1], g[2]]).to(self.kd.dtype).contiguous()
-                sends.append((st.source, buf, comm.isend(buf, st.source, "grad")))
+                sends.append((st.source, len(ops)))
+                ops.append(("send", buf, st.source, "grad"))
             else:
                 dk, dv = add(dk, g[1]), add(dv, g[2])
+        if works is None:
+            works = comm.batch(ops, "backward: posting the dk/dv exchange")
         dk = torch.zeros_like(self.kd) if dk is None else dk
         dv = torch.zeros_like(self.vd) if dv is None else dv
-        for peer, idx, buf, work in recvs:
-            comm.wait(work, "backward: receiving dk/dv", peer)
+        for peer, idx, buf, i in recvs:
+            comm.wait_all(works[i], "backward: receiving dk/dv", peer)
             dk.index_add_(2, idx, buf[0])
             dv.index_add_(2, idx, buf[1])
-        for peer, _, work in sends:
-            comm.wait(work, "backward: sending dk/dv", peer)
+        for peer, i in sends:
+            comm.wait_all(works[i], "backward: sending dk/dv", peer)
         self.parts = []
         return dq, dk, dv
 

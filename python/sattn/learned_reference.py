@@ -66,7 +66,7 @@ def masked_attention(q, k, v, mask, scale):
     group = q.shape[1] // k.shape[1]
     kr = k.repeat_interleave(group, dim=1)
     vr = v.repeat_interleave(group, dim=1)
-    m = torch.as_tensor(np.ascontiguousarray(mask), device=q.device)
+    m = torch.as_tensor(np.array(mask, dtype=bool), device=q.device)
     s = scale * q @ kr.transpose(-1, -2)
     s = s.masked_fill(~m, float("-inf"))
     empty = ~m.any(dim=-1, keepdim=True)
@@ -147,7 +147,8 @@ def nsa_attention(q, k, v, params: dict, *, l: int = 32, d: int = 16, l_sel: int
     s = scale * np.einsum("bhtd,bhnd->bhtn", q.detach().numpy(), kr)
     s = np.where(cmp_mask, s, -np.inf)
     has = cmp_mask.any(axis=-1, keepdims=True)
-    e = np.exp(s - np.where(has, s.max(axis=-1, keepdims=True), 0.0))
+    top = s.max(axis=-1, keepdims=True, initial=-np.inf)
+    e = np.exp(s - np.where(has, top, 0.0))
     p_cmp = np.where(has, e / np.where(has, e.sum(axis=-1, keepdims=True), 1.0), 0.0)
     n_blocks = -(-Lk // l_sel)
     p_slc = p_cmp @ nsa_overlap(n_cmp, n_blocks, l, d, l_sel)               # Eq. (9)

@@ -118,9 +118,12 @@ class NSA(nn.Module):
         vis = torch.arange(n, device=q.device)[None, :] * self.stride + self.block_cmp - 1 <= pos[:, None]
         qg = q.reshape(B, Hkv, group * Lq, D)
         s = (scale * qg @ kc.transpose(-1, -2)).reshape(B, Hkv, group, Lq, n)
-        s = s.masked_fill(~vis, float("-inf"))
-        empty = ~vis.any(dim=-1, keepdim=True)
-        p = torch.softmax(s.masked_fill(empty, 0.0), dim=-1).masked_fill(~vis, 0.0)
+        # Rows before the first compressed token sees nothing: they stay 0 (and get no gradient).
+        first = int(torch.count_nonzero(~vis.any(dim=-1)))
+        bias = torch.zeros(Lq - first, n, dtype=s.dtype, device=s.device).masked_fill_(~vis[first:], float("-inf"))
+        p = torch.softmax(s[..., first:, :] + bias, dim=-1)
+        if first:
+            p = torch.cat([p.new_zeros(B, Hkv, group, first, n), p], dim=-2)
         o = (p.reshape(B, Hkv, group * Lq, n) @ vc).reshape(B, Hq, Lq, D)
         return o, p.detach()
 
@@ -136,8 +139,9 @@ class NSA(nn.Module):
         with torch.no_grad():
             n_blocks = -(-Lk // self.block_sel)
             dev = p_cmp.device
-            p = p_cmp.to(torch.float64)
-            score = (p @ self._overlap(p.shape[-1], n_blocks, dev, p.dtype)).sum(dim=2)   # (B, Hkv, Lq, nb)
+            # Eq. (10)'s sum over the group's heads first: Eq. (9) is linear in p_cmp.
+            p = p_cmp.sum(dim=2).to(torch.float64)
+            score = p @ self._overlap(p.shape[-1], n_blocks, dev, p.dtype)   # (B, Hkv, Lq, nb)
             pos = torch.arange(Lq, device=dev) + (Lk - Lq)
             cur = (pos // self.block_sel)[:, None]
             c = torch.arange(n_blocks, device=dev)[None, :]

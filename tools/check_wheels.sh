@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the wheel for every CPython Bazel found (the toolchain's and @sattn_python's EXTRA_ABIS),
-# installs each into a fresh venv of that interpreter (numpy from the package index), and runs
-# `import sattn` outside the clone, the cpu/rvv/rocc backends on numpy arrays and `sattn doctor`.
+# checks it holds only the sattn package and its dist-info, installs each into a fresh venv of that
+# interpreter (numpy from the package index), and runs `import sattn` outside the clone, the
+# cpu/rvv/rocc backends on numpy arrays and `sattn doctor`.
 # Needs the package index (numpy for each version), so it is a script, not a Bazel test.
 #
 # Usage: tools/check_wheels.sh [PYTHON...]   (default: pyenv's newest 3.10, 3.11, 3.12, 3.13)
@@ -25,7 +26,13 @@ for py in "${pythons[@]}"; do
   bazel build "$target" 2>&1 | tail -n 1
   whl="$(ls "$(bazel info bazel-bin 2>/dev/null)"/python/sattn-*-"$tag"-"$tag"-*.whl)"
   "$py" -m venv "$tmp/$tag"
-  if "$tmp/$tag/bin/pip" install -q "$whl" && (cd "$tmp" && "$tmp/$tag/bin/python" -c '
+  # The wheel installs the sattn package and its dist-info, nothing beside them.
+  if "$py" -c '
+import sys, zipfile
+tops = {n.split("/")[0] for n in zipfile.ZipFile(sys.argv[1]).namelist()}
+extra = sorted(t for t in tops if t != "sattn" and not t.endswith(".dist-info"))
+assert not extra, f"installs beside sattn: {extra}"' "$whl" && \
+     "$tmp/$tag/bin/pip" install -q "$whl" && (cd "$tmp" && "$tmp/$tag/bin/python" -c '
 import numpy as np, sattn, sys
 rng = np.random.default_rng(0)
 q, k, v = (rng.standard_normal((1, 2, 64, 16)).astype(np.float32) for _ in range(3))

@@ -12,7 +12,7 @@ from sattn.learned import moba_attention
 from sattn.mask import dense_mask
 from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
-from sattn.errors import GradientNotSupported, QuantNotSupported
+from sattn.errors import GradientNotSupported, NormalizerNotSupported, QuantNotSupported
 from sattn.quant import Quant, Scales, ScalesMismatch, calibrate, load_scales
 from sattn import reference
 try:
@@ -26,7 +26,8 @@ __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
     "MaskFn", "FromMask", "FlexBlockMask", "Union", "Intersection", "PerHead", "MoBA", "moba_attention", "NSA",
     "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
-    "GradientNotSupported", "QuantNotSupported", "Quant", "Scales", "ScalesMismatch", "calibrate", "load_scales",
+    "GradientNotSupported", "NormalizerNotSupported", "QuantNotSupported", "Quant", "Scales", "ScalesMismatch",
+    "calibrate", "load_scales",
     "__version__",
 ]
 

@@ -31,7 +31,7 @@ def _like(x, template, dtype_of):
 
 
 def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return_lse: bool = False, quant=None,
-                     scales=None, **options):
+                     scales=None, normalizer: str = "softmax", **options):
     """Attention restricted to `spec`'s visible pairs (docs/contract.md).
 
     q (B, Hq, Lq, D); k, v (B, Hkv, Lk, D); torch tensors or numpy arrays. Returns out with q's
@@ -57,6 +57,12 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     Backends with a quantized path: sattn.api.QUANT_BACKENDS (each backend's page says which
     schemes it runs); others raise sattn.QuantNotSupported. Quantized calls have no backward
     (GradientNotSupported when a gradient is needed).
+
+    Normalizers (docs/contract.md, "Normalizers"): normalizer='softmax' (the default), 'sigmoid'
+    (out_i = sum_j sigmoid(s_ij - log Lk) v_j) or 'relu2' (out_i = sum_j relu(s_ij)^2 v_j / Lk)
+    over the spec's visible pairs, forward and backward, on sattn.normalizers.BACKENDS; other
+    backends, return_lse=True and quant= with a non-softmax normalizer raise
+    sattn.NormalizerNotSupported.
     """
     S.check_spec(spec)
     if not isinstance(backend, str):
@@ -69,6 +75,8 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     prob = _inputs.check_qkv(q, k, v)
     scale = _inputs.resolve_scale(scale, prob.D)
     check_block_fits(spec, prob)
+    if _check_normalizer(normalizer, backend, prob, return_lse, quant, scales) != "softmax":
+        options = dict(options, normalizer=normalizer)
     if quant is not None or scales is not None:
         return _quantized(q, k, v, spec, prob, backend, scale, return_lse, quant, scales, options)
     if prob.framework == "torch" and backend != "triton" and not (backend == "auto" and prob.device.startswith("cuda")):
@@ -87,6 +95,26 @@ def sparse_attention(q, k, v, spec, *, backend: str = "auto", scale=None, return
     else:
         lse = np.asarray(_inputs.to_numpy(res.lse) if _inputs._is_torch(res.lse) else res.lse, dtype=np.float32)
     return out, lse
+
+
+def _check_normalizer(normalizer, backend, prob, return_lse, quant, scales) -> str:
+    """The normalizer's name; NormalizerNotSupported for what a non-softmax one cannot do."""
+    from sattn import normalizers as N
+    from sattn.errors import NormalizerNotSupported
+    normalizer = N.check(normalizer)
+    if normalizer == "softmax":
+        return normalizer
+    name = _pick_auto(prob) if backend == "auto" else backend
+    if name not in N.BACKENDS:
+        raise NormalizerNotSupported(f"backend: {name!r}{' (auto)' if backend == 'auto' else ''} runs only "
+                                     f"normalizer='softmax', got {normalizer!r}; backends with every normalizer: "
+                                     f"{', '.join(N.BACKENDS)}")
+    if return_lse:
+        raise NormalizerNotSupported(f"return_lse: normalizer={normalizer!r} has no log-sum-exp (only softmax "
+                                     f"has one); call with return_lse=False")
+    if quant is not None or scales is not None:
+        raise NormalizerNotSupported(f"quant: quantized calls run normalizer='softmax' only, got {normalizer!r}")
+    return normalizer
 
 
 # Backends with a quantized path; the reference's is the float64 error model (sattn.quant), the

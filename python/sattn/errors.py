@@ -13,6 +13,12 @@ class QuantNotSupported(NotImplementedError):
     message names the backend and the scheme."""
 
 
+class NormalizerNotSupported(NotImplementedError):
+    """A call with normalizer='sigmoid' or 'relu2' (sparse_attention(..., normalizer=...)) that
+    cannot be honoured: a backend without that normalizer, return_lse=True (only softmax has a
+    log-sum-exp), or a quantized call. The message names the argument and what works instead."""
+
+
 class AttentionNotSupported(NotImplementedError):
     """A model, option or input that sattn's attention function for Hugging Face transformers
     (sattn.integrations.transformers) cannot honour: a padding or custom attention mask, attention

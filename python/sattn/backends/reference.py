@@ -27,12 +27,13 @@ def _check_size(prob):
 
 
 def attention(q, k, v, spec, *, scale, return_lse, plan=None, tile: int | None = None, threads: int = 0,
-              **options):
+              normalizer: str = "softmax", **options):
     """Options: plan (a sattn.plan() whose visible set is used, checked against the call). tile and
     threads are checked but change nothing here (the reference has no tiles and one thread): they
     are accepted so one call runs on every backend. The result's plan is the visible set used
     (the given plan, else the reference's dense mask as a per-head BlockPlan), which
-    attention_backward reuses. out is float64; lse float64 (callers cast it to float32)."""
+    attention_backward reuses. normalizer: 'softmax', 'sigmoid' or 'relu2' (sattn.normalizers; lse
+    then only marks rows). out is float64; lse float64 (callers cast it to float32)."""
     _inputs.check_options("the reference backend", options, _inputs.keyword_options(attention))
     S.check_spec(spec)
     prob = _inputs.check_qkv(q, k, v)
@@ -48,18 +49,19 @@ def attention(q, k, v, spec, *, scale, return_lse, plan=None, tile: int | None =
     else:
         mask = dense_mask_numpy(spec, q, k, scale=scale)
         plan = plan_from_mask(mask, getattr(spec, "block", None) or tile or 64)
-    out, lse = reference.attention(q, k, v, spec, scale=scale, return_lse=True, mask=mask)
+    out, lse = reference.attention(q, k, v, spec, scale=scale, return_lse=True, mask=mask, normalizer=normalizer)
     return BackendResult(out=out, lse=lse if return_lse else None, plan=plan)
 
 
 def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int | None = None, threads: int = 0,
-                       **options):
+                       normalizer: str = "softmax", **options):
     """float64 gradients over `plan`'s visible set (sattn.reference.backward). tile and threads are
-    the forward's options, accepted and ignored as there."""
+    the forward's options, accepted and ignored as there; normalizer is the forward's."""
     _inputs.check_options("the reference backend's attention_backward", options, ())
     if not isinstance(plan, BlockPlan):
         raise TypeError(f"plan: expected the forward's sattn.BlockPlan, got {type(plan).__name__}")
-    dq, dk, dv = reference.backward(q, k, v, out, lse, dout, dlse, dense_mask_of(plan), scale=float(scale))
+    dq, dk, dv = reference.backward(q, k, v, out, lse, dout, dlse, dense_mask_of(plan), scale=float(scale),
+                                    normalizer=normalizer)
     return BackendGrads(dq=dq, dk=dk, dv=dv)
 
 

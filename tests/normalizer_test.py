@@ -1,0 +1,133 @@
+"""The softmax-free normalizers (docs/contract.md, "Normalizers"): each backend that runs them
+against a float64 torch judge written from the contract's formulas alone, forward and backward,
+and the typed refusals."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import sattn
+from sattn import normalizers as N
+from sattn.reference import NORMALIZER_TOLERANCES
+
+SPECS = [
+    sattn.Dense(),
+    sattn.Dense(causal=True),
+    sattn.SlidingWindow(window=3, causal=True, global_tokens=1),
+    sattn.BlockTopK(block=8, keep=0.3, causal=True),
+    sattn.BigBird(block=4, window_blocks=1, global_blocks=0, random_blocks=1),
+    sattn.TopKPerQuery(k=5),
+]
+
+
+def judge(q, k, v, mask, normalizer, dout, scale=None):
+    """float64 (out, dq, dk, dv): the contract's formula in plain torch, differentiated by autograd."""
+    q, k, v = (x.detach().to(torch.float64).requires_grad_() for x in (q, k, v))
+    mask = torch.as_tensor(np.asarray(mask, dtype=bool))
+    group = q.shape[1] // k.shape[1]
+    kr, vr = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    Lk = k.shape[2]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    s = (q @ kr.transpose(-1, -2)) * scale
+    if normalizer == "sigmoid":
+        w = torch.sigmoid(s - math.log(Lk))
+    else:
+        w = torch.relu(s) ** 2 / Lk
+    out = w.masked_fill(~mask, 0.0) @ vr
+    (out * dout.to(torch.float64)).sum().backward()
+    return out.detach(), q.grad, k.grad, v.grad
+
+
+def inputs(B, Hq, Hkv, Lq, Lk, D, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, Hq, Lq, D, generator=g).to(dtype)
+    k = torch.randn(B, Hkv, Lk, D, generator=g).to(dtype)
+    v = torch.randn(B, Hkv, Lk, D, generator=g).to(dtype)
+    return q, k, v
+
+
+def check(backend, spec, normalizer, q, k, v, *, grad=True, **options):
+    """Asserts out (and dq, dk, dv) of `backend` match the judge within NORMALIZER_TOLERANCES."""
+    dtype = str(q.dtype).removeprefix("torch.")
+    tol_out, tol_grad = NORMALIZER_TOLERANCES[dtype]
+    leaves = [x.detach().clone().requires_grad_(grad) for x in (q, k, v)]
+    out = sattn.sparse_attention(*leaves, spec, backend=backend, normalizer=normalizer, **options)
+    assert out.dtype == q.dtype and out.shape == q.shape
+    dout = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(out.dtype)
+    mask = sattn.dense_mask(spec, q, k)
+    ref, *ref_grads = judge(q, k, v, mask, normalizer, dout)
+    err = (out.double() - ref).abs().max().item()
+    assert err <= tol_out, f"{backend} {normalizer} {spec} out: {err:.3g} > {tol_out}"
+    if not grad:
+        return
+    grads = torch.autograd.grad(out, leaves, dout)
+    for name, g, r in zip("qkv", grads, ref_grads):
+        assert g.dtype == q.dtype
+        e = (g.double() - r).abs().max().item()
+        assert e <= tol_grad, f"{backend} {normalizer} {spec} d{name}: {e:.3g} > {tol_grad}"
+
+
+@pytest.mark.parametrize("normalizer", ["sigmoid", "relu2"])
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_reference_matches_the_formula(spec, normalizer):
+    q, k, v = inputs(1, 4, 2, 21, 29, 8, torch.float64, seed=3)
+    check("reference", spec, normalizer, q, k, v)
+
+
+def test_empty_rows_give_zero_and_no_gradient():
+    # A mask function that hides every key from the even rows.
+    spec = sattn.MaskFn(lambda b, h, i, j: (i % 2 == 1) & (j <= i))
+    q, k, v = inputs(1, 2, 1, 12, 12, 8, torch.float64, seed=4)
+    for normalizer in ("sigmoid", "relu2"):
+        leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+        out = sattn.sparse_attention(*leaves, spec, backend="reference", normalizer=normalizer)
+        assert (out[:, :, 0::2] == 0).all()
+        dq, = torch.autograd.grad(out.sum(), leaves[:1])
+        assert (dq[:, :, 0::2] == 0).all()
+
+
+def test_nonfinite_rows_are_poisoned_the_rest_untouched():
+    q, k, v = inputs(1, 2, 1, 10, 10, 8, torch.float64, seed=5)
+    q[0, 0, 6, 2] = float("nan")
+    spec = sattn.Dense(causal=True)
+    for normalizer in ("sigmoid", "relu2"):
+        out = sattn.sparse_attention(q, k, v, spec, backend="reference", normalizer=normalizer)
+        assert torch.isnan(out[0, 0, 6]).all()
+        clean = q.clone()
+        clean[0, 0, 6] = 0
+        ref = sattn.sparse_attention(clean, k, v, spec, backend="reference", normalizer=normalizer)
+        rest = torch.ones(out.shape[:3], dtype=torch.bool)
+        rest[0, 0, 6] = False
+        assert torch.equal(out[rest], ref[rest])
+
+
+def test_softmax_is_the_default_and_unchanged():
+    q, k, v = inputs(1, 2, 2, 9, 9, 8, torch.float64, seed=6)
+    spec = sattn.Dense(causal=True)
+    a = sattn.sparse_attention(q, k, v, spec, backend="reference")
+    b = sattn.sparse_attention(q, k, v, spec, backend="reference", normalizer="softmax")
+    assert torch.equal(a, b)
+
+
+def test_refusals_are_typed_and_named():
+    q, k, v = inputs(1, 2, 2, 8, 8, 8, torch.float32, seed=7)
+    spec = sattn.Dense()
+    with pytest.raises(sattn.NormalizerNotSupported, match="return_lse"):
+        sattn.sparse_attention(q, k, v, spec, backend="reference", normalizer="sigmoid", return_lse=True)
+    for backend in [b for b in sattn.api._backends.KNOWN if b not in N.BACKENDS]:
+        with pytest.raises(sattn.NormalizerNotSupported, match=f"backend: '{backend}'"):
+            sattn.sparse_attention(q, k, v, spec, backend=backend, normalizer="relu2")
+    with pytest.raises(sattn.NormalizerNotSupported, match="quant"):
+        sattn.sparse_attention(q, k, v, spec, backend="reference", normalizer="relu2",
+                               quant=sattn.Quant(qk="int8", pv="bf16"))
+    with pytest.raises(ValueError, match="normalizer: expected one of"):
+        sattn.sparse_attention(q, k, v, spec, backend="reference", normalizer="softmax1")
+    with pytest.raises(TypeError, match="normalizer"):
+        sattn.sparse_attention(q, k, v, spec, backend="reference", normalizer=None)
+    # numpy inputs take the same path
+    with pytest.raises(sattn.NormalizerNotSupported, match="return_lse"):
+        sattn.sparse_attention(q.numpy(), k.numpy(), v.numpy(), spec, backend="reference", normalizer="relu2",
+                               return_lse=True)
+    assert N.sigmoid_bias(8) == -math.log(8)

@@ -745,7 +745,6 @@ def _block_topk_plan(comm, q, k, spec, lengths, layout, scale):
     ties to the lower block). Sums of a block split between ranks are added in another order
     than one process adds them, so the scores may differ in the last bit of float64."""
     import torch
-    from sattn.plan import BlockPlan
     blk, L = spec.block, sum(lengths)
     nb = -(-L // blk)
     B, Hq, Hkv, D = q.shape[0], q.shape[1], k.shape[1], q.shape[3]
@@ -786,6 +785,11 @@ def _block_topk_plan(comm, q, k, spec, lengths, layout, scale):
     return _plan_from_keep(keep, blk, L, spec.causal)
 
 
+def _pack_rows(bits: np.ndarray) -> np.ndarray:
+    """Bool (rows, words·64) as the plan's little-endian uint64 words, row after row."""
+    return np.packbits(bits, axis=1, bitorder="little").view("<u8").astype(np.uint64).reshape(-1)
+
+
 def _plan_from_keep(keep, blk, L, causal):
     """A BlockPlan (plan_b = B, plan_h = Hq) keeping blocks keep[b, h, a, c]; causal diagonal
     entries get the lower-triangle bitmap (a partial last block its own)."""
@@ -800,8 +804,7 @@ def _plan_from_keep(keep, blk, L, causal):
         tri = np.arange(wpr * 64)[None, :] <= np.arange(blk)[:, None]
         last_len = L - (nb - 1) * blk
         tri_last = tri & (np.arange(blk)[:, None] < last_len)
-        pack = lambda m: np.packbits(m, axis=1, bitorder="little").view("<u8").astype(np.uint64).reshape(-1)  # noqa: E731
-        bitmaps = np.concatenate([pack(tri), pack(tri_last)])
+        bitmaps = np.concatenate([_pack_rows(tri), _pack_rows(tri_last)])
         a = rows % nb
         diag = cols == a
         mask_idx[diag] = np.where(a[diag] == nb - 1, 1, 0)

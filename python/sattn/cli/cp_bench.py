@@ -108,7 +108,8 @@ def _simulate(args, ranks):
                                   element_size=args.element_size, layout=args.layout, tile=args.tile, plan=plan)
         kv, ring = np.array(m.recv["kv"], dtype=np.float64), np.array(m.ring, dtype=np.float64)
         rows.append({"mode": "simulate", "spec": str(spec), "seq_len": args.seq_len, "ranks": n,
-                     "layout": args.layout, "row_bytes": 2 * args.batch * args.kv_heads * args.head_dim * args.element_size,
+                     "layout": args.layout,
+                     "row_bytes": 2 * args.batch * args.kv_heads * args.head_dim * args.element_size,
                      "kv_recv_bytes_max": int(kv.max()), "kv_recv_bytes_mean": float(kv.mean()),
                      "meta_recv_bytes": int(m.recv["meta"][0]), "ring_recv_bytes_max": int(ring.max()),
                      "kv_over_ring_max": float(kv.max() / ring.max()) if ring.max() else 0.0,
@@ -201,7 +202,8 @@ def _worker(rank, args, store, queue):
         single = statistics.median(times["single"]) if rank == 0 else None
         concurrent = statistics.median(times["concurrent"])
         st = stats["fwdbwd"]
-        queue.put((rank, {"fwd_s": t_fwd, "fwdbwd_s": t_fb, "single_fwdbwd_s": single, "concurrent_fwdbwd_s": concurrent,
+        queue.put((rank, {"fwd_s": t_fwd, "fwdbwd_s": t_fb, "single_fwdbwd_s": single,
+                          "concurrent_fwdbwd_s": concurrent,
                           "threads": threads,
                           "sent": st.sent, "recv": st.recv, "model_recv": {p: st.model.recv[p][rank] for p in st.recv},
                           "ring_recv_bytes": st.ring_bytes, "lengths": st.lengths}))

@@ -72,7 +72,8 @@ Status NotFinite(const char* name) {
 // works on two doubles at a time). They are written with 8 explicit lanes and no loop-invariant
 // branches inside, so that -O2 vectorizes them without reassociating anything.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SATTN_STAGE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define SATTN_STAGE_CLONES \
+  __attribute__((target_clones("avx512f", "avx2", "default"), optimize("vect-cost-model=dynamic")))
 #else
 #define SATTN_STAGE_CLONES
 #endif
@@ -86,21 +87,26 @@ SATTN_STAGE_CLONES double RowsAmax(const float* x, int64_t n, int64_t D, const d
   double amax[kLanes] = {}, bad[kLanes] = {};
   if (chan)
     for (int64_t d = 0; d < D; ++d) chan[d] = 0.0;
+  double tail_max = 0.0, tail_bad = 0.0;
   for (int64_t j = 0; j < n; ++j) {
     const float* xj = x + j * D;
-    for (int64_t d0 = 0; d0 < D; d0 += kLanes) {
-      double a[kLanes];
-      for (int l = 0; l < kLanes; ++l) {
-        const int64_t d = d0 + l < D ? d0 + l : D - 1;  // a repeated channel changes no maximum
-        a[l] = std::fabs((double(xj[d]) - mean[d]) * (mul ? mul[d] : 1.0));
-        bad[l] += a[l] - a[l];  // 0 for finite values, NaN for NaN or Inf
-        amax[l] = a[l] > amax[l] ? a[l] : amax[l];
-      }
-      if (chan)
-        for (int l = 0; l < kLanes && d0 + l < D; ++l) chan[d0 + l] = a[l] > chan[d0 + l] ? a[l] : chan[d0 + l];
+    int64_t d0 = 0;
+    if (mul == nullptr && chan == nullptr) {  // the common case: no branch inside
+      for (; d0 + kLanes <= D; d0 += kLanes)
+        for (int l = 0; l < kLanes; ++l) {
+          const double a = std::fabs(double(xj[d0 + l]) - mean[d0 + l]);
+          bad[l] += a - a;  // 0 for finite values, NaN for NaN or Inf
+          amax[l] = a > amax[l] ? a : amax[l];
+        }
+    }
+    for (; d0 < D; ++d0) {
+      const double a = std::fabs((double(xj[d0]) - mean[d0]) * (mul ? mul[d0] : 1.0));
+      tail_bad += a - a;
+      tail_max = a > tail_max ? a : tail_max;
+      if (chan) chan[d0] = a > chan[d0] ? a : chan[d0];
     }
   }
-  double m = 0.0, b = 0.0;
+  double m = tail_max, b = tail_bad;
   for (int l = 0; l < kLanes; ++l) {
     m = amax[l] > m ? amax[l] : m;
     b += bad[l];

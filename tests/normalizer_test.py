@@ -131,3 +131,53 @@ def test_refusals_are_typed_and_named():
         sattn.sparse_attention(q.numpy(), k.numpy(), v.numpy(), spec, backend="reference", normalizer="relu2",
                                return_lse=True)
     assert N.sigmoid_bias(8) == -math.log(8)
+
+
+@pytest.mark.parametrize("normalizer", ["sigmoid", "relu2"])
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_cpu_matches_the_formula(spec, normalizer):
+    q, k, v = inputs(1, 4, 2, 21, 29, 16, torch.float32, seed=8)
+    check("cpu", spec, normalizer, q, k, v, tile=8)
+
+
+@pytest.mark.parametrize("normalizer", ["sigmoid", "relu2"])
+def test_cpu_bfloat16_and_decode(normalizer):
+    q, k, v = inputs(2, 4, 1, 1, 77, 24, torch.bfloat16, seed=9)
+    check("cpu", sattn.Dense(causal=True), normalizer, q, k, v)
+    q, k, v = inputs(1, 2, 2, 65, 130, 64, torch.float32, seed=10)
+    check("cpu", sattn.BlockTopK(block=16, keep=0.4, causal=True), normalizer, q, k, v, threads=2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(B=st.integers(1, 2), group=st.sampled_from([1, 2, 4]), Hkv=st.integers(1, 2), Lk=st.integers(1, 70),
+       lq_frac=st.floats(0.01, 1.0), D=st.sampled_from([3, 8, 16, 20, 64]),
+       causal=st.booleans(), window=st.integers(1, 40), normalizer=st.sampled_from(["sigmoid", "relu2"]),
+       tile=st.sampled_from([4, 16, 64]), seed=st.integers(0, 2**16))
+def test_cpu_random_shapes(B, group, Hkv, Lk, lq_frac, D, causal, window, normalizer, tile, seed):
+    Lq = max(1, int(round(lq_frac * Lk)))
+    q, k, v = inputs(B, Hkv * group, Hkv, Lq, Lk, D, torch.float32, seed=seed)
+    spec = sattn.SlidingWindow(window=window, causal=causal)
+    check("cpu", spec, normalizer, q, k, v, tile=tile)
+
+
+def test_cpu_empty_rows_nonfinite_and_numpy():
+    spec = sattn.MaskFn(lambda b, h, i, j: (i % 2 == 1) & (j <= i))
+    q, k, v = inputs(1, 2, 1, 12, 12, 8, torch.float32, seed=11)
+    for normalizer in ("sigmoid", "relu2"):
+        check("cpu", spec, normalizer, q, k, v)
+        out = sattn.sparse_attention(q, k, v, spec, backend="cpu", normalizer=normalizer)
+        assert (out[:, :, 0::2] == 0).all()
+        bad = q.clone()
+        bad[0, 1, 5, 0] = float("inf")
+        out = sattn.sparse_attention(bad, k, v, spec, backend="cpu", normalizer=normalizer)
+        assert torch.isnan(out[0, 1, 5]).all() and not torch.isnan(out[0, 0]).any()
+        ref = sattn.sparse_attention(q.numpy(), k.numpy(), v.numpy(), spec, backend="reference",
+                                     normalizer=normalizer)
+        got = sattn.sparse_attention(q.numpy(), k.numpy(), v.numpy(), spec, backend="cpu", normalizer=normalizer)
+        assert isinstance(got, np.ndarray) and np.abs(got - ref).max() <= NORMALIZER_TOLERANCES["float32"][0]
+
+
+def test_cpu_relu2_refuses_overflowing_scores():
+    q, k, v = inputs(1, 1, 1, 4, 4, 8, torch.float32, seed=12)
+    with pytest.raises(ValueError, match="scale: normalizer='relu2'"):
+        sattn.sparse_attention(q * 1e10, k * 1e10, v, sattn.Dense(), backend="cpu", normalizer="relu2")

@@ -173,6 +173,9 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   pr.Dp = int32_t(Dp);
   pr.group = group;
   pr.qscale = float(args.scale * 1.4426950408889634);  // scale * log2(e)
+  pr.normalizer = int32_t(args.normalizer);
+  pr.bias2 = float(-std::log2(double(s.Lk)));
+  pr.out_scale = args.normalizer == Normalizer::kRelu2 ? float(0.4804530139182014 / double(s.Lk)) : 1.0f;
   pr.bf16 = bf16;
   pr.q = args.q, pr.out = args.out, pr.lse = args.lse;
   pr.kt = transpose_k ? kt.data : nullptr, pr.kt_w = int32_t(W), pr.kt_block_stride = kt_block_stride;

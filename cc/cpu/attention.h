@@ -16,6 +16,12 @@ namespace cpu {
 
 enum class DType : int32_t { kF32 = 0, kBF16 = 1 };  // bf16: uint16 storage, fp32 accumulation
 
+// How scores become weights (docs/contract.md, "Normalizers"): softmax over the visible keys;
+// sigmoid(s - log Lk); relu(s)^2 / Lk. The last two have no lse: Attention() writes lse = 0 for
+// rows that see a key (-inf for rows that see none) as a row marker, and AttentionBackward reads
+// it the same way.
+enum class Normalizer : int32_t { kSoftmax = 0, kSigmoid = 1, kRelu2 = 2 };
+
 struct AttentionArgs {
   Shape shape;          // q (B,Hq,Lq,D); k, v (B,Hkv,Lk,D); out (B,Hq,Lq,D); all contiguous
   double scale = 0.0;   // resolved softmax scale (> 0)
@@ -26,6 +32,7 @@ struct AttentionArgs {
   void* out = nullptr;
   float* lse = nullptr;       // optional (B,Hq,Lq) natural-log LSE; -inf for rows with no key
   int32_t num_threads = 0;    // 0: hardware concurrency
+  Normalizer normalizer = Normalizer::kSoftmax;
 };
 
 // Computes out = softmax(scale * q k^T restricted to the plan's visible pairs) v.
@@ -47,6 +54,7 @@ struct BackwardArgs {
   float* dk = nullptr;          // (B,Hkv,Lk,D), summed over each query group
   float* dv = nullptr;
   int32_t num_threads = 0;      // 0: hardware concurrency (capped at kMaxThreads)
+  Normalizer normalizer = Normalizer::kSoftmax;  // the forward's; dlse is ignored unless softmax
 };
 
 // Gradients of Attention() over the same plan (docs/contract.md, "Gradients"): with

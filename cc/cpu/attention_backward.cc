@@ -150,6 +150,10 @@ Status AttentionBackwardWithIsa(const BackwardArgs& args, const BlockPlan& plan,
   pr.dq = args.dq, pr.dk = args.dk, pr.dv = args.dv;
   pr.dq_scale = float(args.scale);
   pr.dk_scale = float(0.6931471805599453);
+  pr.normalizer = int32_t(args.normalizer);
+  pr.bias2 = float(-std::log2(double(s.Lk)));
+  pr.w_scale = float(0.4804530139182014 / double(s.Lk));  // ln(2)^2 / Lk
+  pr.dw_scale = float(2.0 * 0.6931471805599453 / double(s.Lk));
   const float qscale = float(args.scale * 1.4426950408889634);
 
   // Staging units: (b, kv head, key block) for K and V, then chunks of 64 query rows.

@@ -354,6 +354,86 @@ void TestValidation() {
   expect(base(), bad, "plan");
 }
 
+// The sigmoid and relu2 normalizers (attention.h), forward and backward, on every ISA against
+// a double implementation of their formulas over random plans: weights w(s) = sigmoid(s - log Lk)
+// or relu(s)^2 / Lk on visible pairs, out = sum w v (lse 0 on rows with a key, -inf without),
+// dv = sum w dout, dS = w'(s) dout.v; rows with lse = +inf contribute nothing; dlse is ignored.
+void TestNormalizers() {
+  std::mt19937_64 rng(22);
+  using sattn::cpu::Normalizer;
+  const double inf = std::numeric_limits<double>::infinity();
+  for (int iter = 0; iter < 12; ++iter) {
+    const Normalizer nz = iter % 2 == 0 ? Normalizer::kSigmoid : Normalizer::kRelu2;
+    Shape s;
+    s.B = 1 + iter % 2, s.Hkv = 1 + (iter / 2) % 2, s.Hq = s.Hkv * (1 + iter % 3);
+    s.D = (const int[]){16, 20, 64, 8}[iter % 4];
+    s.Lk = 1 + int(rng() % 140);
+    s.Lq = iter % 3 == 2 ? 1 : 1 + int(rng() % s.Lk);
+    const int block = (const int[]){16, 64, 5, 32}[iter % 4];
+    const BlockPlan pl = RandomPlan(s, block, iter % 5 == 0 ? 1.0 : 0.5, rng);
+    Case c = MakeCase(s, pl, rng, true, iter % 4 == 1 ? 3 : 0);
+    const std::vector<char> vis = Visible(s, pl);
+    const size_t nq = size_t(s.B) * s.Hq * s.Lq, D = size_t(s.D);
+    const int group = s.Hq / s.Hkv;
+    std::vector<double> out(nq * D, 0.0);
+    std::vector<float> marker(nq, -float(inf));
+    std::fill(c.dq.begin(), c.dq.end(), 0.0), std::fill(c.dk.begin(), c.dk.end(), 0.0);
+    std::fill(c.dv.begin(), c.dv.end(), 0.0);
+    for (size_t row = 0; row < nq; ++row) {
+      const size_t bh = row / size_t(s.Lq), b = bh / size_t(s.Hq), h = bh % size_t(s.Hq);
+      const size_t kvh = b * size_t(s.Hkv) + h / size_t(group);
+      const bool dropped = std::isinf(c.lse[row]) && c.lse[row] > 0;
+      for (int j = 0; j < s.Lk; ++j) {
+        if (!vis[row * size_t(s.Lk) + j]) continue;
+        marker[row] = 0.0f;
+        double dot = 0, dp = 0;
+        for (size_t d = 0; d < D; ++d) {
+          dot += double(c.q[row * D + d]) * c.k[(kvh * s.Lk + j) * D + d];
+          dp += double(c.dout[row * D + d]) * c.v[(kvh * s.Lk + j) * D + d];
+        }
+        const double sc = dot * c.scale;
+        double w, dw;
+        if (nz == Normalizer::kSigmoid) {
+          w = 1.0 / (1.0 + std::exp(-(sc - std::log(double(s.Lk)))));
+          dw = w * (1.0 - w);
+        } else {
+          w = sc > 0 ? sc * sc / s.Lk : 0.0;
+          dw = sc > 0 ? 2.0 * sc / s.Lk : 0.0;
+        }
+        for (size_t d = 0; d < D; ++d) out[row * D + d] += w * c.v[(kvh * s.Lk + j) * D + d];
+        if (dropped) continue;
+        for (size_t d = 0; d < D; ++d) {
+          c.dv[(kvh * s.Lk + j) * D + d] += w * c.dout[row * D + d];
+          c.dq[row * D + d] += c.scale * dw * dp * c.k[(kvh * s.Lk + j) * D + d];
+          c.dk[(kvh * s.Lk + j) * D + d] += c.scale * dw * dp * c.q[row * D + d];
+        }
+      }
+      if (!dropped) c.lse[row] = marker[row];
+    }
+    const std::string what = std::string(nz == Normalizer::kSigmoid ? "sigmoid " : "relu2 ") + Describe(s, block);
+    for (const internal::Isa* isa : HostIsas()) {
+      std::vector<float> got(nq * D, 777.0f), lse(nq, 777.0f);
+      sattn::cpu::AttentionArgs a;
+      a.shape = s, a.scale = c.scale, a.q = c.q.data(), a.k = c.k.data(), a.v = c.v.data();
+      a.out = got.data(), a.lse = lse.data(), a.normalizer = nz, a.num_threads = 1 + iter % 3;
+      SATTN_CHECK(internal::AttentionWithIsa(a, pl, isa, internal::KeyLayout::kAuto, 0).ok());
+      SATTN_CHECK(Close((what + " [" + isa->name + "] forward").c_str(), "out", got, out));
+      SATTN_CHECK(lse == marker);
+      Grads g;
+      g.dq.assign(c.q.size(), 777.0f), g.dk.assign(c.k.size(), 777.0f), g.dv.assign(c.v.size(), 777.0f);
+      BackwardArgs b;
+      b.shape = s, b.scale = c.scale, b.normalizer = nz;
+      b.q = c.q.data(), b.k = c.k.data(), b.v = c.v.data(), b.out = got.data(), b.lse = c.lse.data();
+      b.dout = c.dout.data(), b.dlse = c.dlse.data();
+      b.dq = g.dq.data(), b.dk = g.dk.data(), b.dv = g.dv.data(), b.num_threads = 1 + iter % 3;
+      SATTN_CHECK(internal::AttentionBackwardWithIsa(b, pl, isa, 0).ok());
+      const std::string tag = what + " [" + isa->name + "] backward";
+      SATTN_CHECK(Close(tag.c_str(), "dq", g.dq, c.dq) && Close(tag.c_str(), "dk", g.dk, c.dk) &&
+                  Close(tag.c_str(), "dv", g.dv, c.dv));
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -362,5 +442,6 @@ int main() {
   TestThreadInvariance();
   TestEmptyPlan();
   TestValidation();
+  TestNormalizers();
   return sattn_testing::Finish("attention_backward_test");
 }

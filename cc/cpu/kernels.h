@@ -19,6 +19,12 @@ struct Problem {
   int32_t Dp = 0;     // D rounded up to the kernel's lane count: row stride of the O scratch
   int32_t group = 1;  // Hq / Hkv
   float qscale = 0;   // scale * log2(e): q is pre-scaled so the kernel works in base 2
+  // Normalizer (attention.h) as its int value; for sigmoid, bias2 = -log2(Lk) (the bias in base
+  // 2 units); out_scale multiplies the unnormalised sums of the non-softmax normalizers (1 for
+  // sigmoid, ln(2)^2 / Lk for relu2 on base-2 scores).
+  int32_t normalizer = 0;
+  float bias2 = 0;
+  float out_scale = 1;
   bool bf16 = false;  // q and out are bf16 bit patterns (k and v are always staged as fp32 here)
   const void* q = nullptr;
   void* out = nullptr;
@@ -91,6 +97,12 @@ struct BwdProblem {
   float* dv = nullptr;
   float dq_scale = 0;   // scale
   float dk_scale = 0;   // ln 2 (qs carries scale*log2(e))
+  // As Problem: the normalizer; bias2 for sigmoid; for relu2 the weight is relu(s2)^2 * w_scale
+  // and its derivative relu(s2) * dw_scale (s2: base-2 score).
+  int32_t normalizer = 0;
+  float bias2 = 0;
+  float w_scale = 1;
+  float dw_scale = 1;
 };
 
 // Per-thread scratch of the backward: acc/acc2 (acc_n floats each: n_chunks*ksub rows of Dp),

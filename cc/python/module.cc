@@ -221,15 +221,24 @@ py::dict BuildPlanPy(const py::dict& fields, const py::tuple& shape, const py::o
   return PlanToDict(plan);
 }
 
+// sattn.normalizers' names as cpu::Normalizer.
+cpu::Normalizer NormalizerOf(const std::string& name) {
+  if (name == "softmax") return cpu::Normalizer::kSoftmax;
+  if (name == "sigmoid") return cpu::Normalizer::kSigmoid;
+  if (name == "relu2") return cpu::Normalizer::kRelu2;
+  throw py::value_error("normalizer: expected 'softmax', 'sigmoid' or 'relu2', got '" + name + "'");
+}
+
 py::tuple AttentionCpu(const py::array& q, const py::array& k, const py::array& v, const py::dict& plan_d,
                        const py::tuple& shape, double scale, const std::string& dtype, int32_t threads,
-                       bool want_lse) {
+                       bool want_lse, const std::string& normalizer) {
   const Shape sh = ShapeFromTuple(shape);
   const BlockPlan plan = PlanFromDict(plan_d);
   cpu::AttentionArgs args;
   args.shape = sh;
   args.scale = scale;
   args.num_threads = threads;
+  args.normalizer = NormalizerOf(normalizer);
   py::ssize_t item;
   if (dtype == "float32") {
     args.dtype = cpu::DType::kF32;
@@ -332,7 +341,8 @@ py::tuple AttentionCpuQuant(const py::array& q, const py::array& k, const py::ar
 // (dq, dk, dv) out; dlse may be None.
 py::tuple AttentionBackwardCpu(const py::array& q, const py::array& k, const py::array& v, const py::array& out,
                                const py::array& lse, const py::array& dout, const py::object& dlse,
-                               const py::dict& plan_d, const py::tuple& shape, double scale, int32_t threads) {
+                               const py::dict& plan_d, const py::tuple& shape, double scale, int32_t threads,
+                               const std::string& normalizer) {
   const Shape sh = ShapeFromTuple(shape);
   const BlockPlan plan = PlanFromDict(plan_d);
   const int64_t nq = int64_t(sh.B) * sh.Hq * sh.Lq, nk = int64_t(sh.B) * sh.Hkv * sh.Lk;
@@ -354,6 +364,7 @@ py::tuple AttentionBackwardCpu(const py::array& q, const py::array& k, const py:
   a.shape = sh;
   a.scale = scale;
   a.num_threads = threads;
+  a.normalizer = NormalizerOf(normalizer);
   a.q = static_cast<const float*>(qa.data()), a.k = static_cast<const float*>(ka.data());
   a.v = static_cast<const float*>(va.data()), a.out = static_cast<const float*>(oa.data());
   a.lse = static_cast<const float*>(la.data()), a.dout = static_cast<const float*>(da.data());
@@ -489,7 +500,8 @@ PYBIND11_MODULE(_cc, m) {
   m.def("validate_plan", [](const py::dict& d) { PlanFromDict(d); });
   m.def("visible_pairs", [](const py::dict& d) { return PlanFromDict(d).VisiblePairs(); });
   m.def("attention_cpu", &AttentionCpu, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"),
-        py::arg("shape"), py::arg("scale"), py::arg("dtype"), py::arg("threads") = 0, py::arg("want_lse") = false);
+        py::arg("shape"), py::arg("scale"), py::arg("dtype"), py::arg("threads") = 0, py::arg("want_lse") = false,
+        py::arg("normalizer") = "softmax");
   m.def("attention_cpu_quant", &AttentionCpuQuant, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("plan"),
         py::arg("shape"), py::arg("scale"), py::arg("threads"), py::arg("want_lse"), py::arg("granularity"),
         py::arg("block"), py::arg("smooth_k"), py::arg("pv"), py::arg("v_qmax"), py::arg("clip_q"),
@@ -497,7 +509,7 @@ PYBIND11_MODULE(_cc, m) {
   m.def("quant_cpu_isa", [] { return std::string(cpu::QuantIsaName()); });
   m.def("attention_backward_cpu", &AttentionBackwardCpu, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
         py::arg("lse"), py::arg("dout"), py::arg("dlse"), py::arg("plan"), py::arg("shape"), py::arg("scale"),
-        py::arg("threads") = 0);
+        py::arg("threads") = 0, py::arg("normalizer") = "softmax");
   m.def("serialize_problem", &SerializeProblemPy);
   m.def("parse_problem", &ParseProblemPy);
   m.def("serialize_result", &SerializeResultPy);

@@ -21,7 +21,7 @@ import numpy as np
 
 NAMES = ("softmax", "sigmoid", "relu2")
 # Backends that run every normalizer; the others raise NormalizerNotSupported for all but softmax.
-BACKENDS = ("reference",)
+BACKENDS = ("reference", "cpu")
 
 
 def check(normalizer) -> str:

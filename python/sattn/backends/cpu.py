@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from sattn import _inputs, tuning
+from sattn import normalizers as N
 from sattn import specs as S
 from sattn.backends.base import BackendGrads, BackendResult
 from sattn.plan import BlockPlan, check_plan, check_tile, plan as build_plan
@@ -31,10 +32,11 @@ def _as_kernel_input(x, dtype: str) -> np.ndarray:
 
 
 def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None, tile: int | None = None,
-              threads: int | None = None, **options):
+              threads: int | None = None, normalizer: str = "softmax", **options):
     """Options: plan (a sattn.plan() to reuse, checked against the call), tile (block edge for
     specs without their own block; default 64, or the plan's), threads (0 = one per core, the
-    default). A call with neither tile nor threads (nor a plan) runs the configuration `sattn
+    default), normalizer ('softmax', 'sigmoid' or 'relu2': sattn.normalizers; the last two
+    return lse = 0 on rows that see a key, -inf on rows that see none, as a row marker). A call with neither tile nor threads (nor a plan) runs the configuration `sattn
     autotune --backend cpu` cached for this machine, shape, spec and dtype, if any (sattn.tuning;
     counter "tuned")."""
     from sattn import _cc
@@ -53,6 +55,9 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     tile = None if tile is None else check_tile(tile)
     threads = _inputs.check_threads(threads)
     return_lse = _inputs.check_bool("return_lse", return_lse)
+    normalizer = N.check(normalizer)
+    if normalizer == "relu2":
+        _check_relu2_range(q, k, v, scale)
     dtype = prob.dtype if prob.dtype in DTYPES else "float32"
     t0 = time.perf_counter()
     if plan is None:
@@ -61,7 +66,7 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
         plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
     t1 = time.perf_counter()
     out, lse = _cc.attention_cpu(_as_kernel_input(q, dtype), _as_kernel_input(k, dtype), _as_kernel_input(v, dtype),
-                                 plan.to_dict(), prob.shape_tuple, scale, dtype, threads, return_lse)
+                                 plan.to_dict(), prob.shape_tuple, scale, dtype, threads, return_lse, normalizer)
     t2 = time.perf_counter()
     if dtype == "bfloat16":
         import torch
@@ -69,6 +74,21 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     counters = {"plan_ns": int((t1 - t0) * 1e9), "kernel_ns": int((t2 - t1) * 1e9), "nnz_blocks": plan.nnz,
                 "tuned": int(tuned is not None), "tile": plan.block, "threads": threads}
     return BackendResult(out=out, lse=lse, counters=counters, plan=plan)
+
+
+def _check_relu2_range(q, k, v, scale) -> None:
+    """ValueError naming scale when relu(s)^2 * |v| could overflow float32: the float32 range rule
+    of docs/contract.md ("Non-finite inputs", rule 3) for the squared score. Finite rows only."""
+    norms = []
+    for x in (q, k, v):
+        a = _inputs.to_numpy(x, np.float64)
+        n = np.sqrt((np.where(np.isfinite(a), a, 0.0) ** 2).sum(axis=-1))
+        norms.append(float(n.max()) if n.size else 0.0)
+    bound = (float(scale) * norms[0] * norms[1]) ** 2 * norms[2]
+    if bound > float(np.finfo(np.float32).max) / 2:
+        raise ValueError(f"scale: normalizer='relu2' squares scores up to {float(scale) * norms[0] * norms[1]:.3g} "
+                         f"(scale * max|q| * max|k|), times max|v| = {norms[2]:.3g}: past float32's range; use a "
+                         f"smaller scale or inputs")
 
 
 # What the quantized kernel runs (cc/cpu/kernel_int8.inc): int8 Q.K^T, P.V in fp32 or bf16,
@@ -139,11 +159,12 @@ def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, return_lse:
 
 
 def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int | None = None, threads: int = 0,
-                       **options):
+                       normalizer: str = "softmax", **options):
     """dq, dk, dv (float32) over the forward's plan: the multithreaded kernels of
     cc/cpu/attention_backward.cc (dq by query block, dk/dv by key block over the transposed plan;
     deterministic, no atomics). Inputs are float32 arrays (sattn._op widens bf16/fp16 exactly);
-    a row whose lse is not finite contributes nothing. tile is the forward's option (unused here)."""
+    a row whose lse is not finite contributes nothing. tile is the forward's option (unused here);
+    normalizer is the forward's (dlse is ignored unless softmax: the others return no lse)."""
     from sattn import _cc
     _inputs.check_options("the cpu backend's attention_backward", options, ())
     if not isinstance(plan, BlockPlan):
@@ -153,7 +174,10 @@ def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int 
     shape = (B, Hq, k.shape[1], Lq, k.shape[2], D)
     arrays = [None if x is None else np.ascontiguousarray(x, dtype=np.float32) for x in (q, k, v, out, lse, dout, dlse)]
     t0 = time.perf_counter()
-    dq, dk, dv = _cc.attention_backward_cpu(*arrays, plan.to_dict(), shape, float(scale), threads)
+    normalizer = N.check(normalizer)
+    if normalizer != "softmax":
+        arrays[-1] = None
+    dq, dk, dv = _cc.attention_backward_cpu(*arrays, plan.to_dict(), shape, float(scale), threads, normalizer)
     t1 = time.perf_counter()
     return BackendGrads(dq=dq, dk=dk, dv=dv, counters={"kernel_ns": int((t1 - t0) * 1e9)})
 

@@ -9,6 +9,7 @@
     sattn imc --spec block_topk --keep 0.125     sparse attention on compute-in-memory arrays
     sattn bench-cp --world 2 | --simulate        context parallel over N processes; scaling model
     sattn calibrate --profile NAME -o scales.json  static quantization scales; each method's error
+    sattn eval --preset ci                       small LMs trained per spec: loss / recall vs FLOPs
 
 Usage errors exit 2 with one line on stderr; failures exit 1 with one line (--debug: traceback).
 """
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_verb.add_parser(sub, _positive_int)
     from sattn.cli import imc_verb
     imc_verb.add_parser(sub, _positive_int)
+    from sattn.cli import eval_verb
+    eval_verb.add_parser(sub, _positive_int)
     return ap
 
 
@@ -183,6 +186,8 @@ def main(argv=None) -> int:
             from sattn.cli.calibrate_verb import run
         elif args.verb == "imc":
             from sattn.cli.imc_verb import run
+        elif args.verb == "eval":
+            from sattn.cli.eval_verb import run
         else:
             from sattn.cli.report import run
         return int(run(args) or 0)

@@ -8,6 +8,8 @@ Plots (each drawn when the rows have what it needs; the page says which were lef
   RoCC roofline          MAC/cycle achieved vs arithmetic intensity (MACs per DMA byte);
   RVV instruction mix    the counting plugin's classes per system;
   IMC energy, latency    `sattn imc` rows: energy and latency vs density per design, dense dashed.
+  quality vs FLOPs       `sattn eval` rows: each task's metric (bits per byte, recall accuracy)
+                         against attention FLOPs per spec, the Pareto frontier drawn.
 Images are PNGs embedded as base64 data URIs: the page needs no other file.
 """
 from __future__ import annotations
@@ -195,9 +197,38 @@ def plot_imc(rows, plt):
     return fig, None
 
 
+def plot_pareto(rows, plt):
+    from sattn.eval_lm import HIGHER_IS_BETTER, pareto_frontier
+    tasks = defaultdict(list)
+    for r in rows:
+        if r.get("kind") == "eval" and r.get("value") is not None and r.get("attn_flops"):
+            tasks[r["task"]].append(r)
+    if not tasks:
+        return None, "quality vs FLOPs: no `sattn eval` rows"
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
+    for ax, (task, rs) in zip(axes[0], sorted(tasks.items())):
+        by_family = defaultdict(list)
+        for r in rs:
+            by_family[r["family"]].append(r)
+        for family, fr in sorted(by_family.items()):
+            ax.scatter([r["attn_flops"] for r in fr], [r["value"] for r in fr], label=family,
+                       marker="*" if family == "dense" else "o", s=80 if family == "dense" else 30)
+        front = pareto_frontier(rs)
+        ax.step([r["attn_flops"] for r in front], [r["value"] for r in front], where="post", color="k", lw=1,
+                label="Pareto frontier")
+        better = "higher" if HIGHER_IS_BETTER[task] else "lower"
+        ax.set(xscale="log", xlabel="attention FLOPs per sequence (forward)",
+               ylabel=f"{rs[0]['metric']} ({better} is better)",
+               title=f"{task}: L={rs[0]['Lk']}, {rs[0]['steps']} steps")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig, None
+
+
 PLOTS = (("Time and speedup vs L", plot_time_speedup), ("Density vs L", plot_density),
          ("Error vs tolerance", plot_errors), ("RoCC roofline", plot_roofline),
-         ("RVV instruction mix", plot_insn_mix), ("IMC energy and latency vs density", plot_imc))
+         ("RVV instruction mix", plot_insn_mix), ("IMC energy and latency vs density", plot_imc),
+         ("Quality vs attention FLOPs", plot_pareto))
 
 
 def _fmt(x):
@@ -225,6 +256,9 @@ def render(rows, title: str) -> tuple:
                         f'src="data:image/png;base64,{_png(fig)}">')
     cols = ("date", "system", "backend", "spec", "dtype", "B", "Hq", "Lq", "Lk", "D", "density", "time_ms",
             "gflops_effective", "max_abs_err")
+    if all(r.get("kind") == "eval" for r in rows):
+        cols = ("date", "task", "system", "budget", "Lk", "steps", "metric", "value", "attn_flops",
+                "attn_flops_vs_dense", "train_s", "step_ms", "peak_mem_bytes")
     table = "<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>\n" + "".join(
         "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>\n" for r in rows) + "</table>"
     machines = sorted({f"{r.get('machine', {}).get('host_cpu', '?')} ({r.get('machine', {}).get('cores', '?')} cores)"

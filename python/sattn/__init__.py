@@ -12,6 +12,7 @@ from sattn.learned import moba_attention
 from sattn.mask import dense_mask
 from sattn.plan import BlockPlan, plan
 from sattn.api import backends, sparse_attention
+from sattn.varlen import paged_attention, paged_plan, varlen_attention, varlen_plan
 from sattn.errors import GradientNotSupported, NormalizerNotSupported, QuantNotSupported
 from sattn.quant import Quant, Scales, ScalesMismatch, calibrate, load_scales
 from sattn import reference
@@ -25,7 +26,7 @@ except ImportError:  # a source checkout used without a build (PYTHONPATH=python
 __all__ = [
     "Spec", "Dense", "SlidingWindow", "BlockTopK", "BigBird", "TopKPerQuery",
     "MaskFn", "FromMask", "FlexBlockMask", "Union", "Intersection", "PerHead", "MoBA", "moba_attention", "NSA",
-    "sparse_attention", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
+    "sparse_attention", "varlen_attention", "varlen_plan", "paged_attention", "paged_plan", "dense_mask", "plan", "BlockPlan", "backends", "reference", "compile",
     "GradientNotSupported", "NormalizerNotSupported", "QuantNotSupported", "Quant", "Scales", "ScalesMismatch",
     "calibrate", "load_scales",
     "__version__",

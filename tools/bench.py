@@ -61,6 +61,8 @@ flags.DEFINE_enum("mode", "fwd", ["fwd", "fwdbwd"], "fwd: the forward; fwdbwd: f
 flags.DEFINE_enum("format", "table", ["table", "json"], "Output format on stdout.")
 flags.DEFINE_string("out", None, "Write the JSON rows to this file (one JSON list).")
 flags.DEFINE_integer("vlen", None, "RVV vector length in bits (128, 256, 512): shorthand for --option vlen=N.")
+flags.DEFINE_enum("normalizer", "softmax", ["softmax", "sigmoid", "relu2"],
+                  "Score normalizer (docs/contract.md, \"Normalizers\"); rows are checked against the reference's.")
 flags.DEFINE_multi_string("option", [], "Backend option key=value (e.g. --option vlen=256); repeatable.")
 flags.DEFINE_multi_string("quant", [], "Quantization scheme qk/pv/granularity[/v=int8|int4][/no-smooth] (e.g. "
                           "int8/bf16/block; sattn.quant.parse_scheme): the backend's quantized forward, one row per "
@@ -190,11 +192,12 @@ def reexec_for_backend(name: str) -> None:
 
 def error_vs_reference(sattn, q, k, v, spec, scale, out, lse, rows):
     from sattn import _inputs
-    ref_out, ref_lse = sattn.reference.attention(q, k, v, spec, scale=scale, return_lse=True, rows=rows)
+    ref_out, ref_lse = sattn.reference.attention(q, k, v, spec, scale=scale, return_lse=True, rows=rows,
+                                                 normalizer=FLAGS.normalizer)
     got = _inputs.to_numpy(out, np.float64)[:, :, rows]
     err = float(np.max(np.abs(got - ref_out))) if got.size else 0.0
     err_lse = None
-    if lse is not None:
+    if lse is not None and FLAGS.normalizer == "softmax":  # the others have no lse to check
         gl = _inputs.to_numpy(lse, np.float64)[:, :, rows]
         both_inf = np.isneginf(gl) & np.isneginf(ref_lse)
         diff = np.where(both_inf, 0.0, np.abs(gl - ref_lse))
@@ -222,6 +225,11 @@ def main(argv):
         print(f"bench: {e}", file=sys.stderr)
         return 2
     options = parse_options(FLAGS.option)
+    if FLAGS.normalizer != "softmax":
+        if FLAGS.quant:
+            print("bench: --quant runs normalizer=softmax only", file=sys.stderr)
+            return 2
+        options["normalizer"] = FLAGS.normalizer
     if FLAGS.vlen is not None:
         options["vlen"] = FLAGS.vlen
     if FLAGS.threads:

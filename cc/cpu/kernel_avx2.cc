@@ -37,6 +37,7 @@ inline V Bcast(float x) { return _mm256_set1_ps(x); }
 inline V Add(V a, V b) { return _mm256_add_ps(a, b); }
 inline V Sub(V a, V b) { return _mm256_sub_ps(a, b); }
 inline V Mul(V a, V b) { return _mm256_mul_ps(a, b); }
+inline V Div(V a, V b) { return _mm256_div_ps(a, b); }
 inline V Fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 inline V Max(V a, V b) { return _mm256_max_ps(a, b); }  // NaN in a -> b
 inline float HMax(V v) {

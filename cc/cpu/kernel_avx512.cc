@@ -43,6 +43,7 @@ inline V Bcast(float x) { return _mm512_set1_ps(x); }
 inline V Add(V a, V b) { return _mm512_add_ps(a, b); }
 inline V Sub(V a, V b) { return _mm512_sub_ps(a, b); }
 inline V Mul(V a, V b) { return _mm512_mul_ps(a, b); }
+inline V Div(V a, V b) { return _mm512_div_ps(a, b); }
 inline V Fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 inline V Max(V a, V b) { return _mm512_max_ps(a, b); }  // NaN in a -> b
 // Reductions by folding halves inside the zmm register (GCC 12's _mm512_reduce_* go through

@@ -38,6 +38,7 @@ inline V Bcast(float x) { return V{x, x, x, x}; }
 inline V Add(V a, V b) { return a + b; }
 inline V Sub(V a, V b) { return a - b; }
 inline V Mul(V a, V b) { return a * b; }
+inline V Div(V a, V b) { return a / b; }
 inline V Fma(V a, V b, V c) { return a * b + c; }
 inline V Select(VU m, V a, V b) { return (V)(((VU)a & m) | ((VU)b & ~m)); }  // m ? a : b
 inline V Max(V a, V b) { return Select((VU)(a > b), a, b); }                  // NaN in a -> b

@@ -181,3 +181,24 @@ def test_cpu_relu2_refuses_overflowing_scores():
     q, k, v = inputs(1, 1, 1, 4, 4, 8, torch.float32, seed=12)
     with pytest.raises(ValueError, match="scale: normalizer='relu2'"):
         sattn.sparse_attention(q * 1e10, k * 1e10, v, sattn.Dense(), backend="cpu", normalizer="relu2")
+
+
+@pytest.mark.parametrize("normalizer", ["sigmoid", "relu2"])
+def test_cpu_key_split_decode(normalizer):
+    # One (b, h, query block) item and two threads: the kernel splits the keys and merges slices.
+    q, k, v = inputs(1, 1, 1, 1, 700, 32, torch.float32, seed=13)
+    check("cpu", sattn.Dense(causal=True), normalizer, q, k, v, threads=2)
+
+
+def test_cpu_compiles_fullgraph():
+    q, k, v = (x.requires_grad_() for x in inputs(1, 2, 1, 16, 16, 8, torch.float32, seed=14))
+    spec = sattn.SlidingWindow(window=4, causal=True)
+
+    def loss(q, k, v):
+        return sattn.sparse_attention(q, k, v, spec, backend="cpu", normalizer="sigmoid").square().sum()
+
+    compiled = torch.compile(loss, fullgraph=True, backend="eager")
+    got = torch.autograd.grad(compiled(q, k, v), (q, k, v))
+    want = torch.autograd.grad(loss(q, k, v), (q, k, v))
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)

@@ -71,7 +71,8 @@ CASES = [
     ("sdpa_on_reference", sa(Q, K, V, DENSE, backend="reference", is_causal=False), TypeError, r"^is_causal: "),
     # -- unknown options: name them, list the accepted ones
     ("typo_tilee", sa(Q, K, V, DENSE, backend="cpu", tilee=32), TypeError,
-     r"^tilee: unknown option for the cpu backend \(did you mean 'tile'\?\); accepted options: plan, threads, tile"),
+     r"^tilee: unknown option for the cpu backend \(did you mean 'tile'\?\); accepted options: normalizer, plan, "
+     r"threads, tile"),
     ("rvv_option_on_cpu", sa(Q, K, V, DENSE, backend="cpu", vlen=128), TypeError, r"^vlen: unknown option"),
     ("unknown_on_reference", sa(Q, K, V, DENSE, backend="reference", foo=1), TypeError,
      r"^foo: unknown option for the reference backend"),

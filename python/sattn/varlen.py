@@ -387,8 +387,9 @@ def _check_paged(q, k_cache, v_cache, block_table, seq_lens, page_size):
 
 
 def paged_plan(spec, q, k_cache, block_table, seq_lens, *, page_size=None, tile=None, scale=None):
-    """(plan, token index) of a paged call; the token index (B, Lk_plan) addresses rows of the
-    flattened cache (num_pages * page_size), -1 for the zero keys past each sequence's end."""
+    """(plan, layout) of a paged call: the combined BlockPlan over (B, Hq, Lq, Lk) with Lk the
+    longest sequence rounded up to the block, and the PagedLayout saying which cache rows fill it.
+    Pass it to paged_attention(plan=...) to reuse across calls with the same table and lengths."""
     S.check_spec(spec)
     lens, table, page = _check_paged(q, k_cache, k_cache, block_table, seq_lens, page_size)
     block = _plan_block(spec, page if tile is None else tile)
@@ -401,7 +402,8 @@ def paged_plan(spec, q, k_cache, block_table, seq_lens, *, page_size=None, tile=
     token = table[:, jp] * page + (j % page)[None, :]
     token = np.where(j[None, :] < lens[:, None], token, -1)
     import torch
-    kd_all = _gather(k_cache, token) if _needs_values(spec) else None
+    layout = PagedLayout(token=token, lens=lens, page=page)
+    kd_all = _gather(k_cache, layout) if _needs_values(spec) else None
     docs_qk = []
     for b in range(B):
         kd = kd_all[b:b + 1, :, :int(lens[b])] if kd_all is not None else \
@@ -411,7 +413,7 @@ def paged_plan(spec, q, k_cache, block_table, seq_lens, *, page_size=None, tile=
     plans = _doc_plans(spec, docs_qk, block, block if tile is None else tile, scale)
     docs = [_Doc(plan=p, b=b, delta=int(Lk - lens[b]), kappa=0, Lq=Lq, Lk=int(lens[b]))
             for b, p in enumerate(plans)]
-    return combine(docs, block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk), token
+    return combine(docs, block=block, B=B, Hq=Hq, Lq=Lq, Lk=Lk), layout
 
 
 def _needs_values(spec) -> bool:
@@ -419,16 +421,50 @@ def _needs_values(spec) -> bool:
     return custom.is_dynamic(spec)
 
 
-def _gather(cache, token: np.ndarray):
-    """(B, Hkv, Lk, D) keys from the paged cache: one index_select over the flattened cache, zero
-    keys where token is -1."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class PagedLayout:
+    """Where a paged call's keys come from: `token` (B, Lk) rows of the flattened cache, -1 past
+    each sequence's end; `lens` (B,) the sequences' key counts; `page` the page size. It keeps
+    the gather buffers of calls that need no gradient, so a reused plan allocates nothing."""
+
+    token: np.ndarray
+    lens: np.ndarray
+    page: int
+    buffers: dict = dataclasses.field(default_factory=dict, repr=False)
+
+
+def _gather(cache, layout: PagedLayout, name: str = "k"):
+    """(B, Hkv, Lk, D) contiguous keys from the paged cache, zero past each sequence's end. When
+    Lk is a whole number of pages (the plan block a multiple of the page size) the pages are
+    gathered whole: one index_select of page rows, then one transposing copy. Without a gradient
+    to track, both land in buffers kept by `layout` (fresh large allocations cost page faults)."""
     import torch
     num_pages, page, H, D = cache.shape
-    t = torch.from_numpy(token).to(cache.device)
-    flat = cache.reshape(num_pages * page, H, D)
-    out = flat.index_select(0, t.clamp(min=0).reshape(-1)).reshape(token.shape + (H, D))
-    out = out.masked_fill((t < 0)[:, :, None, None], 0)
-    return out.permute(0, 2, 1, 3)
+    B, Lk = layout.token.shape
+    reuse = not (torch.is_grad_enabled() and cache.requires_grad)
+    key = (name, cache.dtype, cache.device, H, D)
+    bufs = layout.buffers.get(key) if reuse else None
+    if bufs is None:
+        bufs = (cache.new_empty((B * Lk, H, D)), cache.new_empty((B, H, Lk, D)))
+        if reuse:
+            layout.buffers[key] = bufs
+    rows, out = bufs
+    if Lk % page == 0:
+        first = layout.token[:, ::page]
+        pages = torch.from_numpy(np.where(first < 0, 0, first // page).reshape(-1)).to(cache.device)
+        if reuse:
+            torch.index_select(cache, 0, pages, out=rows.view(-1, page, H, D))
+        else:
+            rows = cache.index_select(0, pages)
+    else:
+        t = torch.from_numpy(np.maximum(layout.token, 0).reshape(-1)).to(cache.device)
+        flat = cache.reshape(num_pages * page, H, D)
+        rows = torch.index_select(flat, 0, t, out=rows) if reuse else flat.index_select(0, t)
+    rows = rows.reshape(B, Lk, H, D).transpose(1, 2)
+    out = out.copy_(rows) if reuse else rows.contiguous()
+    for b in np.nonzero(layout.lens < Lk)[0]:   # the ragged tails only
+        out[int(b), :, int(layout.lens[b]):] = 0
+    return out
 
 
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, spec, *, page_size=None, backend: str = "auto",
@@ -440,18 +476,22 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, spec, *, page_si
     k_cache[block_table[b, j]]; seq_lens (B,): keys of each sequence (>= Lq; ragged is fine).
     page_size, when given, must equal k_cache.shape[1]. The plan block is the spec's own block or
     `tile` (default: page_size). Returns out (B, Hq, Lq, D), plus lse (B, Hq, Lq) float32 when
-    return_lse. plan= takes the (plan, token index) pair of paged_plan() to reuse it.
+    return_lse. plan= takes the (plan, layout) pair of paged_plan() to reuse it.
 
-    The pages are gathered on the host side of the kernel call: one index_select of the used
-    pages into a (B, Hkv, Lk, D) key tensor (Lk = the longest sequence, rounded up to the
-    block), which the plan then reads in place; the kernels do not index pages themselves.
+    The kernels do not index pages themselves: before the kernel call the used pages are gathered
+    into one (B, Hkv, Lk, D) key tensor and one value tensor (Lk = the longest sequence rounded up
+    to the block): one index_select of whole pages (per token when the block is not a multiple of
+    page_size) and one transposing copy, the tails past each sequence zeroed.
     """
     _check_paged(q, k_cache, v_cache, block_table, seq_lens, page_size)
     if plan is None:
-        plan, token = paged_plan(spec, q, k_cache, block_table, seq_lens, page_size=page_size, tile=tile,
+        plan, layout = paged_plan(spec, q, k_cache, block_table, seq_lens, page_size=page_size, tile=tile,
                                  scale=scale)
     else:
-        if not (isinstance(plan, tuple) and len(plan) == 2 and isinstance(plan[0], BlockPlan)):
-            raise TypeError("plan: expected the (plan, token index) pair of sattn.paged_plan(...)")
-        plan, token = plan
-    return _run(q, _gather(k_cache, token), _gather(v_cache, token), spec, plan, backend, scale, return_lse)
+        if not (isinstance(plan, tuple) and len(plan) == 2 and isinstance(plan[0], BlockPlan)
+                and isinstance(plan[1], PagedLayout)):
+            raise TypeError("plan: expected the (plan, layout) pair of sattn.paged_plan(...)")
+        plan, layout = plan
+        if (plan.B, plan.Hq, plan.Lq) != tuple(q.shape[:3]):
+            raise ValueError(f"plan: built for (B, Hq, Lq)={(plan.B, plan.Hq, plan.Lq)}, got {tuple(q.shape[:3])}")
+    return _run(q, _gather(k_cache, layout, "k"), _gather(v_cache, layout, "v"), spec, plan, backend, scale, return_lse)

@@ -202,3 +202,19 @@ def test_cpu_compiles_fullgraph():
     want = torch.autograd.grad(loss(q, k, v), (q, k, v))
     for g, w in zip(got, want):
         assert torch.equal(g, w)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_gradients_of_a_poisoned_row(backend):
+    # docs/contract.md, "Gradients" rule 4: the poisoned row's dq is NaN, and dk, dv of the keys it
+    # sees; every other contribution as if the NaN were 0.
+    q, k, v = inputs(1, 1, 1, 6, 6, 8, torch.float32, seed=15)
+    q[0, 0, 3, 1] = float("nan")
+    spec = sattn.Dense(causal=True)
+    for normalizer in ("sigmoid", "relu2"):
+        leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+        out = sattn.sparse_attention(*leaves, spec, backend=backend, normalizer=normalizer)
+        dq, dk, dv = torch.autograd.grad(out, leaves, torch.ones_like(out))
+        assert torch.isnan(dq[0, 0, 3]).all() and not torch.isnan(dq[0, 0, [0, 1, 2, 4, 5]]).any()
+        assert torch.isnan(dk[0, 0, :4]).all() and not torch.isnan(dk[0, 0, 4:]).any()
+        assert torch.isnan(dv[0, 0, :4]).all() and not torch.isnan(dv[0, 0, 4:]).any()

@@ -18,6 +18,7 @@
 
 #include "cc/cpu/kernels.h"
 #include "cc/cpu/thread_pool.h"
+#include "cc/cpu/work_items.h"
 #include "cc/src/nonfinite.h"
 
 namespace sattn {
@@ -120,26 +121,11 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   for (int64_t u = 0; u < n_bkv * nkb; ++u)
     if (used[size_t(u)]) stage_units.push_back(u);
 
-  // Work items (b, h, query block) with their cost: kept entries x valid query rows. Sorted by
-  // decreasing cost and handed out one at a time, so a few heavy rows (global blocks, dense
-  // diagonals) start first and the light ones fill the gaps at the end.
+  // Work items (b, h, query block), heaviest first (work_items.h).
   const int64_t n_items = int64_t(s.B) * s.Hq * plan.n_q_blocks;
-  const int64_t q_first = int64_t(s.Lk) - s.Lq;
-  std::vector<int64_t> cost(static_cast<size_t>(n_items)), item_row(static_cast<size_t>(n_items));
-  int64_t total_cost = 0, entry_rows = 0, max_entries = 0;
-  for (int64_t it = 0; it < n_items; ++it) {
-    const int32_t r = int32_t(it % plan.n_q_blocks);
-    const int64_t bh = it / plan.n_q_blocks;
-    const int64_t row = plan.row_of(int32_t(bh / s.Hq), int32_t(bh % s.Hq), r);
-    const int64_t a = r + plan.q_block_begin;
-    const int64_t rows = std::min((a + 1) * blk, int64_t(s.Lk)) - std::max(a * blk, q_first);
-    const int64_t entries = plan.row_ptr[row + 1] - plan.row_ptr[row];
-    item_row[size_t(it)] = row;
-    max_entries = std::max(max_entries, entries);
-    cost[size_t(it)] = entries * blk * rows + rows;
-    total_cost += cost[size_t(it)];
-    entry_rows += entries * rows;
-  }
+  const WorkItems items = ForwardWorkItems(plan, s.B, s.Hq, s.Lq, s.Lk, blk);
+  const int64_t total_cost = items.total_cost, entry_rows = items.entry_rows;
+  const std::vector<int64_t>& order = items.order;
 
   // Key layout. Transposing a key block costs about blk*D scalar moves; reading it row-major
   // costs about D/lanes + 8 extra instructions per (query row, key) in Q K^T. So the transposed
@@ -186,12 +172,6 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   pr.v_ld = stage_v ? Dp : D;
   pr.v_head_stride = int64_t(s.Lk) * pr.v_ld;
 
-  std::vector<int64_t> order(static_cast<size_t>(n_items));
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
-    return cost[size_t(x)] != cost[size_t(y)] ? cost[size_t(x)] > cost[size_t(y)] : x < y;
-  });
-
   // Small problems run on the calling thread (kSerialBelow).
   const int64_t staged = (transpose_k || stage_rows) ? int64_t(stage_units.size()) * blk * D : 0;
   int threads = ResolveThreads(args.num_threads);
@@ -199,32 +179,14 @@ Status AttentionWithIsa(const AttentionArgs& args, const BlockPlan& plan, const 
   threads = int(std::min<int64_t>(threads, std::max<int64_t>(n_items, int64_t(stage_units.size()))));
   threads = std::max(threads, 1);
 
-  // Key-split decode: with fewer work items than threads (decode with few heads), each item's
-  // plan entries are cut into `splits` slices run as separate units and merged by LSE after.
-  // Results then depend on the thread count in the last bits (another summation order).
-  int64_t splits = 1;
-  if (threads > 1 && n_items < threads)
-    splits = std::min<int64_t>((2 * threads + n_items - 1) / n_items, max_entries);
-  splits = std::max<int64_t>(splits, 1);
+  // Key-split decode (work_items.h).
+  const int64_t splits = KeySplits(threads, n_items, items.max_entries);
   const int64_t n_units = n_items * splits;
   std::vector<Partial> parts;
   FloatBuffer part_buf;
   if (splits > 1) {
-    const int64_t per = blk * Dp + 2 * blk;
-    part_buf.Allocate(n_units * per);
-    parts.resize(size_t(n_units));
-    for (int64_t it = 0; it < n_items; ++it) {
-      const int64_t row = item_row[size_t(it)];
-      const int64_t e0 = plan.row_ptr[row], cnt = plan.row_ptr[row + 1] - e0;
-      for (int64_t k = 0; k < splits; ++k) {
-        Partial& pa = parts[size_t(it * splits + k)];
-        pa.e_begin = int32_t(e0 + cnt * k / splits);
-        pa.e_end = int32_t(e0 + cnt * (k + 1) / splits);
-        pa.o = part_buf.data + (it * splits + k) * per;
-        pa.m = pa.o + blk * Dp;
-        pa.l = pa.m + blk;
-      }
-    }
+    part_buf.Allocate(n_units * PartialFloats(blk, Dp));
+    parts = SplitPartials(plan, items.row, splits, blk, Dp, part_buf.data);
   }
 
   const int64_t rmax = isa->rmax;

@@ -16,6 +16,7 @@
 #include "cc/cpu/attention.h"
 #include "cc/cpu/kernels.h"
 #include "cc/cpu/thread_pool.h"
+#include "cc/cpu/work_items.h"
 
 namespace sattn {
 namespace cpu {
@@ -282,23 +283,11 @@ Status AttentionQuantWithIsa(const QuantArgs& args, const BlockPlan& plan, const
   std::vector<uint8_t> bad(3, 0);  // q, k, v held NaN/Inf
 
   const int64_t work = B * Hq * Lq * D + n_bkv * Lk * D;
-  // Cost of the attention rows: entries x rows, as AttentionWithIsa orders them.
+  // Work items as AttentionWithIsa hands them out (work_items.h).
   const int64_t n_items = B * Hq * plan.n_q_blocks;
-  const int64_t q_first = Lk - Lq;
-  std::vector<int64_t> cost(static_cast<size_t>(n_items)), item_row(static_cast<size_t>(n_items));
-  int64_t total_cost = 0, max_entries = 0;
-  for (int64_t it = 0; it < n_items; ++it) {
-    const int32_t r = int32_t(it % plan.n_q_blocks);
-    const int64_t bh = it / plan.n_q_blocks;
-    const int64_t row = plan.row_of(int32_t(bh / Hq), int32_t(bh % Hq), r);
-    const int64_t a = r + plan.q_block_begin;
-    const int64_t rows = std::min((a + 1) * blk, Lk) - std::max(a * blk, q_first);
-    const int64_t entries = plan.row_ptr[row + 1] - plan.row_ptr[row];
-    item_row[size_t(it)] = row;
-    max_entries = std::max(max_entries, entries);
-    cost[size_t(it)] = entries * blk * rows + rows;
-    total_cost += cost[size_t(it)];
-  }
+  const WorkItems items = ForwardWorkItems(plan, B, Hq, Lq, Lk, blk);
+  const int64_t total_cost = items.total_cost;
+  const std::vector<int64_t>& order = items.order;
   int threads = ResolveThreads(args.num_threads);
   if (total_cost * D + work < serial_below) threads = 1;
   threads = int(std::min<int64_t>(threads, std::max<int64_t>(n_items, n_bkv)));
@@ -421,33 +410,13 @@ Status AttentionQuantWithIsa(const QuantArgs& args, const BlockPlan& plan, const
   qp.vp = pairs ? vp.data : nullptr;
   qp.vp_head_stride = Lk2 * Dp;
 
-  std::vector<int64_t> order(static_cast<size_t>(n_items));
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
-    return cost[size_t(x)] != cost[size_t(y)] ? cost[size_t(x)] > cost[size_t(y)] : x < y;
-  });
   // Key-split decode (fewer items than threads), merged by LSE as in AttentionWithIsa.
-  int64_t splits = 1;
-  if (threads > 1 && n_items < threads) splits = std::min<int64_t>((2 * threads + n_items - 1) / n_items, max_entries);
-  splits = std::max<int64_t>(splits, 1);
+  const int64_t splits = KeySplits(threads, n_items, items.max_entries);
   const int64_t n_units = n_items * splits;
   std::vector<Partial> parts;
   if (splits > 1) {
-    const int64_t per = blk * Dp + 2 * blk;
-    part_buf.Allocate(n_units * per);
-    parts.resize(size_t(n_units));
-    for (int64_t it = 0; it < n_items; ++it) {
-      const int64_t row = item_row[size_t(it)];
-      const int64_t e0 = plan.row_ptr[row], cnt = plan.row_ptr[row + 1] - e0;
-      for (int64_t k = 0; k < splits; ++k) {
-        Partial& pa = parts[size_t(it * splits + k)];
-        pa.e_begin = int32_t(e0 + cnt * k / splits);
-        pa.e_end = int32_t(e0 + cnt * (k + 1) / splits);
-        pa.o = part_buf.data + (it * splits + k) * per;
-        pa.m = pa.o + blk * Dp;
-        pa.l = pa.m + blk;
-      }
-    }
+    part_buf.Allocate(n_units * PartialFloats(blk, Dp));
+    parts = SplitPartials(plan, items.row, splits, blk, Dp, part_buf.data);
   }
   const int64_t rmax = isa->rmax;
   auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };

@@ -1,5 +1,8 @@
 """sattn.varlen_attention and sattn.paged_attention (docs/varlen.md) against the per-document
 float64 reference, and paged against contiguous keys bit for bit."""
+import os
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -162,3 +165,16 @@ def test_paged_errors():
         sattn.paged_attention(q, kc, vc, bad, seq, sattn.Dense())
     with pytest.raises(ValueError, match="seq_lens: sequence 1"):
         sattn.paged_attention(q.expand(2, 4, 10, 8), kc, vc, table, seq, sattn.Dense())
+
+
+def test_doc_examples_run():
+    """docs/varlen.md's python blocks, in order, in one namespace."""
+    path = os.path.join(os.environ.get("TEST_SRCDIR", ""), "sattn", "docs", "varlen.md")
+    if not os.path.exists(path):   # run from a source checkout
+        path = os.path.join(os.path.dirname(__file__), "..", "docs", "varlen.md")
+    with open(path) as f:
+        code = re.findall(r"^```python\n(.*?)^```$", f.read(), re.S | re.M)
+    assert code
+    namespace = {"__name__": "__doc_example__"}
+    for i, block in enumerate(code):
+        exec(compile(block, f"docs/varlen.md#block{i}", "exec"), namespace)

@@ -318,14 +318,7 @@ def main(argv):
             log(f"running peers of {name}")
             for peer in peers(q, k, v, spec, scale=scale, repeat=FLAGS.repeat, tile=FLAGS.tile, **options):
                 out_rows.append(make_row(peer.name, peer, []))
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
-            json.dump(out_rows, f, indent=1, default=float)
-        log(f"wrote {len(out_rows)} rows to {FLAGS.out}")
-    if FLAGS.format == "json":
-        print(json.dumps(out_rows, indent=1, default=float))
-    else:
-        print_table(out_rows)
+    emit_rows(out_rows)
     return 0
 
 
@@ -403,14 +396,8 @@ def run_quant(sattn, mod, name, spec, q, k, v, scale, options, flops):
             "rows_checked": int(len(rows)), "counters": res.counters, "note": res.note, "peak_rss_mb": None,
         })
         out_rows.append(row)
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
-            json.dump(out_rows, f, indent=1, default=float)
-        log(f"wrote {len(out_rows)} rows to {FLAGS.out}")
-    if FLAGS.format == "json":
-        print(json.dumps(out_rows, indent=1, default=float))
-    else:
-        print_table(out_rows)
+    emit_rows(out_rows)
+    if FLAGS.format != "json":
         print("cache bytes per token (K+V, one kv head): " + ", ".join(
             f"{r['system']} {r['cache_bytes_per_token']:g}" for r in out_rows))
     return 0
@@ -553,14 +540,7 @@ def run_fwdbwd(sattn, mod, name, spec, q, k, v, scale, options, visible):
             log(f"running the forward + backward peers of {name}")
             for peer in sim_peers(q, k, v, dout, spec, scale=scale, tile=FLAGS.tile, **options):
                 out_rows.append(row(peer.name, peer.time_s, None, peer.counters, peer.note))
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
-            json.dump(out_rows, f, indent=1, default=float)
-        log(f"wrote {len(out_rows)} rows to {FLAGS.out}")
-    if FLAGS.format == "json":
-        print(json.dumps(out_rows, indent=1, default=float))
-    else:
-        print_table(out_rows)
+    emit_rows(out_rows)
     return 0
 
 
@@ -572,6 +552,18 @@ TABLE_COUNTERS = ("instructions", "vector_fraction", "bytes", "cycles", "mac_uti
 def fmt(x, spec):
     width = int(spec.split(".")[0]) if spec[0].isdigit() else 0
     return format("-", f">{width}") if x is None else format(x, spec)
+
+
+def emit_rows(out_rows) -> None:
+    """The rows to --out (JSON) and to stdout: JSON with --format json, else the table."""
+    if FLAGS.out:
+        with open(FLAGS.out, "w") as f:
+            json.dump(out_rows, f, indent=1, default=float)
+        log(f"wrote {len(out_rows)} rows to {FLAGS.out}")
+    if FLAGS.format == "json":
+        print(json.dumps(out_rows, indent=1, default=float))
+    else:
+        print_table(out_rows)
 
 
 def print_table(rows):

@@ -111,6 +111,13 @@ def test_errors_name_the_argument():
         sattn.varlen_attention(q, k, k, _cu([4]), _cu([6]), sattn.BigBird(block=8))
 
 
+def test_no_queries_at_all():
+    k = torch.randn(6, 2, 8)
+    out, lse = sattn.varlen_attention(torch.zeros(0, 2, 8), k, k, _cu([0, 0]), _cu([2, 4]), sattn.Dense(),
+                                      return_lse=True)
+    assert out.shape == (0, 2, 8) and lse.shape == (2, 0)
+
+
 def _paged(B, lens, page, Hq, Hkv, D, Lq, seed):
     g = torch.Generator().manual_seed(seed)
     pages = [-(-n // page) for n in lens]

@@ -289,13 +289,15 @@ class VarlenLayout:
     padded_len: int
 
     def place(self, x):
-        """(total_k, H, D) -> (1, H, padded_len, D), differentiable (index_select + index_copy)."""
+        """(total_k, H, D) -> contiguous (1, H, padded_len, D), differentiable: one zeroed buffer
+        and one index_copy_ of the used keys, transposed on the way (the layout the kernels read)."""
         import torch
         src = torch.from_numpy(self.src).to(x.device)
         dst = torch.from_numpy(self.dst).to(x.device)
-        out = x.new_zeros((self.padded_len,) + tuple(x.shape[1:]))
-        out = out.index_copy(0, dst, x.index_select(0, src))
-        return out.transpose(0, 1).unsqueeze(0)
+        out = x.new_zeros((x.shape[1], self.padded_len, x.shape[2]))
+        used = x if self.src.size == x.shape[0] else x.index_select(0, src)
+        out.index_copy_(1, dst, used.transpose(0, 1))
+        return out.unsqueeze(0)
 
 
 def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, spec, *, max_seqlen_q=None, max_seqlen_k=None,
@@ -318,7 +320,14 @@ def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, spec, *, max_seqlen_q=
     if tuple(v.shape) != tuple(k.shape):
         raise ValueError(f"v: expected k's shape {tuple(k.shape)}, got {tuple(v.shape)}")
     if plan is None:
-        plan, layout = varlen_plan(spec, q, k, cu_seqlens_q, cu_seqlens_k, tile=tile, scale=scale)
+        if q.shape[0] == 0:   # no queries at all: check the call, nothing to plan
+            S.check_spec(spec)
+            _check_packed("q", q, "(total_q, Hq, D)")
+            _check_packed("k", k, "(total_k, Hkv, D)")
+            _check_cu("cu_seqlens_k", cu_seqlens_k, k.shape[0])
+            layout = None
+        else:
+            plan, layout = varlen_plan(spec, q, k, cu_seqlens_q, cu_seqlens_k, tile=tile, scale=scale)
     else:
         if not (isinstance(plan, tuple) and len(plan) == 2 and isinstance(plan[0], BlockPlan)
                 and isinstance(plan[1], VarlenLayout)):
@@ -347,12 +356,12 @@ def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, spec, *, max_seqlen_q=
 
 def _check_paged(q, k_cache, v_cache, block_table, seq_lens, page_size):
     import torch
-    if not isinstance(q, torch.Tensor) or q.ndim != 4:
-        raise ValueError(f"q: expected a rank 4 torch.Tensor (B, Hq, Lq, D), got "
-                         f"{tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__}")
-    for name, x in (("k_cache", k_cache), ("v_cache", v_cache)):
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise ValueError(f"{name}: expected a rank 4 torch.Tensor (num_pages, page_size, Hkv, D)")
+    for name, x, what in (("q", q, "(B, Hq, Lq, D)"), ("k_cache", k_cache, "(num_pages, page_size, Hkv, D)"),
+                          ("v_cache", v_cache, "(num_pages, page_size, Hkv, D)")):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor {what}, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"{name}: expected rank 4 {what}, got shape {tuple(x.shape)}")
     if tuple(v_cache.shape) != tuple(k_cache.shape):
         raise ValueError(f"v_cache: expected k_cache's shape {tuple(k_cache.shape)}, got {tuple(v_cache.shape)}")
     num_pages, page, _, D = k_cache.shape

@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="plots of bench results in one self-contained HTML page",
                        description="Reads bench rows (JSON lines from `sattn bench --out`, or the JSON "
-                                   "list of `bazel run //tools:bench -- --out`) and writes one HTML page "
+                                   "list of `bazel run //tools:bench -- --out`; or `sattn eval --out` rows) "
+                                   "and writes one HTML page "
                                    "with the plots embedded (needs matplotlib: pip install 'sattn[plot]').")
     p.add_argument("results", nargs="+", help="result files (.jsonl or .json)")
     p.add_argument("-o", "--output", required=True, metavar="FILE.html", help="the page to write")

@@ -118,7 +118,7 @@ def _exit_code(argv):
 @pytest.mark.parametrize("flags", [
     ["--tasks", "poetry"], ["--specs", "dense,flash"], ["--budgets", "0"], ["--budgets", "1.5"],
     ["--budgets", "x"], ["--steps", "0"], ["--seq-len", "50"], ["--preset", "huge"], ["--seed", "-1"],
-    ["--backend", "gpu"],
+    ["--backend", "gpu"], ["--backend", "triton"], ["--threads", "0"],
 ])
 def test_bad_flags_exit_2(flags, capsys):
     assert _exit_code(["eval", "--preset", "micro", *flags]) == 2
@@ -129,3 +129,9 @@ def test_bad_flags_exit_2(flags, capsys):
 def test_spec_for_rejects_an_unknown_family():
     with pytest.raises(ValueError, match="family"):
         E.spec_for("linear", 0.25, 64, 16)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_fails_with_one_line(capsys):
+    assert _exit_code(["eval", "--preset", "micro", "--device", "cuda"]) == 1
+    assert "no CUDA device" in capsys.readouterr().err

@@ -79,6 +79,9 @@ def configure(args):
     budgets = _budgets(args.budgets) if args.budgets else None
     if args.seed < 0:
         raise UsageError(f"--seed: expected an integer >= 0, got {args.seed}")
+    if (args.device, args.backend) in (("cuda", "cpu"), ("cpu", "triton")):
+        raise UsageError(f"--backend {args.backend}: runs on {'host' if args.backend == 'cpu' else 'CUDA'} tensors, "
+                         f"the models train on --device {args.device}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads: expected an integer >= 1, got {args.threads}")
     if "mqar" in tasks and 2 * (preset.mqar_pairs + preset.mqar_queries) > preset.seq_len:

@@ -147,6 +147,12 @@ def test_paged_matches_contiguous_bit_for_bit(page, Lq, spec):
     lens = [37, 130, 16]
     q, kc, vc, table, seq = _paged(3, lens, page, 8, 2, 32, Lq, seed=page + Lq)
     out = sattn.paged_attention(q, kc, vc, table, seq, spec, page_size=page, backend="cpu", tile=page)
+    workspace = {}
+    for _ in range(2):   # the second call gathers into the first call's buffers
+        again = sattn.paged_attention(q, kc, vc, table, seq, spec, page_size=page, backend="cpu", tile=page,
+                                      workspace=workspace)
+        assert torch.equal(again, out)
+    assert set(workspace) == {"k", "v"}
     for b in range(3):
         k, v = _contiguous(kc, table, lens, b), _contiguous(vc, table, lens, b)
         want = sattn.sparse_attention(q[b:b + 1], k, v, spec, backend="cpu", tile=page, threads=1)

@@ -87,12 +87,15 @@ def run_paged(a) -> None:
     spec = sattn.Dense(causal=True)
     kv_bytes = 2 * B * a.hkv * a.seq_len * a.dim * k.element_size()
     plan = sattn.paged_plan(spec, q, k_cache, table, seq, page_size=page)
+    workspace = {}   # kept across calls, as a decode loop keeps it across steps
     systems = {
         "contiguous": lambda: sattn.sparse_attention(q, k, v, spec, backend="cpu", tile=page),
         "paged": lambda: sattn.paged_attention(q, k_cache, v_cache, table, seq, spec, page_size=page,
                                                backend="cpu"),
         "paged_reused_plan": lambda: sattn.paged_attention(q, k_cache, v_cache, table, seq, spec, page_size=page,
                                                            backend="cpu", plan=plan),
+        "paged_workspace": lambda: sattn.paged_attention(q, k_cache, v_cache, table, seq, spec, page_size=page,
+                                                         backend="cpu", workspace=workspace),
     }
     for system, fn in systems.items():
         print(f"paged: {system} ...", file=sys.stderr, flush=True)

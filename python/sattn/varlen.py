@@ -395,10 +395,12 @@ def _check_paged(q, k_cache, v_cache, block_table, seq_lens, page_size):
     return lens, table, page
 
 
-def paged_plan(spec, q, k_cache, block_table, seq_lens, *, page_size=None, tile=None, scale=None):
+def paged_plan(spec, q, k_cache, block_table, seq_lens, *, page_size=None, tile=None, scale=None,
+               workspace=None):
     """(plan, layout) of a paged call: the combined BlockPlan over (B, Hq, Lq, Lk) with Lk the
     longest sequence rounded up to the block, and the PagedLayout saying which cache rows fill it.
-    Pass it to paged_attention(plan=...) to reuse across calls with the same table and lengths."""
+    Pass it to paged_attention(plan=...) to reuse across calls with the same table and lengths.
+    `workspace` (a dict the caller keeps across calls, or None) holds the gather buffers."""
     S.check_spec(spec)
     lens, table, page = _check_paged(q, k_cache, k_cache, block_table, seq_lens, page_size)
     block = _plan_block(spec, page if tile is None else tile)
@@ -411,7 +413,9 @@ def paged_plan(spec, q, k_cache, block_table, seq_lens, *, page_size=None, tile=
     token = table[:, jp] * page + (j % page)[None, :]
     token = np.where(j[None, :] < lens[:, None], token, -1)
     import torch
-    layout = PagedLayout(token=token, lens=lens, page=page)
+    if workspace is not None and not isinstance(workspace, dict):
+        raise TypeError(f"workspace: expected a dict kept across calls, or None, got {type(workspace).__name__}")
+    layout = PagedLayout(token=token, lens=lens, page=page, buffers={} if workspace is None else workspace)
     kd_all = _gather(k_cache, layout) if _needs_values(spec) else None
     docs_qk = []
     for b in range(B):
@@ -433,8 +437,9 @@ def _needs_values(spec) -> bool:
 @dataclasses.dataclass(frozen=True, eq=False)
 class PagedLayout:
     """Where a paged call's keys come from: `token` (B, Lk) rows of the flattened cache, -1 past
-    each sequence's end; `lens` (B,) the sequences' key counts; `page` the page size. It keeps
-    the gather buffers of calls that need no gradient, so a reused plan allocates nothing."""
+    each sequence's end; `lens` (B,) the sequences' key counts; `page` the page size; `buffers`
+    the gather buffers of calls that need no gradient (the caller's workspace dict, if given), so
+    a reused plan or workspace allocates nothing."""
 
     token: np.ndarray
     lens: np.ndarray
@@ -451,12 +456,13 @@ def _gather(cache, layout: PagedLayout, name: str = "k"):
     num_pages, page, H, D = cache.shape
     B, Lk = layout.token.shape
     reuse = not (torch.is_grad_enabled() and cache.requires_grad)
-    key = (name, cache.dtype, cache.device, H, D)
-    bufs = layout.buffers.get(key) if reuse else None
-    if bufs is None:
-        bufs = (cache.new_empty((B * Lk, H, D)), cache.new_empty((B, H, Lk, D)))
+    shape = (B, H, Lk, D)
+    bufs = layout.buffers.get(name) if reuse else None
+    if bufs is None or tuple(bufs[1].shape) != shape or bufs[1].dtype != cache.dtype \
+            or bufs[1].device != cache.device:
+        bufs = (cache.new_empty((B * Lk, H, D)), cache.new_empty(shape))
         if reuse:
-            layout.buffers[key] = bufs
+            layout.buffers[name] = bufs
     rows, out = bufs
     if Lk % page == 0:
         first = layout.token[:, ::page]
@@ -477,7 +483,7 @@ def _gather(cache, layout: PagedLayout, name: str = "k"):
 
 
 def paged_attention(q, k_cache, v_cache, block_table, seq_lens, spec, *, page_size=None, backend: str = "auto",
-                    scale=None, return_lse: bool = False, tile=None, plan=None):
+                    scale=None, return_lse: bool = False, tile=None, plan=None, workspace=None):
     """Attention of q against a paged KV cache: decode (Lq = 1) and chunked prefill (Lq > 1).
 
     q (B, Hq, Lq, D): the last Lq positions of each sequence; k_cache, v_cache (num_pages,
@@ -485,7 +491,9 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, spec, *, page_si
     k_cache[block_table[b, j]]; seq_lens (B,): keys of each sequence (>= Lq; ragged is fine).
     page_size, when given, must equal k_cache.shape[1]. The plan block is the spec's own block or
     `tile` (default: page_size). Returns out (B, Hq, Lq, D), plus lse (B, Hq, Lq) float32 when
-    return_lse. plan= takes the (plan, layout) pair of paged_plan() to reuse it.
+    return_lse. plan= takes the (plan, layout) pair of paged_plan() to reuse it. workspace= (a
+    dict kept by the caller across decode steps) keeps the gather buffers between calls without
+    a gradient: one K and one V copy of (B, Hkv, Lk, D), replaced when that shape changes.
 
     The kernels do not index pages themselves: before the kernel call the used pages are gathered
     into one (B, Hkv, Lk, D) key tensor and one value tensor (Lk = the longest sequence rounded up
@@ -495,7 +503,7 @@ def paged_attention(q, k_cache, v_cache, block_table, seq_lens, spec, *, page_si
     _check_paged(q, k_cache, v_cache, block_table, seq_lens, page_size)
     if plan is None:
         plan, layout = paged_plan(spec, q, k_cache, block_table, seq_lens, page_size=page_size, tile=tile,
-                                 scale=scale)
+                                 scale=scale, workspace=workspace)
     else:
         if not (isinstance(plan, tuple) and len(plan) == 2 and isinstance(plan[0], BlockPlan)
                 and isinstance(plan[1], PagedLayout)):

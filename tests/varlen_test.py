@@ -85,7 +85,9 @@ def test_plan_is_valid_and_stays_inside_documents():
     q, k = torch.zeros(sum(lq), 2, 8), torch.zeros(sum(lk), 2, 8)
     plan, layout = V.varlen_plan(sattn.Dense(), q, k, _cu(lq), _cu(lk), tile=8)
     plan.validate()
-    seen = plan.to_dense_mask()[0, 0]                          # (total_q, padded keys)
+    rows = plan.to_dense_mask()[0, 0]                          # (padded queries, padded keys)
+    seen = rows[layout.q_dst]
+    assert not np.delete(rows, layout.q_dst, axis=0).any()     # the padding rows see nothing
     doc_q = np.repeat(np.arange(4), lq)
     doc_k = np.full(layout.padded_len, -1)
     doc_k[layout.dst] = np.repeat(np.arange(4), lk)[layout.src]

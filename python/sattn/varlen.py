@@ -264,11 +264,19 @@ def varlen_plan(spec, q, k, cu_seqlens_q, cu_seqlens_k, *, tile: int = 64, scale
     used = lq > 0
     padded = np.where(used, -(-lk // block) * block, 0)
     koff = np.concatenate([[0], np.cumsum(padded)])
-    TQ, TK = int(q.shape[0]), int(koff[-1])
+    TK = int(koff[-1])
+    # Queries: each document's rows start at its own offset within a block (its first query
+    # position mod block), so its plan rows map onto whole combined rows (no tile splits).
+    qoff = np.zeros(lq.size, np.int64)
+    end = 0
+    for d in np.nonzero(used)[0]:
+        qoff[d] = end + (int(lk[d] - lq[d]) - end) % block
+        end = int(qoff[d] + lq[d])
+    TQ = -(-end // block) * block
     docs_qk = [(q[cq[d]:cq[d + 1]].transpose(0, 1).unsqueeze(0), k[ck[d]:ck[d + 1]].transpose(0, 1).unsqueeze(0))
                for d in np.nonzero(used)[0]]
     plans = _doc_plans(spec, docs_qk, block, tile, scale)
-    docs = [_Doc(plan=p, b=0, delta=int(TK - TQ + cq[d] - (lk[d] - lq[d])), kappa=int(koff[d] // block),
+    docs = [_Doc(plan=p, b=0, delta=int(TK - TQ + qoff[d] - (lk[d] - lq[d])), kappa=int(koff[d] // block),
                  Lq=int(lq[d]), Lk=int(lk[d]))
             for p, d in zip(plans, np.nonzero(used)[0])]
     plan = combine(docs, block=block, B=1, Hq=q.shape[1], Lq=TQ, Lk=max(TK, 1))
@@ -276,17 +284,21 @@ def varlen_plan(spec, q, k, cu_seqlens_q, cu_seqlens_k, *, tile: int = 64, scale
     doc_of = np.repeat(np.arange(lk.size), lk)
     src = np.nonzero(used[doc_of])[0]
     dst = src - ck[doc_of[src]] + koff[doc_of[src]]
-    return plan, VarlenLayout(src=src, dst=dst, padded_len=max(TK, 1))
+    q_doc = np.repeat(np.arange(lq.size), lq)
+    q_dst = np.arange(q.shape[0]) - cq[q_doc] + qoff[q_doc]
+    return plan, VarlenLayout(src=src, dst=dst, padded_len=max(TK, 1), q_dst=q_dst, q_len=TQ)
 
 
 @dataclasses.dataclass(frozen=True)
 class VarlenLayout:
-    """Where the packed keys go in the combined plan's key layout: key `src[i]` to position
-    `dst[i]` of `padded_len` (zero keys elsewhere)."""
+    """Where the packed tokens go in the combined plan's layout: key `src[i]` to key position
+    `dst[i]` of `padded_len`, query `i` to query row `q_dst[i]` of `q_len` (zeros elsewhere)."""
 
     src: np.ndarray
     dst: np.ndarray
     padded_len: int
+    q_dst: np.ndarray
+    q_len: int
 
     def place(self, x):
         """(total_k, H, D) -> contiguous (1, H, padded_len, D), differentiable: one zeroed buffer
@@ -298,6 +310,21 @@ class VarlenLayout:
         used = x if self.src.size == x.shape[0] else x.index_select(0, src)
         out.index_copy_(1, dst, used.transpose(0, 1))
         return out.unsqueeze(0)
+
+    def place_queries(self, q):
+        """(total_q, Hq, D) -> contiguous (1, Hq, q_len, D), differentiable."""
+        import torch
+        out = q.new_zeros((q.shape[1], self.q_len, q.shape[2]))
+        out.index_copy_(1, torch.from_numpy(self.q_dst).to(q.device), q.transpose(0, 1))
+        return out.unsqueeze(0)
+
+    def take_rows(self, out4, lse4):
+        """The combined call's (1, Hq, q_len, D) output and (1, Hq, q_len) lse back at the packed
+        queries: (total_q, Hq, D) contiguous and (Hq, total_q)."""
+        import torch
+        rows = torch.from_numpy(self.q_dst).to(out4.device)
+        out = out4[0].transpose(0, 1).index_select(0, rows)
+        return out, None if lse4 is None else lse4[0].index_select(1, rows)
 
 
 def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, spec, *, max_seqlen_q=None, max_seqlen_k=None,
@@ -333,7 +360,7 @@ def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, spec, *, max_seqlen_q=
                 and isinstance(plan[1], VarlenLayout)):
             raise TypeError("plan: expected the (plan, layout) pair of sattn.varlen_plan(...)")
         plan, layout = plan
-        if plan.Lq != q.shape[0] or plan.Hq != q.shape[1] or layout.src.size > k.shape[0]:
+        if layout.q_dst.size != q.shape[0] or plan.Hq != q.shape[1] or layout.src.size > k.shape[0]:
             raise ValueError(f"plan: built for total_q={plan.Lq}, Hq={plan.Hq}; got q of shape {tuple(q.shape)}")
     lq = np.diff(_check_cu("cu_seqlens_q", cu_seqlens_q, q.shape[0]))
     lk = np.diff(_check_cu("cu_seqlens_k", cu_seqlens_k, k.shape[0]))
@@ -345,11 +372,9 @@ def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, spec, *, max_seqlen_q=
             import torch
             return out, torch.full((q.shape[1], 0), float("-inf"), dtype=torch.float32, device=q.device)
         return out
-    q4 = q.transpose(0, 1).unsqueeze(0)
-    res = _run(q4, layout.place(k), layout.place(v), spec, plan, backend, scale, return_lse)
-    out, lse = (res if return_lse else (res, None))
-    out = out[0].transpose(0, 1).contiguous()
-    return (out, lse[0]) if return_lse else out
+    res = _run(layout.place_queries(q), layout.place(k), layout.place(v), spec, plan, backend, scale, return_lse)
+    out, lse = layout.take_rows(*(res if return_lse else (res, None)))
+    return (out, lse) if return_lse else out
 
 
 # ---- paged KV cache -----------------------------------------------------------------------------

@@ -5,9 +5,12 @@ as in sparse_attention) and place the document plans into one plan over a combin
 
 - keys: each document's keys start on a block boundary (padded with zero keys to a multiple of
   the block), so a document's key block c is one key block of the combined plan;
-- queries: varlen keeps the packed queries as they are (no padding), paged keeps (B, Hq, Lq, D);
-  a document's query rows then sit at an offset that need not be a multiple of the block, so its
-  plan rows are re-tiled onto the combined rows (per-pair bitmaps carry the document edges).
+- queries: varlen places each document's queries at the offset within a block that its first
+  query position has in the document (zero rows between documents), so its plan rows are whole
+  combined rows; paged keeps (B, Hq, Lq, D), where a sequence's rows can sit at another offset
+  within the block, so its plan rows are re-tiled onto the combined rows.
+
+Per-pair bitmaps carry the document edges and diagonals.
 
 Nothing is visible across documents: an entry of the combined plan only ever holds pairs of one
 document. The combined plan runs through sparse_attention's plan= path, so the forward and the

@@ -10,9 +10,14 @@ function of the source (no addresses, no dates), so //tools:api_docs_test can co
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import os
 import sys
+
+
+# Subpackages a user imports by name (not re-exported by `import sattn`: some need torch).
+SUBMODULES = ("distributed", "imc", "integrations.transformers", "quant")
 
 
 def _sig(obj) -> str:
@@ -82,6 +87,23 @@ def render() -> str:
         else:
             toc.append(f"- [`{name}`](#{anchor})")
             body += [f"## {name}", "", f"`{type(obj).__name__}` constant.", ""]
+    for name in SUBMODULES:
+        mod = importlib.import_module(f"sattn.{name}")
+        anchor = "sattn-" + name.replace(".", "-")
+        toc.append(f"- [`sattn.{name}`](#{anchor}) (module)")
+        body += [f"## sattn.{name}", "", _doc(mod), ""]
+        for mname in getattr(mod, "__all__", None) or [n for n, _ in inspect.getmembers(mod)]:
+            obj = getattr(mod, mname)
+            if mname.startswith("_") or getattr(obj, "__module__", None) is None:
+                continue
+            if not getattr(obj, "__module__", "").startswith(f"sattn.{name}"):
+                continue
+            if inspect.isclass(obj):
+                kind = "exception" if issubclass(obj, BaseException) else "class"
+                body += [f"### sattn.{name}.{mname} ({kind})", "", _doc(obj), ""]
+            elif inspect.isfunction(obj):
+                body += [f"### sattn.{name}.{mname}", "", f"```python\nsattn.{name}.{mname}{_sig(obj)}\n```", "",
+                         _doc(obj), ""]
     text = "\n".join(lines + toc + [""] + body).rstrip() + "\n"
     # Signatures of defaults that are objects print their repr; keep the page free of addresses.
     import re

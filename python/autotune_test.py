@@ -47,9 +47,9 @@ def capture_cpu_kernel(monkeypatch):
     seen = []
     real = _cc.attention_cpu
 
-    def spy(q, k, v, plan, shape, scale, dtype, threads, return_lse):
+    def spy(q, k, v, plan, shape, scale, dtype, threads, *rest):
         seen.append({"block": plan["block"], "threads": threads})
-        return real(q, k, v, plan, shape, scale, dtype, threads, return_lse)
+        return real(q, k, v, plan, shape, scale, dtype, threads, *rest)
     monkeypatch.setattr(_cc, "attention_cpu", spy)
     return seen
 

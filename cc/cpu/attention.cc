@@ -76,17 +76,20 @@ Status ValidateCallCommon(double scale, int num_threads, const Shape& s, const B
   return ValidatePlan(plan);
 }
 
+std::string ForcedIsaName() {
+  const char* env = std::getenv("SATTN_CPU_ISA");
+  return env == nullptr ? std::string() : std::string(env);
+}
+
 const Isa* SelectIsa() {
   static const Isa* chosen = [] {
     const Isa* best = IsaPortable();
     if (IsaAvx2() && CpuHasAvx2()) best = IsaAvx2();
     if (IsaAvx512() && CpuHasAvx512()) best = IsaAvx512();
-    if (const char* env = std::getenv("SATTN_CPU_ISA")) {
-      const std::string want(env);
-      if (want == "portable") best = IsaPortable();
-      if (want == "avx2" && IsaAvx2() && CpuHasAvx2()) best = IsaAvx2();
-      if (want == "avx512" && IsaAvx512() && CpuHasAvx512()) best = IsaAvx512();
-    }
+    const std::string want = ForcedIsaName();
+    if (want == "portable") best = IsaPortable();
+    if (want == "avx2" && IsaAvx2() && CpuHasAvx2()) best = IsaAvx2();
+    if (want == "avx512" && IsaAvx512() && CpuHasAvx512()) best = IsaAvx512();
     return best;
   }();
   return chosen;

@@ -232,12 +232,10 @@ const QuantIsa* SelectQuantIsa() {
     const QuantIsa* best = QuantIsaPortable();
     if (QuantIsaAvx2() && CpuHasAvx2()) best = QuantIsaAvx2();
     if (QuantIsaAvx512() && CpuHasAvx512Vnni()) best = QuantIsaAvx512();
-    if (const char* env = std::getenv("SATTN_CPU_ISA")) {
-      const std::string want(env);
-      if (want == "portable") best = QuantIsaPortable();
-      if (want == "avx2" && QuantIsaAvx2() && CpuHasAvx2()) best = QuantIsaAvx2();
-      if (want == "avx512" && QuantIsaAvx512() && CpuHasAvx512Vnni()) best = QuantIsaAvx512();
-    }
+    const std::string want = ForcedIsaName();
+    if (want == "portable") best = QuantIsaPortable();
+    if (want == "avx2" && QuantIsaAvx2() && CpuHasAvx2()) best = QuantIsaAvx2();
+    if (want == "avx512" && QuantIsaAvx512() && CpuHasAvx512Vnni()) best = QuantIsaAvx512();
     return best;
   }();
   return chosen;

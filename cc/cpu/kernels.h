@@ -4,6 +4,7 @@
 #define SATTN_CPU_KERNELS_H_
 
 #include <cstdint>
+#include <string>
 
 #include "cc/cpu/attention.h"
 #include "sattn/plan.h"
@@ -197,6 +198,9 @@ bool CpuHasAvx2();
 // The ISA Attention() uses: the best supported one, or the one named by the environment
 // variable SATTN_CPU_ISA (avx512, avx2 or portable) when that one is supported.
 const Isa* SelectIsa();
+
+// SATTN_CPU_ISA's value ("" when unset): the kernel set SelectIsa and SelectQuantIsa prefer.
+std::string ForcedIsaName();
 
 // The checks the forward and the backward share once their pointers and dtype are checked:
 // scale, thread count, and a plan that was built for this (B, Hq, Lq, Lk) and is well formed.

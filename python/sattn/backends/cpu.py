@@ -42,10 +42,7 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     from sattn import _cc
     _inputs.check_options("the cpu backend", options, _inputs.keyword_options(attention))
     S.check_spec(spec)
-    prob = _inputs.check_qkv(q, k, v)
-    if prob.device != "cpu":
-        raise ValueError(f"q: the cpu backend needs host tensors, got device {prob.device}")
-    _inputs.check_no_grad(NAME, q, k, v)
+    prob = _host_problem(q, k, v)
     scale = _inputs.resolve_scale(scale, prob.D)
     tuned = None if plan is not None else tuning.tuned_options(
         NAME, {"tile": tile, "threads": threads}, tuning.cpu_device(), spec, prob)
@@ -60,10 +57,7 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
         _check_relu2_range(q, k, v, scale)
     dtype = prob.dtype if prob.dtype in DTYPES else "float32"
     t0 = time.perf_counter()
-    if plan is None:
-        plan = build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
-    else:
-        plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
+    plan = _call_plan(plan, spec, q, k, prob, tile, scale, threads)
     t1 = time.perf_counter()
     out, lse = _cc.attention_cpu(_as_kernel_input(q, dtype), _as_kernel_input(k, dtype), _as_kernel_input(v, dtype),
                                  plan.to_dict(), prob.shape_tuple, scale, dtype, threads, return_lse, normalizer)
@@ -74,6 +68,22 @@ def attention(q, k, v, spec, *, scale, return_lse, plan: BlockPlan | None = None
     counters = {"plan_ns": int((t1 - t0) * 1e9), "kernel_ns": int((t2 - t1) * 1e9), "nnz_blocks": plan.nnz,
                 "tuned": int(tuned is not None), "tile": plan.block, "threads": threads}
     return BackendResult(out=out, lse=lse, counters=counters, plan=plan)
+
+
+def _host_problem(q, k, v):
+    """The call's checked shape; q, k, v on the host and none of them asking for a gradient."""
+    prob = _inputs.check_qkv(q, k, v)
+    if prob.device != "cpu":
+        raise ValueError(f"q: the cpu backend needs host tensors, got device {prob.device}")
+    _inputs.check_no_grad(NAME, q, k, v)
+    return prob
+
+
+def _call_plan(plan, spec, q, k, prob, tile, scale, threads) -> BlockPlan:
+    """The plan to run: `plan` checked against the call, or one built with `tile` (default 64)."""
+    if plan is None:
+        return build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
+    return check_plan(plan, spec, prob, tile=tile, scale=scale)
 
 
 def _check_relu2_range(q, k, v, scale) -> None:
@@ -130,10 +140,7 @@ def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, return_lse:
     S.check_spec(spec)
     Q.check_quant(quant)
     check_quant_supported(quant)
-    prob = _inputs.check_qkv(q, k, v)
-    if prob.device != "cpu":
-        raise ValueError(f"q: the cpu backend needs host tensors, got device {prob.device}")
-    _inputs.check_no_grad(NAME, q, k, v)
+    prob = _host_problem(q, k, v)
     if scales is not None:
         Q.check_scales(scales, quant, prob)
     scale = _inputs.resolve_scale(scale, prob.D)
@@ -143,10 +150,7 @@ def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, return_lse:
     if isa is not None and isa not in QUANT_ISAS:
         raise ValueError(f"isa: expected None or one of {', '.join(map(repr, QUANT_ISAS))}, got {isa!r}")
     t0 = time.perf_counter()
-    if plan is None:
-        plan = build_plan(spec, q, k, tile=64 if tile is None else tile, scale=scale, threads=threads)
-    else:
-        plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
+    plan = _call_plan(plan, spec, q, k, prob, tile, scale, threads)
     t1 = time.perf_counter()
     clips = (None, None, None) if scales is None else (scales.q, scales.k, scales.v if quant.v else None)
     qa, ka, va = (_inputs.to_numpy(x, np.float32) for x in (q, k, v))
@@ -182,8 +186,10 @@ def attention_backward(q, k, v, out, lse, dout, dlse, plan, *, scale, tile: int 
     return BackendGrads(dq=dq, dk=dk, dv=dv, counters={"kernel_ns": int((t1 - t0) * 1e9)})
 
 
-def _median_time(fn, repeat):
-    fn()  # warm-up (first call allocates, compiles or plans)
+def median_time(fn, repeat):
+    """(fn()'s last result, median wall seconds of fn() over `repeat` runs) after one warm-up call
+    (the first allocates, compiles or plans)."""
+    fn()
     times = []
     for _ in range(max(1, repeat)):
         t0 = time.perf_counter()
@@ -209,12 +215,12 @@ def bench_peers(q, k, v, spec, *, scale, repeat, tile=64, **options):
 
     with torch.no_grad():
         dense_flops = 4.0 * prob.D * prob.B * prob.Hq * prob.Lq * prob.Lk
-        _, t = _median_time(lambda: sdpa(), repeat)
+        _, t = median_time(lambda: sdpa(), repeat)
         peers.append(BackendResult(out=None, time_s=t, name="sdpa_dense", counters={"flops": dense_flops},
                                    note="dense attention (different function)"))
         if spec.causal or isinstance(spec, S.SlidingWindow):
             if prob.Lq == prob.Lk:
-                _, t = _median_time(lambda: sdpa(is_causal=True), repeat)
+                _, t = median_time(lambda: sdpa(is_causal=True), repeat)
                 causal_flops = 4.0 * prob.D * prob.B * prob.Hq * prob.Lq * (prob.Lq + 1) / 2
                 peers.append(BackendResult(out=None, time_s=t, name="sdpa_causal", counters={"flops": causal_flops},
                                            note="dense causal (different function)"))
@@ -223,7 +229,7 @@ def bench_peers(q, k, v, spec, *, scale, repeat, tile=64, **options):
             peers.append(BackendResult(out=None, name="sdpa_masked", note=f"skipped: L x L mask of {elements} elements"))
             return peers
         mask = torch.from_numpy(build_plan(spec, q, k, tile=tile, scale=scale).to_dense_mask())
-        out, t = _median_time(lambda: sdpa(attn_mask=mask), repeat)
+        out, t = median_time(lambda: sdpa(attn_mask=mask), repeat)
         # SDPA gives NaN on rows with no visible key; the contract says zeros.
         out = torch.nan_to_num(out, nan=0.0)
         peers.append(BackendResult(out=out, time_s=t, name="sdpa_masked", note="SDPA with the boolean mask"))
@@ -247,7 +253,7 @@ def _flex_peer(tq, tk, tv, mask, scale, gqa, repeat):
         compiled = torch.compile(flex_attention)
         compiled(tq, tk, tv, block_mask=block_mask, scale=scale, enable_gqa=gqa)
         setup = time.perf_counter() - t0
-        out, t = _median_time(lambda: compiled(tq, tk, tv, block_mask=block_mask, scale=scale, enable_gqa=gqa), repeat)
+        out, t = median_time(lambda: compiled(tq, tk, tv, block_mask=block_mask, scale=scale, enable_gqa=gqa), repeat)
         return BackendResult(out=torch.nan_to_num(out, nan=0.0), time_s=t, name="flex_attention",
                              note=f"one-off mask build + compile {setup:.1f} s")
     except Exception as e:  # report, don't hide: the row says why there is no number

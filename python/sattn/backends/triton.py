@@ -114,8 +114,9 @@ def visible_pairs(q, k, spec, *, scale, plan=None, tile: int | None = None, forc
 
 # ---- peers for `bench --compare` -----------------------------------------------------------------
 
-def _cuda_time(fn, repeat: int) -> float:
-    """Median seconds of fn() over `repeat` runs, timed with CUDA events after one warm-up."""
+def cuda_time(fn, repeat: int):
+    """(fn()'s last result, median seconds of fn() over `repeat` runs), timed with CUDA events
+    after one warm-up call."""
     import torch
     fn()
     torch.cuda.synchronize()
@@ -123,12 +124,12 @@ def _cuda_time(fn, repeat: int) -> float:
     for _ in range(max(1, repeat)):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         s.record()
-        fn()
+        out = fn()
         e.record()
         torch.cuda.synchronize()
         times.append(s.elapsed_time(e) / 1e3)
     times.sort()
-    return times[len(times) // 2]
+    return out, times[len(times) // 2]
 
 
 def flex_mask_mod(spec, q, k, *, scale, plan=None, tile: int = 128):
@@ -185,7 +186,7 @@ def _flex_peer(q, k, v, spec, *, scale, repeat: int, **options):
     out = flex(q, k, v, block_mask=bm, scale=scale, enable_gqa=Hq != Hkv)
     torch.cuda.synchronize()
     t_compile = time.perf_counter() - t0
-    t = _cuda_time(lambda: flex(q, k, v, block_mask=bm, scale=scale, enable_gqa=Hq != Hkv), repeat)
+    _, t = cuda_time(lambda: flex(q, k, v, block_mask=bm, scale=scale, enable_gqa=Hq != Hkv), repeat)
     selected = type(spec).__name__ in ("BlockTopK", "TopKPerQuery")
     return BackendResult(out=out, time_s=t, name="flex_attention",
                          note=(("mask from our selection, built once, not timed; " if selected else "")
@@ -207,8 +208,8 @@ def bench_peers(q, k, v, spec, *, scale, repeat: int, **options):
         ops = _import_kernels()
         gp = ops.make_plan(q, k, spec, scale=scale, tile=options.get("tile", 64))
         fixed = lambda: ops.attention(q, k, v, spec, scale=scale, plan=gp)  # noqa: E731
-        out, _ = fixed()
-        rows.append(BackendResult(out=out, time_s=_cuda_time(fixed, repeat), name="triton_plan_reused",
+        (out, _), t = cuda_time(fixed, repeat)
+        rows.append(BackendResult(out=out, time_s=t, name="triton_plan_reused",
                                   note="selection once, not timed (like the flex row)"))
     try:
         rows.append(_flex_peer(q, k, v, spec, scale=scale, repeat=repeat, **options))
@@ -222,8 +223,7 @@ def bench_peers(q, k, v, spec, *, scale, repeat: int, **options):
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         fn = lambda: F.scaled_dot_product_attention(q, k, v, scale=scale, is_causal=causal and Lq == k.shape[2],
                                                     enable_gqa=Hq != Hkv)
-        out = fn()
-        t = _cuda_time(fn, repeat)
+        out, t = cuda_time(fn, repeat)
     rows.append(BackendResult(out=out, time_s=t, name="sdpa_flash_dense" + ("_causal" if causal else ""),
                               note="dense (all keys" + (", causal" if causal else "") + ")"))
     return rows

@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -100,25 +99,9 @@ def _measure(backend: str, mod, q, k, v, spec, scale: float, config: dict, repea
         return {"instructions" if backend == "rvv" else "cycles":
                 int(res.counters["instructions" if backend == "rvv" else "cycles"]),
                 "proxy_cycles": res.counters.get("proxy_cycles"), "_out": res.out}
-    if backend == "triton":
-        import torch
-        res = call()  # compile
-        times = []
-        for _ in range(repeat):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            call()
-            e.record()
-            torch.cuda.synchronize()
-            times.append(s.elapsed_time(e))
-        return {"time_ms": statistics.median(times), "_out": res.out}
-    res = call()  # warm-up (planning, thread start)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return {"time_ms": statistics.median(times) * 1e3, "_out": res.out}
+    timer = mod.cuda_time if backend == "triton" else mod.median_time  # warm-up, then the median
+    res, seconds = timer(call, repeat)
+    return {"time_ms": seconds * 1e3, "_out": res.out}
 
 
 def _device(backend: str, mod, q, args) -> str:

@@ -198,6 +198,31 @@ def _check_finite(name, x):
                          f"meaningless); this {name} holds NaN or Inf")
 
 
+def smooth_k(k, on: bool):
+    """Step 1 for a backend's float32 K: (K - its mean over tokens as float32, the mean (B, Hkv,
+    1, D) float64); K unchanged and a zero mean when not `on`."""
+    if not on:
+        return k, np.zeros_like(k[:, :, :1], dtype=np.float64)
+    kmean = k.astype(np.float64).mean(axis=-2, keepdims=True)
+    return (k - kmean).astype(np.float32), kmean
+
+
+def smoothing_shift(q, kmean, scale: float):
+    """scale * q . mean(K) per row (B, Hq, Lq) float64: the row shift smoothing took out of the
+    scores, added to the smoothed lse to give the unsmoothed one."""
+    group = q.shape[1] // kmean.shape[1]
+    return scale * np.einsum("bhqd,bhd->bhq", np.asarray(q, np.float64), np.repeat(kmean[:, :, 0], group, axis=1))
+
+
+def require_scheme(quant: Quant, backend: str, wants) -> None:
+    """QuantNotSupported naming the first (field, value, why) of `wants` that `quant` differs from."""
+    from sattn.errors import QuantNotSupported
+    for field, want, why in wants:
+        got = getattr(quant, field)
+        if got != want:
+            raise QuantNotSupported(f"quant.{field}: the {backend} backend runs {field}={want!r} ({why}), got {got!r}")
+
+
 def operands(q, k, v, quant: Quant, scales=None):
     """(Qeff, Keff, Veff, kmean) float64 with S = scale * Qeff . Keff^T and out ~ P~ . Veff: steps
     1-4 of the module's model (Keff, Veff, kmean (B, Hkv, 1, D) per kv head; kmean 0 without
@@ -271,8 +296,7 @@ def attention(q, k, v, spec, quant: Quant, *, scale=None, scales=None, return_ls
     if not return_lse:
         return out
     # the scores before smoothing: add back scale * q.mean(k) (unquantized) per row
-    shift = scale * np.einsum("bhqd,bhd->bhq", _inputs.to_numpy(q, np.float64)[:, :, rows],
-                              np.repeat(kmean[:, :, 0], group, axis=1))
+    shift = smoothing_shift(_inputs.to_numpy(q, np.float64)[:, :, rows], kmean, scale)
     return out, np.where(empty[..., 0], -np.inf, (m + np.log(safe))[..., 0] + shift)
 
 

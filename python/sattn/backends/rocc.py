@@ -297,23 +297,13 @@ def check_quant_scheme(quant, tile: int) -> None:
     "Quantized calls"): int8 Q.K^T with one scale per `tile`-row block of Q and of K, int8 V,
     8-bit P (pv="fp8_e4m3" names the 8-bit P.V operands; P is the datapath's 8-bit fixed point,
     not e4m3); K smoothing either way."""
-    from sattn.errors import QuantNotSupported
-    wants = (("qk", "int8", "the MAC array multiplies int8 Q and K"),
-             ("granularity", "block", "the descriptor carries one Q and one K scale per plan block"),
-             ("v", "int8", "the P.V operands are int8 V and 8-bit P"),
-             ("pv", "fp8_e4m3", "P.V runs on 8-bit P and int8 V (no bf16 or fp32 P.V on the accelerator)"),
-             ("block", tile, f"the scale groups are the accelerator's {tile}-row tiles of this plan"))
-    for field, want, why in wants:
-        got = getattr(quant, field)
-        if got != want:
-            raise QuantNotSupported(f"quant.{field}: the rocc backend runs {field}={want!r} ({why}), got {got!r}")
-
-
-def _smoothed_k(ka):
-    """(k - mean over tokens, the mean) per (batch, kv head, channel): scores of a row shift by a
-    constant, so softmax is unchanged (sattn.quant, step 1)."""
-    kmean = ka.astype(np.float64).mean(axis=-2, keepdims=True)
-    return (ka - kmean).astype(np.float32), kmean
+    from sattn import quant as Q
+    Q.require_scheme(quant, "rocc", (
+        ("qk", "int8", "the MAC array multiplies int8 Q and K"),
+        ("granularity", "block", "the descriptor carries one Q and one K scale per plan block"),
+        ("v", "int8", "the P.V operands are int8 V and 8-bit P"),
+        ("pv", "fp8_e4m3", "P.V runs on 8-bit P and int8 V (no bf16 or fp32 P.V on the accelerator)"),
+        ("block", tile, f"the scale groups are the accelerator's {tile}-row tiles of this plan")))
 
 
 def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, plan: BlockPlan | None = None,
@@ -349,9 +339,7 @@ def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, plan: Block
     run_tile = _sim_tile(pl.block)
     check_quant_scheme(quant, run_tile)
     t1 = time.perf_counter()
-    kmean = np.zeros_like(ka[:, :, :1], dtype=np.float64)
-    if quant.smooth_k:
-        ka, kmean = _smoothed_k(ka)
+    ka, kmean = Q.smooth_k(ka, quant.smooth_k)
     clips = {}
     if scales is not None:
         clips = {"q_clip": np.asarray(scales.q, np.float64), "k_clip": np.asarray(scales.k, np.float64),
@@ -360,9 +348,7 @@ def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, plan: Block
                      bytes_per_cycle=float(bytes_per_cycle), check_golden=bool(check_golden), **clips)
     raise_for_fault(res)
     t2 = time.perf_counter()
-    group = prob.Hq // prob.Hkv
-    shift = scale * np.einsum("bhqd,bhd->bhq", qa.astype(np.float64), np.repeat(kmean[:, :, 0], group, axis=1))
-    lse = (res["lse"].astype(np.float64) + shift).astype(np.float32)
+    lse = (res["lse"].astype(np.float64) + Q.smoothing_shift(qa, kmean, scale)).astype(np.float32)
     counters = {k: int(v) for k, v in res["counters"].items()}
     counters.update(roofline(counters, float(bytes_per_cycle)))
     counters.update({"simulated": 1, "plan_ns": int((t1 - t0) * 1e9), "sim_ns": int((t2 - t1) * 1e9),

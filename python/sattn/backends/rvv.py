@@ -409,16 +409,13 @@ def check_quant_scheme(quant, scales, block: int) -> None:
     """QuantNotSupported unless the int8 kernels run `quant` (docs/backends/rvv.md, "Quantized
     calls"): int8 Q.K^T with one dynamic scale per `block`-row plan block of Q and of K (computed
     on target), fp32 softmax and P.V on unquantized V; K smoothing either way."""
+    from sattn import quant as Q
     from sattn.errors import QuantNotSupported
-    wants = (("qk", "int8", "the kernels multiply int8 q and k (vwmul/vwadd)"),
-             ("pv", "fp32", "P.V runs in fp32"),
-             ("v", None, "V stays fp32"),
-             ("granularity", "block", "the scale groups are plan blocks"),
-             ("block", block, f"the scale groups are this plan's {block}-row blocks"))
-    for field, want, why in wants:
-        got = getattr(quant, field)
-        if got != want:
-            raise QuantNotSupported(f"quant.{field}: the rvv backend runs {field}={want!r} ({why}), got {got!r}")
+    Q.require_scheme(quant, "rvv", (("qk", "int8", "the kernels multiply int8 q and k (vwmul/vwadd)"),
+                                    ("pv", "fp32", "P.V runs in fp32"),
+                                    ("v", None, "V stays fp32"),
+                                    ("granularity", "block", "the scale groups are plan blocks"),
+                                    ("block", block, f"the scale groups are this plan's {block}-row blocks")))
     if scales is not None:
         raise QuantNotSupported("scales: the rvv int8 kernels compute their scales on target per call (dynamic); "
                                 "static scales are not supported")
@@ -447,14 +444,9 @@ def quantized_attention(q, k, v, spec, *, quant, scales=None, scale, plan: Block
     else:
         plan = check_plan(plan, spec, prob, tile=tile, scale=scale)
     check_quant_scheme(quant, scales, plan.block)
-    kmean = np.zeros_like(ka[:, :, :1], dtype=np.float64)
-    if quant.smooth_k:
-        kmean = ka.astype(np.float64).mean(axis=-2, keepdims=True)
-        ka = (ka - kmean).astype(np.float32)
+    ka, kmean = Q.smooth_k(ka, quant.smooth_k)
     res = attention(qa, ka, va, spec, scale=scale, return_lse=True, dtype="int8", plan=plan, threads=threads,
                     **options)
-    group = prob.Hq // prob.Hkv
-    shift = scale * np.einsum("bhqd,bhd->bhq", qa.astype(np.float64), np.repeat(kmean[:, :, 0], group, axis=1))
-    res.lse = (np.asarray(res.lse, np.float64) + shift).astype(np.float32)
+    res.lse = (np.asarray(res.lse, np.float64) + Q.smoothing_shift(qa, kmean, scale)).astype(np.float32)
     res.counters["smooth_k"] = int(quant.smooth_k)
     return res
